@@ -1,0 +1,100 @@
+"""Configs are data: YAML files in this folder, loaded into plain dicts and validated here.
+
+`load_config(path)` merges a file over its `base:` (default.yaml unless named) so one
+experiment is one small file of differences; an unknown key is an error, not a silent no-op.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIG_DIR = Path(__file__).resolve().parent
+DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the file and the key."""
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {path} is not valid YAML: {exc}".splitlines()[0]) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path} must be a mapping at the top level")
+    return data
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any], where: str) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if key not in base:
+            raise ConfigError(f"unknown config key '{where}{key}'")
+        if isinstance(base[key], dict) and isinstance(value, dict):
+            out[key] = _merge(base[key], value, f"{where}{key}.")
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(path: str | Path | None = None) -> dict[str, Any]:
+    """Load a config file merged over its base; None gives the default config."""
+    default = _read_yaml(DEFAULT_CONFIG)
+    if path is None or Path(path).resolve() == DEFAULT_CONFIG:
+        return default
+    path = Path(path)
+    data = _read_yaml(path)
+    base_name = data.pop("base", None)
+    base = load_config(path.parent / base_name) if base_name else default
+    return _merge(base, data, "")
+
+
+@cache
+def body() -> dict[str, Any]:
+    """The COCO-17 body table (configs/body.yaml) with limbs as index pairs."""
+    raw = _read_yaml(CONFIG_DIR / "body.yaml")
+    names = raw["keypoints"]
+    index = {n: i for i, n in enumerate(names)}
+    flip = [index[n.replace("left_", "@").replace("right_", "left_").replace("@", "right_")]
+            for n in names]
+    return {
+        "keypoints": names,
+        "oks_sigmas": raw["oks_sigmas"],
+        "limbs": [(index[a], index[b]) for a, b in raw["limbs"]],
+        "redundant_limbs": [(index[a], index[b]) for a, b in raw["redundant_limbs"]],
+        "flip": flip,
+    }
+
+
+@cache
+def parts() -> dict[str, Any]:
+    """Part taxonomies and mappings (configs/parts.yaml)."""
+    return _read_yaml(CONFIG_DIR / "parts.yaml")
+
+
+def taxonomy(name: str) -> dict[str, Any]:
+    """One taxonomy's classes, colours and flip table."""
+    table = parts()["taxonomies"]
+    if name not in table:
+        raise ConfigError(f"unknown part taxonomy '{name}' (known: {', '.join(table)})")
+    return table[name]
+
+
+def mapping(source: str, target: str) -> list[int]:
+    """Class-id lookup table from one taxonomy to another (255 = no counterpart)."""
+    if source == target:
+        return list(range(len(taxonomy(source)["classes"])))
+    try:
+        return parts()["mappings"][source][target]
+    except KeyError as exc:
+        raise ConfigError(f"no part mapping from '{source}' to '{target}'") from exc
