@@ -46,3 +46,20 @@ class Scene:
             if len(xs):
                 out[k] = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
         return out
+
+
+@dataclass
+class Prediction:
+    """What a parser says about one image, in the same layout as a Scene's ground truth.
+
+    Attributes:
+        parts: H x W int part ids (0 background).
+        instances: H x W int; 0 background, k + 1 for predicted person k.
+        keypoints: P x 17 x 3 float32 (x, y, score) in pixels; score 0 = absent joint.
+        scores: P float32 person confidences (ranking for AP).
+    """
+
+    parts: np.ndarray
+    instances: np.ndarray
+    keypoints: np.ndarray
+    scores: np.ndarray
