@@ -73,6 +73,7 @@ def body() -> dict[str, Any]:
         "limbs": [(index[a], index[b]) for a, b in raw["limbs"]],
         "redundant_limbs": [(index[a], index[b]) for a, b in raw["redundant_limbs"]],
         "flip": flip,
+        "other_keypoints": raw.get("other_keypoints", {}),
     }
 
 
