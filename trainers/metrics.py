@@ -1,0 +1,404 @@
+"""The field's metrics for instance-aware human parsing and multi-person pose.
+
+Each function follows a published evaluation protocol, so our numbers mean what the
+papers' numbers mean:
+
+- `miou`: category-level mean IoU from one confusion matrix accumulated over the data
+  set (as the LIP / CIHP / MHP scripts do), background included; classes absent from
+  both ground truth and prediction are left out of the mean.
+- `part_ap`: MHP v2's `eval_seg_ap` (LV-MHP v2 `eval_mhp.py`). Each person is a
+  full-image part map (its part ids inside its mask, 0 elsewhere). The part-IoU of a
+  (prediction, ground truth) pair is the mean of the per-class IoUs of those two maps
+  over the classes present in either, background included, as the official script
+  does. Predictions, ranked by score over the whole data set, take the ground-truth
+  person of highest part-IoU in their image; above the threshold and not yet taken is a
+  true positive, else a false positive. AP is VOC's area under the interpolated
+  precision envelope. AP^p_vol is the mean AP over thresholds 0.1..0.9. PCP50: for each
+  true positive at 0.5, the fraction of the person's ground-truth part classes whose IoU
+  exceeds 0.5; unmatched ground-truth people count 0; averaged over people.
+- `region_ap`: AP^r of PASCAL-Person-Part and CIHP (PGN's `test_inst_part_ap.py`, after
+  Hariharan et al.'s SDS AP^r): each (person, part) region is an object of its part
+  class, scored by its person's score; per class, regions ranked by score take the
+  same-class ground-truth region of highest IoU in their image; the class AP is VOC's;
+  AP^r is the mean over classes that have ground truth. Unlike the PGN script (which
+  lets two predictions take one ground-truth region), a region is matched once, as in
+  SDS and VOC. AP^r_vol is the mean over thresholds 0.1..0.9.
+- `oks_ap`: COCO keypoint AP (OKS 0.50:0.95) computed by pycocotools' COCOeval on
+  in-memory COCO objects; a ground-truth person's area is its instance-mask area and a
+  Scene's ignore region is a crowd region. The only departure from COCO's defaults:
+  `maxDets` is raised above 20 when an image holds more predicted people.
+
+Ignore pixels (part 255 in the ground truth, or inside `Scene.ignore`) are left out of
+every pixel count. Instance-id numbering does not matter: people are matched by overlap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from configs import body, mapping
+from configs import taxonomy as taxonomy_table
+from trainers.scene import Prediction, Scene
+
+THRESHOLDS = np.round(np.arange(1, 10) / 10, 1)  # 0.1 .. 0.9, the "vol" thresholds
+IGNORE = 255
+
+
+@dataclass
+class _Overlap:
+    """Pixel counts of one image, everything a part or region metric needs.
+
+    joint[d, g, a, b] counts valid pixels with predicted person d (0 = none), predicted
+    part a, ground-truth person g (0 = none) and ground-truth part b.
+    """
+
+    joint: np.ndarray
+    scores: np.ndarray  # D predicted person scores
+
+    @property
+    def pred_area(self) -> np.ndarray:
+        """(D + 1) x C pixels of each predicted person's parts."""
+        return self.joint.sum(axis=(1, 3))
+
+    @property
+    def gt_area(self) -> np.ndarray:
+        """(G + 1) x C pixels of each ground-truth person's parts."""
+        return self.joint.sum(axis=(0, 2))
+
+
+def _gt_parts(scene: Scene, name: str) -> np.ndarray:
+    """Ground-truth part ids in taxonomy `name` with every ignored pixel set to 255."""
+    parts = scene.parts.astype(np.int64)
+    if scene.taxonomy != name:
+        lut = np.full(256, IGNORE, np.int64)
+        lut[: len(mapping(scene.taxonomy, name))] = mapping(scene.taxonomy, name)
+        parts = lut[parts]
+    if scene.ignore is not None:
+        parts = np.where(scene.ignore, IGNORE, parts)
+    return parts
+
+
+def _check(pred: Prediction, gt: Scene, n_classes: int) -> None:
+    if pred.parts.shape != gt.parts.shape or pred.instances.shape != gt.parts.shape:
+        raise ValueError(
+            f"prediction maps {pred.parts.shape}/{pred.instances.shape} do not "
+            f"match the ground truth {gt.parts.shape}"
+        )
+    if pred.parts.size and (pred.parts.min() < 0 or pred.parts.max() >= n_classes):
+        raise ValueError(f"predicted part ids must lie in 0..{n_classes - 1}")
+    n_people = len(pred.scores)
+    if pred.instances.size and (
+        pred.instances.min() < 0 or pred.instances.max() > n_people
+    ):
+        raise ValueError(
+            f"predicted instance ids must lie in 0..{n_people} (one score per person)"
+        )
+
+
+def _pairs(
+    preds: list[Prediction], gts: list[Scene], name: str
+) -> tuple[list[tuple[Prediction, Scene, np.ndarray]], int]:
+    if len(preds) != len(gts):
+        raise ValueError(f"{len(preds)} predictions for {len(gts)} ground-truth scenes")
+    n_classes = len(taxonomy_table(name)["classes"])
+    out = []
+    for pred, gt in zip(preds, gts, strict=True):
+        _check(pred, gt, n_classes)
+        out.append((pred, gt, _gt_parts(gt, name)))
+    return out, n_classes
+
+
+def _overlap(pred: Prediction, gt: Scene, gt_parts: np.ndarray, c: int) -> _Overlap:
+    valid = gt_parts != IGNORE
+    d_n, g_n = len(pred.scores) + 1, gt.num_people + 1
+    pi = pred.instances[valid].astype(np.int64)
+    gi = gt.instances[valid].astype(np.int64)
+    code = ((pi * g_n + gi) * c + pred.parts[valid].astype(np.int64)) * c + gt_parts[
+        valid
+    ]
+    joint = np.bincount(code, minlength=d_n * g_n * c * c).reshape(d_n, g_n, c, c)
+    return _Overlap(joint.astype(np.float64), np.asarray(pred.scores, np.float64))
+
+
+def _voc_ap(tp: np.ndarray, n_gt: int) -> float:
+    """VOC AP (all points): area under the monotone envelope of precision vs recall."""
+    if n_gt == 0 or len(tp) == 0:
+        return 0.0
+    hits = np.cumsum(tp)
+    recall = np.concatenate([[0.0], hits / n_gt, [1.0]])
+    precision = np.concatenate([[0.0], hits / np.arange(1, len(tp) + 1), [0.0]])
+    precision = np.maximum.accumulate(precision[::-1])[::-1]
+    step = np.flatnonzero(recall[1:] != recall[:-1])
+    return float(np.sum((recall[step + 1] - recall[step]) * precision[step + 1]))
+
+
+def _greedy(
+    scores: np.ndarray,
+    ious: list[np.ndarray],
+    images: np.ndarray,
+    n_gt: list[int],
+    threshold: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Match detections, best score first, each to the ground truth of highest IoU.
+
+    Returns per detection (in ranked order) the true-positive flag and the matched
+    ground-truth index (-1 if none), following the VOC / MHP rule: a detection whose
+    best ground truth is already taken is a false positive (it does not fall back).
+    """
+    order = np.argsort(-scores, kind="stable")
+    taken = [np.zeros(n, bool) for n in n_gt]
+    tp = np.zeros(len(order))
+    match = np.full(len(order), -1)
+    for rank, det in enumerate(order):
+        row = ious[det]
+        if row.size == 0:
+            continue
+        best = int(np.argmax(row))
+        if row[best] > threshold and not taken[images[det]][best]:
+            taken[images[det]][best] = True
+            tp[rank] = 1.0
+            match[rank] = best
+    return tp, match
+
+
+def miou(
+    preds: list[Prediction], gts: list[Scene], taxonomy: str = "fine"
+) -> tuple[float, dict[str, float]]:
+    """Category-level mean IoU and the IoU of each class present in either side."""
+    pairs, c = _pairs(preds, gts, taxonomy)
+    hist = np.zeros((c, c), np.float64)
+    for pred, _, gt_parts in pairs:
+        valid = gt_parts != IGNORE
+        code = gt_parts[valid] * c + pred.parts[valid].astype(np.int64)
+        hist += np.bincount(code, minlength=c * c).reshape(c, c)
+    inter = np.diag(hist)
+    union = hist.sum(0) + hist.sum(1) - inter
+    present = union > 0
+    names = taxonomy_table(taxonomy)["classes"]
+    per_class = {names[i]: float(inter[i] / union[i]) for i in np.flatnonzero(present)}
+    return (float(np.mean(list(per_class.values()))) if per_class else 0.0), per_class
+
+
+def _person_iou(ov: _Overlap) -> np.ndarray:
+    """Per-class IoU (D x G x C) of every (predicted, ground-truth) person pair.
+
+    Each person is a full-image part map (MHP): pixels outside its mask are background,
+    so the pair's confusion is rebuilt from the joint counts without touching pixels.
+    """
+    joint = ov.joint
+    both = joint[1:, 1:]  # pixels inside both people
+    hist = both.copy()
+    pred_area, gt_area = ov.pred_area[1:], ov.gt_area[1:]
+    hist[..., :, 0] += pred_area[:, None, :] - both.sum(axis=3)  # pred only -> GT bg
+    hist[..., 0, :] += gt_area[None, :, :] - both.sum(axis=2)  # GT only -> pred bg
+    hist[..., 0, 0] += (
+        joint.sum()
+        - pred_area.sum(1)[:, None]
+        - gt_area.sum(1)[None, :]
+        + both.sum(axis=(2, 3))
+    )
+    inter = np.diagonal(hist, axis1=2, axis2=3)
+    union = hist.sum(axis=3) + hist.sum(axis=2) - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, inter / union, np.nan)
+
+
+def part_ap(
+    preds: list[Prediction], gts: list[Scene], taxonomy: str = "fine"
+) -> dict[str, float]:
+    """MHP v2 instance-level metrics: APp50, APpvol (mean over 0.1..0.9) and PCP50."""
+    pairs, c = _pairs(preds, gts, taxonomy)
+    scores, ious, images, class_ious, n_gt, gt_classes = [], [], [], [], [], []
+    for image, (pred, gt, gt_parts) in enumerate(pairs):
+        ov = _overlap(pred, gt, gt_parts, c)
+        per_class = _person_iou(ov)
+        real_gt = ov.gt_area[1:].sum(1) > 0
+        n_gt.append(int(real_gt.sum()))
+        gt_classes.append((ov.gt_area[1:][real_gt, 1:] > 0).sum(1))
+        with warnings.catch_warnings():  # an image without valid pixels: all-nan rows
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean_iou = np.nanmean(per_class[:, real_gt], axis=2)
+        for d in np.flatnonzero(ov.pred_area[1:].sum(1) > 0):
+            scores.append(ov.scores[d])
+            ious.append(mean_iou[d])
+            class_ious.append(per_class[d][real_gt])
+            images.append(image)
+    scores_a, images_a = np.asarray(scores, np.float64), np.asarray(images, np.int64)
+    total = sum(n_gt)
+    aps, pcp = [], 0.0
+    for t in THRESHOLDS:
+        tp, match = _greedy(scores_a, ious, images_a, n_gt, float(t))
+        aps.append(_voc_ap(tp, total))
+        if t == 0.5:
+            order = np.argsort(-scores_a, kind="stable")
+            for rank in np.flatnonzero(tp):
+                det, g = order[rank], match[rank]
+                n_parts = gt_classes[images_a[det]][g]
+                if n_parts:
+                    pcp += np.sum(class_ious[det][g, 1:] > 0.5) / n_parts
+    return {
+        "APp50": aps[4],
+        "APpvol": float(np.mean(aps)),
+        "PCP50": float(pcp / total) if total else 0.0,
+    }
+
+
+def region_ap(
+    preds: list[Prediction], gts: list[Scene], taxonomy: str = "fine"
+) -> dict[str, float]:
+    """PASCAL-Person-Part / CIHP AP^r at IoU 0.5, 0.6, 0.7 and vol (0.1..0.9)."""
+    pairs, c = _pairs(preds, gts, taxonomy)
+    overlaps = [_overlap(p, g, gp, c) for p, g, gp in pairs]
+    per_class = []  # C-1 rows of AP at each threshold
+    for part in range(1, c):
+        scores, ious, images, n_gt = [], [], [], []
+        for image, ov in enumerate(overlaps):
+            gt_area = ov.gt_area[1:, part]
+            gt_ids = np.flatnonzero(gt_area > 0)
+            n_gt.append(len(gt_ids))
+            pred_area = ov.pred_area[1:, part]
+            inter = ov.joint[1:, 1:, part, part][:, gt_ids]
+            union = pred_area[:, None] + gt_area[None, gt_ids] - inter
+            for d in np.flatnonzero(pred_area > 0):
+                scores.append(ov.scores[d])
+                ious.append(inter[d] / union[d])
+                images.append(image)
+        if sum(n_gt) == 0:
+            continue
+        scores_a = np.asarray(scores, np.float64)
+        images_a = np.asarray(images, np.int64)
+        per_class.append(
+            [
+                _voc_ap(_greedy(scores_a, ious, images_a, n_gt, float(t))[0], sum(n_gt))
+                for t in THRESHOLDS
+            ]
+        )
+    ap = np.mean(per_class, axis=0) if per_class else np.zeros(len(THRESHOLDS))
+    return {
+        "APr50": float(ap[4]),
+        "APr60": float(ap[5]),
+        "APr70": float(ap[6]),
+        "APrvol": float(np.mean(ap)),
+    }
+
+
+def _box(mask: np.ndarray) -> list[float]:
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return [0.0, 0.0, 0.0, 0.0]
+    return [
+        float(xs.min()),
+        float(ys.min()),
+        float(xs.max() + 1 - xs.min()),
+        float(ys.max() + 1 - ys.min()),
+    ]
+
+
+def _coco_objects(
+    preds: list[Prediction], gts: list[Scene]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    images, annotations, results = [], [], []
+    for image_id, (pred, gt) in enumerate(zip(preds, gts, strict=True), start=1):
+        height, width = gt.parts.shape
+        images.append({"id": image_id, "width": width, "height": height})
+        for k in range(gt.num_people):
+            mask = gt.instances == k + 1
+            kps = np.asarray(gt.keypoints[k], np.float64)
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": 1,
+                    "iscrowd": 0,
+                    "area": float(mask.sum()),
+                    "bbox": _box(mask),
+                    "keypoints": [float(v) for v in kps.reshape(-1)],
+                    "num_keypoints": int((kps[:, 2] > 0).sum()),
+                }
+            )
+        if gt.ignore is not None and gt.ignore.any():
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": 1,
+                    "iscrowd": 1,
+                    "area": float(gt.ignore.sum()),
+                    "bbox": _box(gt.ignore),
+                    "keypoints": [0.0] * 51,
+                    "num_keypoints": 0,
+                }
+            )
+        for k, score in enumerate(np.asarray(pred.scores, np.float64)):
+            results.append(
+                {
+                    "image_id": image_id,
+                    "category_id": 1,
+                    "score": float(score),
+                    "keypoints": [
+                        float(v) for v in np.asarray(pred.keypoints[k]).reshape(-1)
+                    ],
+                }
+            )
+    dataset = {
+        "images": images,
+        "annotations": annotations,
+        "categories": [
+            {
+                "id": 1,
+                "name": "person",
+                "keypoints": body()["keypoints"],
+                "skeleton": [],
+            }
+        ],
+    }
+    return dataset, results
+
+
+def oks_ap(preds: list[Prediction], gts: list[Scene]) -> float:
+    """COCO keypoint AP (OKS 0.50:0.95, all areas) by pycocotools' COCOeval."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    if len(preds) != len(gts):
+        raise ValueError(f"{len(preds)} predictions for {len(gts)} ground-truth scenes")
+    dataset, results = _coco_objects(preds, gts)
+    labelled = any(
+        a["num_keypoints"] > 0 and not a["iscrowd"] for a in dataset["annotations"]
+    )
+    if not results or not labelled:
+        return 0.0
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO()
+        coco_gt.dataset = dataset
+        coco_gt.createIndex()
+        coco_dt = coco_gt.loadRes(results)
+        ev = COCOeval(coco_gt, coco_dt, "keypoints")
+        ev.params.kpt_oks_sigmas = np.asarray(body()["oks_sigmas"], np.float64)
+        most = max(len(p.scores) for p in preds)
+        ev.params.maxDets = [max(20, most)]
+        ev.evaluate()
+        ev.accumulate()
+    precision = ev.eval["precision"][:, :, 0, 0, -1]  # thresholds x recall, area "all"
+    kept = precision[precision > -1]
+    return float(kept.mean()) if kept.size else 0.0
+
+
+def evaluate(
+    preds: list[Prediction], gts: list[Scene], taxonomy: str = "fine"
+) -> dict[str, Any]:
+    """Every metric of docs/ARCHITECTURE.md ("Metrics"), fractions in 0..1."""
+    mean_iou, per_class = miou(preds, gts, taxonomy)
+    return {
+        "mIoU": mean_iou,
+        "per_class_iou": per_class,
+        **part_ap(preds, gts, taxonomy),
+        **region_ap(preds, gts, taxonomy),
+        "OKS_AP": oks_ap(preds, gts),
+    }
