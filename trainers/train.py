@@ -1,0 +1,424 @@
+"""Two-step training (paper Sec. 4): step 1 without the matching loss, step 2 fine-tunes
+with the differentiable matching. Schedules are config data (`train:` in the config).
+
+    python -m trainers.train --config configs/train_cpu.yaml [--out runs/X] [--resume]
+    torchrun --nproc_per_node 2 -m trainers.train --config ...  # DDP (gloo on CPU)
+
+Iterations count across both steps: [0, step1_iters) is step 1, then step2_iters more.
+`last.pt` is written atomically every `train.checkpoint_every` iterations;
+`--resume` continues from it at the same iteration with the same data (trainers.data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from nets.losses import MGLoss
+from torch import nn
+from tqdm import tqdm
+
+from configs import ConfigError, body, load_config, taxonomy
+from nets.model import CheckpointError, build_model, load_checkpoint, save_checkpoint
+from trainers.data import build_pool, make_loader
+from trainers.plots import loss_curve
+
+
+@dataclass
+class Dist:
+    """Where this process sits in a (possibly one-process) DDP job."""
+
+    rank: int = 0
+    world: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed() -> Dist:
+    """Join the torchrun job if there is one (gloo on CPU, nccl on GPUs)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = torch.cuda.is_available()
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device(f"cuda:{local}") if cuda else torch.device("cpu")
+    if world <= 1:
+        return Dist(device=device)
+    if cuda:
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if cuda else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), device)
+
+
+# ---------------------------------------------------------------- schedules
+
+
+def step_of(iteration: int, cfg: dict[str, Any]) -> int:
+    return 1 if iteration < cfg["train"]["step1_iters"] else 2
+
+
+def lr_at(iteration: int, cfg: dict[str, Any]) -> float:
+    """Learning rate of a global iteration: warm-up, then the step's schedule."""
+    t = cfg["train"]
+    n1 = t["step1_iters"]
+    if iteration >= n1:
+        if t["step2_schedule"] == "constant":
+            return float(t["step2_lr"])
+        progress = (iteration - n1) / max(1, t["step2_iters"])
+        return float(t["step2_lr"]) * 0.5 * (1 + math.cos(math.pi * progress))
+    base = float(t["lr"])
+    warm = min(1.0, (iteration + 1) / t["warmup_iters"]) if t["warmup_iters"] else 1.0
+    progress = iteration / max(1, n1)
+    if t["schedule"] == "cosine":
+        floor = t["min_lr_ratio"]
+        factor = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    elif t["schedule"] == "step":
+        factor = t["lr_gamma"] ** sum(progress >= f for f in t["lr_steps"])
+    else:
+        raise ConfigError(f"unknown train.schedule '{t['schedule']}' (cosine | step)")
+    return base * warm * factor
+
+
+def build_optimizer(
+    params: list[nn.Parameter], cfg: dict[str, Any]
+) -> torch.optim.Optimizer:
+    t = cfg["train"]
+    if t["optimizer"] == "sgd":
+        return torch.optim.SGD(
+            params, lr=t["lr"], momentum=t["momentum"], weight_decay=t["weight_decay"]
+        )
+    if t["optimizer"] == "adamw":
+        return torch.optim.AdamW(params, lr=t["lr"], weight_decay=t["weight_decay"])
+    raise ConfigError(f"unknown train.optimizer '{t['optimizer']}' (adamw | sgd)")
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def read_resume_state(path: Path, cfg: dict[str, Any]) -> tuple[nn.Module, dict]:
+    """(weights, meta) of a checkpoint; a one-line CheckpointError if it does not fit
+    `cfg` (another architecture or taxonomy) or is not a checkpoint."""
+    model, _ = load_checkpoint(path, expect_cfg=cfg)
+    meta = torch.load(path, map_location="cpu", weights_only=True).get("meta") or {}
+    return model, meta
+
+
+def checkpoint_meta(cfg: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """What a checkpoint says about itself: taxonomy, body and progress."""
+    tax = taxonomy(cfg["model"]["taxonomy"])
+    return {
+        "taxonomy": {
+            "name": cfg["model"]["taxonomy"],
+            "classes": tax["classes"],
+            "colors": tax["colors"],
+            "flip": tax["flip"],
+        },
+        "keypoints": body()["keypoints"],
+        "torch": torch.__version__,
+        **extra,
+    }
+
+
+# ---------------------------------------------------------------- model pieces
+
+
+class TrainStep(nn.Module):
+    """Network + loss as one module, so DDP also averages the learned loss weights."""
+
+    def __init__(self, model: nn.Module, criterion: nn.Module):
+        super().__init__()
+        self.model, self.criterion = model, criterion
+
+    def forward(self, images: torch.Tensor, batch: dict[str, torch.Tensor]):
+        return self.criterion(self.model(images), batch)
+
+
+def freeze_batchnorm(model: nn.Module) -> None:
+    """Keep BN running statistics fixed (paper: the pretrained ImageNet values)."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
+def should_freeze_bn(cfg: dict[str, Any]) -> bool:
+    mode = cfg["train"]["freeze_bn"]
+    return bool(cfg["model"]["backbone_weights"]) if mode == "auto" else bool(mode)
+
+
+def _split_loss(result: Any) -> tuple[torch.Tensor, dict[str, float]]:
+    """(total, terms) from what the criterion returns: a tensor or (tensor, dict)."""
+    if isinstance(result, torch.Tensor):
+        return result, {}
+    total, terms = result
+    return total, {k: float(v) for k, v in terms.items()}
+
+
+# ---------------------------------------------------------------- logging
+
+
+class ScalarLog:
+    """Scalars to TensorBoard and a CSV (main process only); resume drops stale rows."""
+
+    def __init__(self, out: Path, start: int):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.path = out / "scalars.csv"
+        self.rows: list[dict[str, Any]] = []
+        if self.path.exists():
+            with self.path.open() as f:
+                self.rows = [
+                    r for r in csv.DictReader(f) if int(r["iteration"]) <= start
+                ]
+        self.tb = SummaryWriter(str(out / "tb"), purge_step=start)
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        for key, value in row.items():
+            if key != "iteration":
+                self.tb.add_scalar(key, value, row["iteration"])
+        keys = list(dict.fromkeys(k for r in self.rows for k in r))
+        tmp = self.path.with_suffix(".tmp")
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, keys)
+            writer.writeheader()
+            writer.writerows(self.rows)
+        os.replace(tmp, self.path)
+
+    def close(self) -> None:
+        self.tb.close()
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def train(
+    cfg: dict[str, Any], out: Path, resume: bool = False, where: Dist | None = None
+) -> dict[str, Any]:
+    """Run (or continue) training; returns the last logged row."""
+    where = where or Dist()
+    t = cfg["train"]
+    torch.set_num_threads(int(t["threads"]))
+    torch.manual_seed(int(t["seed"]))
+    total = int(t["step1_iters"]) + int(t["step2_iters"])
+    fmt = torch.channels_last if t["channels_last"] else torch.contiguous_format
+    model = build_model(cfg)
+    start, resumed = 0, {}
+    last = out / "last.pt"
+    if resume and last.exists():
+        weights, meta = read_resume_state(last, cfg)
+        model.load_state_dict(weights.state_dict())
+        start, resumed = int(meta["iteration"]), meta
+    elif t["init"]:
+        weights, _ = read_resume_state(Path(t["init"]), cfg)
+        model.load_state_dict(weights.state_dict())
+    model = model.to(where.device).to(memory_format=fmt)
+    if where.main:
+        out.mkdir(parents=True, exist_ok=True)
+        note = f"resuming at iteration {start}" if resumed else "starting"
+        print(f"{note} of {total} -> {out}", file=sys.stderr)
+    size = int(cfg["data"]["pool_size"])
+    pool = build_pool(cfg, size) if size else None
+    log = ScalarLog(out, start) if where.main else None
+    row: dict[str, Any] = {}
+    state = resumed.get("resume", {})
+    iteration = start
+    try:
+        while iteration < total:
+            step = step_of(iteration, cfg)
+            stop = int(t["step1_iters"]) if step == 1 else total
+            criterion = MGLoss(cfg, with_matching=step == 2).to(where.device)
+            if state.get("criterion"):
+                criterion.load_state_dict(state["criterion"], strict=False)
+            runner: nn.Module = TrainStep(model, criterion)
+            if where.world > 1:
+                runner = nn.parallel.DistributedDataParallel(
+                    runner, find_unused_parameters=True
+                )
+            optimizer = build_optimizer(list(runner.parameters()), cfg)
+            if resumed.get("step") == step and state.get("optimizer"):
+                optimizer.load_state_dict(state["optimizer"])
+            loader = make_loader(cfg, iteration, stop, where.rank, where.world, pool)
+            iteration, row = _run_step(
+                runner, optimizer, loader, cfg, iteration, stop, step, out, where, log
+            )
+            state, resumed = {"criterion": criterion.state_dict()}, {}
+            if where.main and step == 1:
+                _save(out / "step1.pt", runner, optimizer, cfg, iteration, step)
+    except KeyboardInterrupt:
+        if where.main:
+            print(
+                f"interrupted at iteration {iteration}; --resume continues from "
+                "the last checkpoint",
+                file=sys.stderr,
+            )
+        raise
+    finally:
+        if log:
+            log.close()
+    if where.main:
+        meta = checkpoint_meta(cfg, iteration=iteration, step=2)
+        save_checkpoint(out / "final.pt", model, cfg, meta)
+        loss_curve(out / "scalars.csv", out / "loss.png")
+    return row
+
+
+def _save(
+    path: Path,
+    runner: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    cfg: dict[str, Any],
+    iteration: int,
+    step: int,
+) -> None:
+    """A resumable checkpoint: weights + config, with loss weights and optimizer
+    state under meta["resume"] (dropped from the shipped final.pt)."""
+    inner = _unwrap(runner)
+    resume = {
+        "criterion": inner.criterion.state_dict(),
+        "optimizer": optimizer.state_dict(),
+    }
+    meta = checkpoint_meta(cfg, iteration=iteration, step=step, resume=resume)
+    save_checkpoint(path, inner.model, cfg, meta)
+
+
+def _run_step(
+    runner: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loader: Any,
+    cfg: dict[str, Any],
+    iteration: int,
+    stop: int,
+    step: int,
+    out: Path,
+    where: Dist,
+    log: ScalarLog | None,
+) -> tuple[int, dict[str, Any]]:
+    """Iterations [iteration, stop) of one training step."""
+    t = cfg["train"]
+    accumulate = int(t["accumulate"])
+    fmt = torch.channels_last if t["channels_last"] else torch.contiguous_format
+    frozen_bn = should_freeze_bn(cfg)
+    params = [p for p in runner.parameters() if p.requires_grad]
+    bar = tqdm(
+        total=stop - iteration,
+        desc=f"step {step}",
+        disable=not where.main,
+        dynamic_ncols=True,
+    )
+    batches = iter(loader)
+    tic, seen, logged, row = time.perf_counter(), 0, 0, {}
+    sums: dict[str, float] = {}
+    while iteration < stop:
+        runner.train()
+        if frozen_bn:
+            freeze_batchnorm(runner)
+        lr = lr_at(iteration, cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        optimizer.zero_grad(set_to_none=True)
+        values: dict[str, float] = {}
+        for micro in range(accumulate):
+            batch = next(batches)
+            images = batch.pop("image").to(where.device).contiguous(memory_format=fmt)
+            batch = {k: v.to(where.device) for k, v in batch.items()}
+            defer = where.world > 1 and micro < accumulate - 1
+            with runner.no_sync() if defer else contextlib.nullcontext():
+                loss, terms = _split_loss(runner(images, batch))
+                (loss / accumulate).backward()
+            for k, v in {"loss": float(loss), **terms}.items():
+                values[k] = values.get(k, 0.0) + v / accumulate
+            seen += images.shape[0] * where.world
+        if t["grad_clip"]:
+            torch.nn.utils.clip_grad_norm_(params, float(t["grad_clip"]))
+        optimizer.step()
+        values = _mean_over_processes(values, where)
+        if not math.isfinite(values["loss"]):
+            raise FloatingPointError(
+                f"loss is {values['loss']} at iteration {iteration}"
+            )
+        iteration += 1
+        logged += 1
+        bar.update(1)
+        for k, v in values.items():
+            sums[k] = sums.get(k, 0.0) + v
+        if iteration % int(t["log_every"]) == 0 or iteration == stop:
+            elapsed = time.perf_counter() - tic
+            row = {
+                "iteration": iteration,
+                "step": step,
+                "lr": lr,
+                **{k: v / logged for k, v in sums.items()},
+                "img_per_s": seen / max(elapsed, 1e-9),
+            }
+            if log:
+                log.add(row)
+            bar.set_postfix(loss=f"{row['loss']:.3f}", ips=f"{row['img_per_s']:.1f}")
+            tic, seen, logged, sums = time.perf_counter(), 0, 0, {}
+        if where.main and (
+            iteration % int(t["checkpoint_every"]) == 0 or iteration == stop
+        ):
+            _save(out / "last.pt", runner, optimizer, cfg, iteration, step)
+    bar.close()
+    return iteration, row
+
+
+def _unwrap(runner: nn.Module) -> TrainStep:
+    return (
+        runner.module
+        if isinstance(runner, nn.parallel.DistributedDataParallel)
+        else runner
+    )
+
+
+def _mean_over_processes(values: dict[str, float], where: Dist) -> dict[str, float]:
+    """Average logged scalars over DDP processes (what one process would log)."""
+    if where.world == 1:
+        return values
+    keys = sorted(values)
+    buf = torch.tensor([values[k] for k in keys], dtype=torch.float64)
+    dist.all_reduce(buf)
+    return {k: float(v) / where.world for k, v in zip(keys, buf, strict=True)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m trainers.train", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--config", required=True, help="YAML config (configs/*.yaml)")
+    parser.add_argument(
+        "--out", default=None, help="run folder (default runs/<config name>)"
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from <out>/last.pt if it exists"
+    )
+    args = parser.parse_args(argv)
+    where = None
+    try:
+        cfg = load_config(args.config)
+        out = Path(args.out or Path("runs") / Path(args.config).stem)
+        where = setup_distributed()
+        train(cfg, out, args.resume, where)
+    except (ConfigError, CheckpointError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if where and where.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
