@@ -1,0 +1,179 @@
+"""Augmentations that keep ground truth exact, applied to a Scene before encoding.
+
+Geometry moves every label with the image: label maps are warped with nearest
+neighbour, the image with bilinear interpolation, keypoints with the same affine map in
+continuous pixel coordinates (pixel (r, c) covers [c, c+1) x [r, r+1)). Keypoints that
+leave the frame become v = 0 at (0, 0); people with no pixel left are dropped and the
+survivors renumbered in their old order, so instance k + 1 is still keypoints[k] and
+track_ids[k]. Every draw comes from the numpy Generator passed in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from configs import body, taxonomy
+from trainers.scene import Scene
+
+
+def _keep_people(
+    scene: Scene,
+    image: np.ndarray,
+    parts: np.ndarray,
+    instances: np.ndarray,
+    keypoints: np.ndarray,
+    ignore: np.ndarray | None,
+) -> Scene:
+    """Scene from transformed maps: off-frame keypoints zeroed, empty people gone."""
+    height, width = parts.shape
+    kps = keypoints.astype(np.float32, copy=True)
+    inside = (
+        (kps[..., 0] >= 0)
+        & (kps[..., 0] < width)
+        & (kps[..., 1] >= 0)
+        & (kps[..., 1] < height)
+    )
+    kps[~(inside & (kps[..., 2] >= 1))] = 0.0
+    present = np.zeros(scene.num_people + 1, bool)
+    present[np.unique(instances)] = True
+    keep = np.flatnonzero(present[1:])
+    lut = np.zeros(scene.num_people + 1, np.uint16)
+    lut[keep + 1] = np.arange(1, len(keep) + 1)
+    return Scene(
+        image=image,
+        parts=parts,
+        instances=lut[instances],
+        keypoints=kps[keep],
+        track_ids=np.asarray(scene.track_ids)[keep],
+        taxonomy=scene.taxonomy,
+        ignore=ignore,
+    )
+
+
+def hflip(scene: Scene) -> Scene:
+    """Mirror left-right; left and right keypoints and parts swap names."""
+    width = scene.parts.shape[1]
+    lut = np.arange(256, dtype=np.uint8)
+    flip = taxonomy(scene.taxonomy)["flip"]
+    lut[: len(flip)] = flip
+    kps = np.asarray(scene.keypoints, np.float32)[:, body()["flip"]].copy()
+    kps[..., 0] = np.where(kps[..., 2] >= 1, width - kps[..., 0], 0.0)
+    return Scene(
+        image=np.ascontiguousarray(scene.image[:, ::-1]),
+        parts=lut[scene.parts[:, ::-1]],
+        instances=np.ascontiguousarray(scene.instances[:, ::-1]),
+        keypoints=kps,
+        track_ids=np.asarray(scene.track_ids).copy(),
+        taxonomy=scene.taxonomy,
+        ignore=None if scene.ignore is None else scene.ignore[:, ::-1].copy(),
+    )
+
+
+def warp(scene: Scene, matrix: np.ndarray, size: int) -> Scene:
+    """Apply a 2 x 3 affine map (continuous pixels) and crop/pad to size x size."""
+    matrix = np.asarray(matrix, np.float64)
+    # OpenCV puts pixel centres at integers; ours are at +0.5.
+    cv_matrix = matrix.copy()
+    cv_matrix[:, 2] += matrix[:, :2] @ [0.5, 0.5] - 0.5
+    dsize = (size, size)
+
+    def labels(m: np.ndarray) -> np.ndarray:
+        return cv2.warpAffine(
+            m, cv_matrix, dsize, flags=cv2.INTER_NEAREST, borderValue=0
+        )
+
+    image = cv2.warpAffine(
+        scene.image, cv_matrix, dsize, flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0)
+    )
+    ignore = None
+    if scene.ignore is not None:
+        ignore = labels(scene.ignore.astype(np.uint8)).astype(bool)
+    kps = np.asarray(scene.keypoints, np.float32).copy()
+    kps[..., :2] = kps[..., :2] @ matrix[:, :2].T.astype(np.float32) + matrix[:, 2]
+    return _keep_people(
+        scene, image, labels(scene.parts), labels(scene.instances), kps, ignore
+    )
+
+
+def random_affine(
+    scene: Scene,
+    rng: np.random.Generator,
+    size: int,
+    scale: tuple[float, float] = (0.5, 2.0),
+    rotate: float = 10.0,
+) -> Scene:
+    """Random zoom (log-uniform, relative to fitting the image), rotation, crop/pad.
+
+    The image centre lands anywhere that keeps the crop inside the zoomed image (when it
+    is larger than the output) or the image inside the output (when smaller).
+    """
+    height, width = scene.parts.shape
+    zoom = size / max(height, width) * np.exp(rng.uniform(*np.log(scale)))
+    angle = np.deg2rad(rng.uniform(-rotate, rotate))
+    cos, sin = np.cos(angle) * zoom, np.sin(angle) * zoom
+    linear = np.array([[cos, -sin], [sin, cos]])
+    slack = np.abs(np.array([width, height]) * zoom - size) / 2
+    target = size / 2 + rng.uniform(-slack, slack)
+    offset = target - linear @ [width / 2, height / 2]
+    return warp(scene, np.column_stack([linear, offset]), size)
+
+
+def color_jitter(
+    image: np.ndarray, rng: np.random.Generator, strength: float = 0.3
+) -> np.ndarray:
+    """Random brightness, contrast and saturation, each a factor in 1 +- strength."""
+    img = image.astype(np.float32)
+    gain = rng.uniform(1 - strength, 1 + strength, size=3)
+    img *= gain[0]
+    img = (img - img.mean()) * gain[1] + img.mean()
+    gray = img @ np.array([0.299, 0.587, 0.114], np.float32)
+    img = (img - gray[..., None]) * gain[2] + gray[..., None]
+    return np.clip(img + 0.5, 0, 255).astype(np.uint8)
+
+
+def augment(scene: Scene, rng: np.random.Generator, cfg: dict[str, Any]) -> Scene:
+    """Training augmentation: flip, zoom/rotate/crop to cfg["input_size"], colour."""
+    aug = cfg["augment"]
+    if rng.random() < aug["flip"]:
+        scene = hflip(scene)
+    scene = random_affine(
+        scene, rng, cfg["input_size"], tuple(aug["scale"]), float(aug["rotate"])
+    )
+    scene.image = color_jitter(scene.image, rng, float(aug["color"]))
+    return scene
+
+
+def resize_to_input(scene: Scene, size: int) -> Scene:
+    """Letterbox any image into the square network input: fit, pad right and bottom.
+
+    Each axis is scaled by round(side * size / max(H, W)) / side; dividing by that maps
+    results back to the original image.
+    """
+    height, width = scene.parts.shape
+    factor = size / max(height, width)
+    new_w, new_h = max(1, round(width * factor)), max(1, round(height * factor))
+    shrink = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+
+    def fit(m: np.ndarray, interp: int) -> np.ndarray:
+        out = np.zeros((size, size, *m.shape[2:]), m.dtype)
+        out[:new_h, :new_w] = cv2.resize(m, (new_w, new_h), interpolation=interp)
+        return out
+
+    near = cv2.INTER_NEAREST_EXACT
+    ignore = None
+    if scene.ignore is not None:
+        ignore = fit(scene.ignore.astype(np.uint8), near).astype(bool)
+    kps = np.asarray(scene.keypoints, np.float32).copy()
+    kps[..., 0] *= new_w / width
+    kps[..., 1] *= new_h / height
+    return _keep_people(
+        scene,
+        fit(scene.image, shrink),
+        fit(scene.parts, near),
+        fit(scene.instances, near),
+        kps,
+        ignore,
+    )
