@@ -1,0 +1,343 @@
+"""Fixed-size decode: activated maps -> people, keypoints, instance and part maps.
+
+Everything runs on tensors whose shapes depend only on the config (K = `decode.top_k`
+candidates per keypoint type, P = `decode.max_people` person slots), with no Python
+branching on values, so the decode is part of the exported graph and costs the same for
+one person as for thirty (docs/ARCHITECTURE.md, "Decode" and "Decode input").
+
+Steps: Hough-map peaks -> candidates (`candidates`); limb maps sampled along every
+candidate pair -> score matrices (`limb_scores`); one-partner-per-limb matching
+(`nets.matching`); candidates joined into people over the 16 tree limbs, then halves of
+a person whose head is missing re-joined over the redundant limbs (`assemble`); the
+P best people (`select_people`); each foreground pixel given to a person by the paper's
+Eq. 17 (`assign_pixels`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+from configs import body
+from nets.matching import greedy_match, hungarian_match, pgd_match, round_greedy
+from trainers.scene import Prediction
+
+Tensor = torch.Tensor
+NUM_JOINTS = 17
+MATCHERS = ("pgd", "greedy", "hungarian")
+
+
+class Candidates(NamedTuple):
+    """Top-K keypoint candidates per type: xy [B, J, K, 2] input px, score and valid
+    [B, J, K] (score 0 where invalid)."""
+
+    xy: Tensor
+    score: Tensor
+    valid: Tensor
+
+
+def candidates(
+    hough: Tensor,
+    offsets: Tensor | None,
+    k: int,
+    threshold: float,
+    stride: int = 4,
+) -> Candidates:
+    """Local maxima of the Hough maps [B, J, h, w], best K per type.
+
+    A peak is a cell equal to its 3x3 max; of two equal peaks in one 3x3 window (a vote
+    split evenly between cells) only the higher-ranked one is kept. Its score is the
+    vote mass in the 3x3 window (the bilinear splat spreads one keypoint's votes over up
+    to 4 cells; a full disk sums to ~1), clamped to [0, 1]. The position is the cell
+    centre moved by the offset field there, which points at the keypoint itself.
+    """
+    b, j, h, w = hough.shape
+    peak = hough >= F.max_pool2d(hough, 3, 1, 1)
+    mass = F.avg_pool2d(hough, 3, 1, 1, count_include_pad=True) * 9.0
+    ranked = torch.where(peak, mass, torch.zeros_like(mass)).reshape(b, j, h * w)
+    score, index = ranked.topk(k, dim=-1)
+    row = torch.div(index, w, rounding_mode="floor")
+    col = index - row * w
+    x = col.to(hough.dtype) + 0.5
+    y = row.to(hough.dtype) + 0.5
+    if offsets is not None:
+        flat = offsets.reshape(b, j, 2, h * w)
+        x = x + flat[:, :, 0].gather(-1, index)
+        y = y + flat[:, :, 1].gather(-1, index)
+    # Plateau duplicates: a higher-ranked peak of the same type in the same 3x3 window.
+    near = ((row.unsqueeze(-1) - row.unsqueeze(-2)).abs() <= 1) & (
+        (col.unsqueeze(-1) - col.unsqueeze(-2)).abs() <= 1
+    )
+    earlier = torch.ones(k, k, dtype=torch.bool, device=hough.device).tril(-1)
+    duplicate = (near & earlier).any(-1)
+    valid = (score > threshold) & ~duplicate
+    score = torch.where(valid, score.clamp(max=1.0), torch.zeros_like(score))
+    return Candidates(torch.stack([x, y], -1) * stride, score, valid)
+
+
+def limb_pairs() -> Tensor:
+    """[L, 2] keypoint types of the 16 tree limbs then the 3 redundant ones."""
+    table = body()
+    return torch.tensor(table["limbs"] + table["redundant_limbs"], dtype=torch.long)
+
+
+def limb_scores(
+    limbs: Tensor, cand: Candidates, samples: int, stride: int = 4
+) -> Tensor:
+    """Score matrices A [B, L, K, K]: mean of limb map l along the segment between
+    candidate n of its first type and candidate m of its second; 0 for invalid pairs.
+
+    Sampling is bilinear (grid_sample) at `samples` evenly spaced points including both
+    ends; input px map to the limb map's normalised grid as x / (w * stride) * 2 - 1.
+    """
+    b, n_limbs, h, w = limbs.shape
+    k = cand.xy.shape[2]
+    pairs = limb_pairs().to(limbs.device)
+    start = cand.xy[:, pairs[:, 0]]  # B, L, K, 2
+    end = cand.xy[:, pairs[:, 1]]
+    t = torch.linspace(0.0, 1.0, samples, dtype=limbs.dtype, device=limbs.device)
+    t = t.view(1, 1, 1, 1, samples, 1)
+    pts = start.unsqueeze(3).unsqueeze(4) * (1 - t) + end.unsqueeze(2).unsqueeze(4) * t
+    scale = torch.tensor(
+        [2.0 / (w * stride), 2.0 / (h * stride)], dtype=limbs.dtype, device=limbs.device
+    )
+    sampled = F.grid_sample(
+        limbs.reshape(b * n_limbs, 1, h, w),
+        (pts * scale - 1.0).reshape(b * n_limbs, k * k, samples, 2),
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=False,
+    )
+    score = sampled.reshape(b, n_limbs, k, k, samples).mean(-1)
+    valid = cand.valid[:, pairs[:, 0]].unsqueeze(-1) & cand.valid[
+        :, pairs[:, 1]
+    ].unsqueeze(-2)
+    return torch.where(valid, score, torch.zeros_like(score))
+
+
+def match_limbs(
+    A: Tensor, cand: Candidates, matcher: str, cfg: dict[str, Any]
+) -> Tensor:
+    """Binary one-partner-per-limb matchings [B, L, K, K] of the pairs scoring above
+    `decode.limb_threshold`; `cfg` is the decode section of the config."""
+    if matcher not in MATCHERS:
+        raise ValueError(f"unknown matcher '{matcher}' (known: {', '.join(MATCHERS)})")
+    pairs = limb_pairs().to(A.device)
+    rows, cols = cand.valid[:, pairs[:, 0]], cand.valid[:, pairs[:, 1]]
+    A = torch.where(cfg["limb_threshold"] < A, A, torch.zeros_like(A))
+    if matcher == "greedy":
+        return greedy_match(A, rows, cols)
+    if matcher == "hungarian":
+        return hungarian_match(A, rows, cols)
+    pgd = cfg["pgd"]
+    Y = pgd_match(
+        A * pgd["scale"], pgd["steps"], pgd["inner_steps"], pgd["alpha"], rows, cols
+    )
+    return round_greedy(Y, A, rows, cols)
+
+
+def _min_over_partner(match: Tensor, labels: Tensor, dim: int, big: int) -> Tensor:
+    """Smallest label among each candidate's matched partners (big when it has none);
+    `dim` is the matching axis of the partners (-1: columns, -2: rows)."""
+    other = labels.unsqueeze(-2) if dim == -1 else labels.unsqueeze(-1)
+    return torch.where(match, other, torch.full_like(other, big)).amin(dim)
+
+
+def assemble(match: Tensor, cand: Candidates) -> Tensor:
+    """Person label of every candidate [B, J, K] (J * K = not a candidate).
+
+    With one partner per limb, connected components over the 16 tree limbs hold at most
+    one candidate per type, so they are people. Labels (the smallest node id, node =
+    type * K + index) spread leaf-to-root in reverse head-to-foot order, then back down.
+    Components left over (a person whose head joints are missing splits into a left
+    and a right half) are then joined over each redundant limb when they share no
+    keypoint type. Within one redundant limb such joins pair components one-to-one (a
+    component that can join through its end a lacks type b): they apply at once.
+    """
+    b, j, k = cand.valid.shape
+    big = j * k
+    node = torch.arange(big, device=match.device).view(1, j, k).expand(b, j, k)
+    labels = list(torch.where(cand.valid, node, torch.full_like(node, big)).unbind(1))
+    table = body()
+    tree = table["limbs"]
+    for li in reversed(range(len(tree))):
+        a, c = tree[li]
+        labels[a] = torch.minimum(
+            labels[a], _min_over_partner(match[:, li], labels[c], -1, big)
+        )
+    for li, (a, c) in enumerate(tree):
+        labels[c] = torch.minimum(
+            labels[c], _min_over_partner(match[:, li], labels[a], -2, big)
+        )
+    flat = torch.stack(labels, 1).reshape(b, big)
+    for offset, (a, c) in enumerate(table["redundant_limbs"]):
+        flat = _join(flat, match[:, len(tree) + offset], a, c, j, k)
+    return flat.reshape(b, j, k)
+
+
+def _join(flat: Tensor, match: Tensor, a: int, c: int, j: int, k: int) -> Tensor:
+    """Relabel the components joined by one redundant limb's matched pairs."""
+    labels = flat.reshape(-1, j, k)
+    left, right = labels[:, a], labels[:, c]  # B, K
+
+    def types(lab: Tensor) -> Tensor:  # B, K, J: which types the component of lab has
+        return (labels.unsqueeze(1) == lab.view(-1, k, 1, 1)).any(-1)
+
+    clash = (types(left).unsqueeze(2) & types(right).unsqueeze(1)).any(-1)  # B, K, K
+    lo = torch.minimum(left.unsqueeze(-1), right.unsqueeze(-2))
+    hi = torch.maximum(left.unsqueeze(-1), right.unsqueeze(-2))
+    accept = match & ~clash & (lo != hi)
+    zero = torch.zeros_like(lo)
+    hi_n = torch.where(accept, hi, zero).sum(-1)  # at most one accepted pair per row
+    lo_n = torch.where(accept, lo, zero).sum(-1)
+    hit = (flat.unsqueeze(-1) == hi_n.unsqueeze(1)) & accept.any(-1).unsqueeze(1)
+    moved = torch.where(
+        hit, lo_n.unsqueeze(1).expand_as(hit), torch.zeros_like(hit, dtype=flat.dtype)
+    )
+    return torch.where(hit.any(-1), moved.sum(-1), flat)
+
+
+def select_people(
+    labels: Tensor, cand: Candidates, max_people: int, threshold: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The `max_people` best components as keypoints [B, P, J, 3], scores, validity.
+
+    A person's score is its joints' score summed over all 17 types and divided by 17
+    (the mean joint score with absent joints counted as 0), so a lone stray peak ranks
+    below a body; slots scoring <= `threshold` are invalid and hold zeros.
+    """
+    b, j, k = labels.shape
+    n = j * k
+    flat = labels.reshape(b, n)
+    score = cand.score.reshape(b, n)
+    ids = torch.arange(n, device=labels.device)
+    member = (flat.unsqueeze(-1) == ids).to(score.dtype)  # B, node, label
+    total = (member * score.unsqueeze(-1)).sum(1) / j
+    person_score, chosen = total.topk(max_people, dim=-1)
+    valid = person_score > threshold
+    own = (labels.unsqueeze(1) == chosen.view(b, max_people, 1, 1)) & valid.view(
+        b, max_people, 1, 1
+    )  # B, P, J, K
+    weight = own.to(score.dtype)
+    xy = (weight.unsqueeze(-1) * cand.xy.unsqueeze(1)).sum(3)
+    kscore = (weight * cand.score.unsqueeze(1)).sum(3)
+    keypoints = torch.cat([xy, kscore.unsqueeze(-1)], -1)
+    person_score = torch.where(valid, person_score, torch.zeros_like(person_score))
+    return keypoints, person_score, valid
+
+
+def assign_pixels(
+    keypoints: Tensor,
+    person_valid: Tensor,
+    parts: Tensor,
+    dspf: Tensor,
+    stride: int,
+    min_sigma: float,
+) -> Tensor:
+    """Instance map [B, h, w] by the paper's Eq. 17 (0 background, slot + 1).
+
+    A foreground pixel u (part id != 0) goes to argmin_h min_joints
+    ||u + D(u) - p|| / ((s_p + s_h) * sigma_h), with s_h the person's mean joint score
+    and sigma_h the square root of its keypoint box area, at least `min_sigma` px so a
+    person with one or two joints (zero-area box) still gets a finite scale.
+    """
+    b, p, j, _ = keypoints.shape
+    h, w = parts.shape[-2:]
+    dtype = keypoints.dtype
+    cols = (torch.arange(w, dtype=dtype, device=parts.device) + 0.5) * stride
+    rows = (torch.arange(h, dtype=dtype, device=parts.device) + 0.5) * stride
+    tx = (cols.view(1, 1, w) + dspf[:, 0] * stride).reshape(b, 1, 1, h * w)
+    ty = (rows.view(1, h, 1) + dspf[:, 1] * stride).reshape(b, 1, 1, h * w)
+    present = (keypoints[..., 2] > 0) & person_valid.unsqueeze(-1)  # B, P, J
+    s_joint = keypoints[..., 2]
+    count = present.sum(-1).clamp(min=1).to(dtype)
+    s_person = (s_joint * present).sum(-1) / count
+    far = torch.full_like(s_joint, 1e9)
+    x, y = keypoints[..., 0], keypoints[..., 1]
+    width = torch.where(present, x, -far).amax(-1) - torch.where(present, x, far).amin(
+        -1
+    )
+    height = torch.where(present, y, -far).amax(-1) - torch.where(present, y, far).amin(
+        -1
+    )
+    sigma = (width.clamp(min=0) * height.clamp(min=0)).sqrt().clamp(min=min_sigma)
+    scale = (s_joint + s_person.unsqueeze(-1)) * sigma.unsqueeze(-1)  # B, P, J
+    dist = ((tx - x.unsqueeze(-1)) ** 2 + (ty - y.unsqueeze(-1)) ** 2).sqrt()
+    psi = dist / scale.clamp(min=1e-6).unsqueeze(-1)
+    psi = torch.where(present.unsqueeze(-1), psi, torch.full_like(psi, 1e9))
+    best = psi.amin(2).argmin(1)  # B, h * w
+    foreground = (parts != 0).reshape(b, h * w) & person_valid.any(-1, keepdim=True)
+    return torch.where(foreground, best + 1, torch.zeros_like(best)).reshape(b, h, w)
+
+
+def decode_fixed(
+    maps: dict[str, Tensor], cfg: dict[str, Any], matcher: str = "pgd"
+) -> dict[str, Tensor]:
+    """Activated maps (docs/ARCHITECTURE.md, "Decode input") -> the five decode outputs.
+
+    `maps` needs parts, limbs, hough, dspf (finest level, B x 2 x h x w) and optionally
+    offsets (refines candidate positions). `cfg` is the whole config.
+    """
+    d = cfg["decode"]
+    stride = int(cfg["output_stride"])
+    dspf = maps["dspf"][0] if isinstance(maps["dspf"], (list, tuple)) else maps["dspf"]
+    cand = candidates(
+        maps["hough"], maps.get("offsets"), d["top_k"], d["candidate_threshold"], stride
+    )
+    A = limb_scores(maps["limbs"], cand, d["limb_samples"], stride)
+    match = match_limbs(A, cand, matcher, d)
+    labels = assemble(match, cand)
+    keypoints, person_scores, person_valid = select_people(
+        labels, cand, d["max_people"], d["person_threshold"]
+    )
+    parts = maps["parts"].argmax(1)
+    instances = assign_pixels(
+        keypoints, person_valid, parts, dspf, stride, float(d["min_sigma"])
+    )
+    return {
+        "keypoints": keypoints,
+        "person_scores": person_scores,
+        "person_valid": person_valid,
+        "instances": instances,
+        "parts": parts,
+    }
+
+
+def to_predictions(
+    outputs: dict[str, Tensor], stride: int = 4, grid: str = "input"
+) -> list[Prediction]:
+    """Decode outputs -> one `Prediction` per image, valid people only, renumbered 1..n.
+
+    grid="input": maps upsampled (nearest) by `stride` to the network input, keypoints
+    as they are; grid="output": maps at h x w and keypoints divided by `stride` (how the
+    decode oracle scores against targets at the output resolution).
+    """
+    if grid not in ("input", "output"):
+        raise ValueError(f"grid must be 'input' or 'output', not '{grid}'")
+    preds = []
+    for i in range(outputs["keypoints"].shape[0]):
+        valid = outputs["person_valid"][i].cpu().numpy()
+        slots = valid.nonzero()[0]
+        lut = torch.zeros(len(valid) + 1, dtype=torch.int64)
+        lut[torch.from_numpy(slots + 1)] = torch.arange(1, len(slots) + 1)
+        instances = lut[outputs["instances"][i].cpu()]
+        parts = outputs["parts"][i].cpu()
+        kps = outputs["keypoints"][i].detach().cpu().numpy()[slots].copy()
+        if grid == "input":
+            instances = instances.repeat_interleave(stride, 0).repeat_interleave(
+                stride, 1
+            )
+            parts = parts.repeat_interleave(stride, 0).repeat_interleave(stride, 1)
+        else:
+            kps[..., :2] /= stride
+        preds.append(
+            Prediction(
+                parts=parts.numpy(),
+                instances=instances.numpy(),
+                keypoints=kps.astype("float32"),
+                scores=outputs["person_scores"][i].detach().cpu().numpy()[slots].copy(),
+            )
+        )
+    return preds
