@@ -37,8 +37,7 @@ def _keep_people(
         & (kps[..., 1] < height)
     )
     kps[~(inside & (kps[..., 2] >= 1))] = 0.0
-    present = np.zeros(scene.num_people + 1, bool)
-    present[np.unique(instances)] = True
+    present = np.bincount(instances.ravel(), minlength=scene.num_people + 1) > 0
     keep = np.flatnonzero(present[1:])
     lut = np.zeros(scene.num_people + 1, np.uint16)
     lut[keep + 1] = np.arange(1, len(keep) + 1)
@@ -124,14 +123,18 @@ def random_affine(
 def color_jitter(
     image: np.ndarray, rng: np.random.Generator, strength: float = 0.3
 ) -> np.ndarray:
-    """Random brightness, contrast and saturation, each a factor in 1 +- strength."""
-    img = image.astype(np.float32)
-    gain = rng.uniform(1 - strength, 1 + strength, size=3)
-    img *= gain[0]
-    img = (img - img.mean()) * gain[1] + img.mean()
-    gray = img @ np.array([0.299, 0.587, 0.114], np.float32)
-    img = (img - gray[..., None]) * gain[2] + gray[..., None]
-    return np.clip(img + 0.5, 0, 255).astype(np.uint8)
+    """Random brightness, contrast and saturation, each a factor in 1 +- strength.
+
+    The three are linear in the pixel, so they are applied as one 3 x 4 colour matrix.
+    """
+    bright, contrast, sat = rng.uniform(1 - strength, 1 + strength, size=3)
+    luma = np.array([0.299, 0.587, 0.114])
+    saturation = sat * np.eye(3) + (1 - sat) * np.outer(np.ones(3), luma)
+    linear = contrast * bright * saturation
+    # Contrast pulls towards the (brightened) mean grey; saturation keeps grey grey.
+    bias = (1 - contrast) * bright * float(image.mean())
+    matrix = np.column_stack([linear, np.full(3, bias)])
+    return cv2.transform(image, matrix)
 
 
 def augment(scene: Scene, rng: np.random.Generator, cfg: dict[str, Any]) -> Scene:

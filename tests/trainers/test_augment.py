@@ -115,6 +115,19 @@ def test_color_jitter_changes_only_colours():
     np.testing.assert_array_equal(color_jitter(scene.image, rng, 0.0), scene.image)
 
 
+def test_color_jitter_matches_the_three_steps():
+    # Brightness, then contrast around the mean, then saturation around the luma grey.
+    image = _scene().image
+    b, c, s = np.random.default_rng(5).uniform(0.7, 1.3, size=3)
+    x = image.astype(np.float64) * b
+    x = (x - x.mean()) * c + x.mean()
+    grey = x @ [0.299, 0.587, 0.114]
+    x = (x - grey[..., None]) * s + grey[..., None]
+    want = np.clip(np.round(x), 0, 255)
+    got = color_jitter(image, np.random.default_rng(5), 0.3).astype(np.float64)
+    assert np.abs(got - want).max() <= 1
+
+
 def test_augment_uses_config():
     cfg = load_config()
     cfg["input_size"] = 64
