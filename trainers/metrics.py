@@ -24,9 +24,12 @@ papers' numbers mean:
   lets two predictions take one ground-truth region), a region is matched once, as in
   SDS and VOC. AP^r_vol is the mean over thresholds 0.1..0.9.
 - `oks_ap`: COCO keypoint AP (OKS 0.50:0.95) computed by pycocotools' COCOeval on
-  in-memory COCO objects; a ground-truth person's area is its instance-mask area and a
-  Scene's ignore region is a crowd region. The only departure from COCO's defaults:
-  `maxDets` is raised above 20 when an image holds more predicted people.
+  in-memory COCO objects; a ground-truth person's area is its instance-mask area.
+  Predicted people whose scored keypoints all lie in a Scene's ignore region are
+  removed first, as PoseTrack's evaluation removes predictions in ignore regions (a
+  COCO crowd box would not do: COCO widens it by its own size on every side, which
+  would excuse most false positives near a letterbox pad). The only departure from
+  COCO's defaults: `maxDets` is raised above 20 when an image holds more people.
 
 Ignore pixels (part 255 in the ground truth, or inside `Scene.ignore`) are left out of
 every pixel count. Instance-id numbering does not matter: people are matched by overlap.
@@ -300,6 +303,19 @@ def _box(mask: np.ndarray) -> list[float]:
     ]
 
 
+def _in_ignore(keypoints: np.ndarray, ignore: np.ndarray | None) -> bool:
+    """True when every scored keypoint of a predicted person lies on ignored pixels."""
+    if ignore is None:
+        return False
+    scored = keypoints[keypoints[:, 2] > 0, :2]
+    if len(scored) == 0:
+        return False
+    height, width = ignore.shape
+    cols = np.clip(scored[:, 0].astype(np.int64), 0, width - 1)
+    rows = np.clip(scored[:, 1].astype(np.int64), 0, height - 1)
+    return bool(ignore[rows, cols].all())
+
+
 def _coco_objects(
     preds: list[Prediction], gts: list[Scene]
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -322,20 +338,9 @@ def _coco_objects(
                     "num_keypoints": int((kps[:, 2] > 0).sum()),
                 }
             )
-        if gt.ignore is not None and gt.ignore.any():
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": image_id,
-                    "category_id": 1,
-                    "iscrowd": 1,
-                    "area": float(gt.ignore.sum()),
-                    "bbox": _box(gt.ignore),
-                    "keypoints": [0.0] * 51,
-                    "num_keypoints": 0,
-                }
-            )
         for k, score in enumerate(np.asarray(pred.scores, np.float64)):
+            if _in_ignore(pred.keypoints[k], gt.ignore):
+                continue
             results.append(
                 {
                     "image_id": image_id,

@@ -177,16 +177,26 @@ def test_ranking_with_a_false_positive():
 
 
 def test_ignore_pixels_are_left_out():
-    # A wrong prediction inside the ignore region does not count.
+    # A spurious best-scored person inside the ignore region does not count, in any
+    # metric; the same person outside it does.
     ignore = np.zeros((SIZE, SIZE), bool)
     ignore[15:, :] = True
     gt = _scene(TWO, ignore)
     pred = _perfect(gt, [0.9, 0.8])
     pred.parts[15:, :] = 7
+    pred.instances[15:, :] = 3
+    extra = np.zeros((1, 17, 3), np.float32)
+    extra[0, 5] = (5.5, 17.5, 0.9)
+    pred.keypoints = np.concatenate([pred.keypoints, extra])
+    pred.scores = np.array([0.9, 0.8, 0.95], np.float32)
     out = evaluate([pred], [gt])
-    assert out["mIoU"] == pytest.approx(1.0)
-    assert out["APpvol"] == pytest.approx(1.0)
+    for key in ("mIoU", "APpvol", "PCP50", "APrvol", "OKS_AP"):
+        assert out[key] == pytest.approx(1.0), key
     assert "right_lower_arm" not in out["per_class_iou"]
+    gt.ignore = None  # (AP^r stays 1: part 7 has no ground truth, so no class AP)
+    out = evaluate([pred], [gt])
+    for key in ("mIoU", "APpvol", "OKS_AP"):
+        assert out[key] < 1.0, key
 
 
 def test_oks_ap_through_pycocotools():
