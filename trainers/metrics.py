@@ -338,6 +338,11 @@ def _coco_objects(
                     "num_keypoints": int((kps[:, 2] > 0).sum()),
                 }
             )
+        if np.shape(pred.keypoints) != (len(pred.scores), 17, 3):
+            raise ValueError(
+                f"predicted keypoints {np.shape(pred.keypoints)} must be "
+                f"{len(pred.scores)} x 17 x 3 (one row per person score)"
+            )
         for k, score in enumerate(np.asarray(pred.scores, np.float64)):
             if _in_ignore(pred.keypoints[k], gt.ignore):
                 continue

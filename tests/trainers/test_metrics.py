@@ -219,6 +219,10 @@ def test_bad_input_is_a_clear_error():
         evaluate([pred], [gt])
     with pytest.raises(ValueError, match="predictions for"):
         evaluate([], [gt])
+    pred = _perfect(gt, [0.9, 0.8])
+    pred.keypoints = pred.keypoints[:1]
+    with pytest.raises(ValueError, match="one row per person"):
+        oks_ap([pred], [gt])
 
 
 def test_pairwise_part_iou_matches_explicit_masks():
