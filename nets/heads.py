@@ -1,0 +1,93 @@
+"""Part-segmentation and pose heads on the feature pyramid (paper Eqs. 1 and 7).
+
+Both decoders are DeepLabv3+-style: start from the coarsest pyramid level and, at each
+upsampling stage, join the upsampled map with the finer pyramid level and apply a single
+5x5 depthwise-separable conv (paper Sec. 3.4), ending at stride 4.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from nets.backbones import SeparableConv
+from nets.fpn import upsample_to
+
+NUM_KEYPOINTS = 17
+# Initial sigmoid output of the heatmap and limb logits: targets are mostly 0, so
+# starting near the prior keeps the first BCE steps from being spent on the bias.
+PRIOR = 0.02
+
+
+class Decoder(nn.Module):
+    """[X4, X8, X16, X32] -> B x channels x h4 x w4.
+
+    The skip joins by addition rather than DeepLabv3+'s concatenation: on this CPU the
+    5x5 depthwise conv's backward pass dominates training time and scales with its
+    input width, and adding keeps it at `channels` (measured 1.3x faster training
+    steps for the whole model than concatenating).
+    """
+
+    def __init__(self, fpn_channels: int, channels: int, levels: int = 4):
+        super().__init__()
+        self.project = (
+            nn.Identity()
+            if fpn_channels == channels
+            else nn.Conv2d(fpn_channels, channels, 1)
+        )
+        self.skips = nn.ModuleList(
+            nn.Identity()
+            if fpn_channels == channels
+            else nn.Conv2d(fpn_channels, channels, 1)
+            for _ in range(levels - 1)
+        )
+        self.stages = nn.ModuleList(
+            SeparableConv(channels, channels, 5) for _ in range(levels - 1)
+        )
+
+    def forward(self, pyramid: list[torch.Tensor]) -> torch.Tensor:
+        x = self.project(pyramid[-1])
+        for stage, skip, finer in zip(
+            self.stages, self.skips, reversed(pyramid[:-1]), strict=True
+        ):
+            x = stage(upsample_to(x, finer) + skip(finer))
+        return x
+
+
+def _prior_conv(cin: int, cout: int) -> nn.Conv2d:
+    conv = nn.Conv2d(cin, cout, 1)
+    nn.init.constant_(conv.bias, -math.log((1 - PRIOR) / PRIOR))
+    return conv
+
+
+class PartHead(nn.Module):
+    """Part logits B x C x h x w (paper Eq. 1)."""
+
+    def __init__(self, fpn_channels: int, channels: int, num_classes: int):
+        super().__init__()
+        self.decoder = Decoder(fpn_channels, channels)
+        self.classifier = nn.Conv2d(channels, num_classes, 1)
+
+    def forward(self, pyramid: list[torch.Tensor]) -> torch.Tensor:
+        return self.classifier(self.decoder(pyramid))
+
+
+class PoseHead(nn.Module):
+    """Pose features P (paper Eq. 7) -> keypoint disk logits, offsets, limb logits."""
+
+    def __init__(self, fpn_channels: int, channels: int, num_limbs: int):
+        super().__init__()
+        self.decoder = Decoder(fpn_channels, channels)
+        self.heatmap = _prior_conv(channels, NUM_KEYPOINTS)
+        self.offsets = nn.Conv2d(channels, NUM_KEYPOINTS * 2, 1)
+        self.limbs = _prior_conv(channels, num_limbs)
+
+    def forward(self, pyramid: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        p = self.decoder(pyramid)
+        return {
+            "heatmap": self.heatmap(p),
+            "offsets": self.offsets(p).unflatten(1, (NUM_KEYPOINTS, 2)),
+            "limbs": self.limbs(p),
+        }

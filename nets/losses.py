@@ -1,0 +1,152 @@
+"""Training losses (paper Sec. 3.4) with learned homoscedastic-uncertainty weights.
+
+    total = sum_i exp(-s_i) * L_i + s_i        (Kendall et al. 2018; s_i learnable)
+
+Terms: cross-entropy for parts; BCE (soft targets) for the keypoint disks and limb maps;
+L1 for offsets (inside the disks) and for the DSPF at each of the 4 levels (on person
+cells); and, in training step 2 only (`with_matching=True`), BCE between the relaxed
+assignment matrices of the differentiable matching and ground-truth ones. The s_i are
+parameters of the loss module: give `MGLoss.parameters()` to the optimizer too.
+Every term is a mean over the cells it supervises, and 0 when there are none.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from nets.decode import Candidates, candidates, limb_pairs, limb_scores
+from nets.matching import pgd_match
+
+DSPF_STRIDES = (4, 8, 16, 32)
+IGNORE = 255
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (values * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def part_loss(
+    logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
+) -> torch.Tensor:
+    """Cross-entropy over cells that are labelled (!= 255) and not ignored."""
+    ce = F.cross_entropy(logits, target, ignore_index=IGNORE, reduction="none")
+    return _masked_mean(ce, valid * (target != IGNORE).to(valid.dtype))
+
+
+def map_bce(
+    logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
+) -> torch.Tensor:
+    """BCE with soft targets, B x C x h x w, over valid cells."""
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    return _masked_mean(bce, valid.unsqueeze(1).expand_as(bce))
+
+
+def vector_l1(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """L1 of 2-vectors (..., 2, h, w) summed over (dx, dy), mean over masked cells."""
+    return _masked_mean((pred - target).abs().sum(-3), mask)
+
+
+def candidate_owners(
+    cand: Candidates, keypoints: torch.Tensor, radius: float
+) -> torch.Tensor:
+    """GT person index of every candidate [B, J, K]; -1 for none.
+
+    A candidate belongs to the person whose same-type labelled keypoint is nearest,
+    if that is within `radius` input px. `keypoints` is B x P x 17 x 3 (zero-padded).
+    """
+    gt = keypoints.permute(0, 2, 1, 3)  # B, J, P, 3
+    d2 = ((cand.xy.unsqueeze(3) - gt[..., :2].unsqueeze(2)) ** 2).sum(-1)  # B, J, K, P
+    d2 = torch.where(
+        gt[..., 2].unsqueeze(2) >= 1, d2, torch.full_like(d2, float("inf"))
+    )
+    if d2.shape[-1] == 0:
+        return torch.full(cand.valid.shape, -1, dtype=torch.long, device=d2.device)
+    best, owner = d2.min(-1)
+    return torch.where(
+        cand.valid & (best <= radius * radius), owner, torch.full_like(owner, -1)
+    )
+
+
+def gt_assignment(owners: torch.Tensor) -> torch.Tensor:
+    """B x L x K x K: 1 where both ends of a limb pair belong to the same GT person."""
+    pairs = limb_pairs().to(owners.device)
+    a, b = owners[:, pairs[:, 0]].unsqueeze(-1), owners[:, pairs[:, 1]].unsqueeze(-2)
+    return ((a == b) & (a >= 0)).float()
+
+
+class MGLoss(nn.Module):
+    """outputs (nets.model.MGParser) + targets (trainers.targets.encode_batch) ->
+    (total, {term: detached value}); the dict also holds each learned weight s_i."""
+
+    def __init__(self, cfg: dict[str, Any], with_matching: bool = False):
+        super().__init__()
+        self.cfg = cfg
+        self.with_matching = with_matching
+        self.terms = ["parts", "heatmap", "offsets", "limbs"]
+        self.terms += [f"dspf_{s}" for s in DSPF_STRIDES]
+        if with_matching:
+            self.terms.append("matching")
+        self.log_vars = nn.Parameter(torch.zeros(len(self.terms)))
+
+    def forward(
+        self, outputs: dict[str, Any], targets: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict]:
+        valid = targets["valid"]
+        losses = {
+            "parts": part_loss(outputs["parts"], targets["parts"], valid),
+            "heatmap": map_bce(outputs["heatmap"], targets["heatmap"], valid),
+            "offsets": vector_l1(
+                outputs["offsets"],
+                targets["offsets"],
+                targets["offset_mask"] * valid.unsqueeze(1),
+            ),
+            "limbs": map_bce(outputs["limbs"], targets["limbs"], valid),
+        }
+        for stride, field in zip(DSPF_STRIDES, outputs["dspf"], strict=True):
+            losses[f"dspf_{stride}"] = vector_l1(
+                field, targets[f"dspf_{stride}"], targets[f"dspf_mask_{stride}"]
+            )
+        if self.with_matching:
+            losses["matching"] = self.matching_loss(outputs, targets["keypoints"])
+        total = outputs["parts"].new_zeros(())
+        report = {}
+        for s, name in zip(self.log_vars, self.terms, strict=True):
+            total = total + torch.exp(-s) * losses[name] + s
+            report[name] = float(losses[name].detach())
+            report[f"s_{name}"] = float(s.detach())
+        return total, report
+
+    def matching_loss(
+        self, outputs: dict[str, Any], keypoints: torch.Tensor
+    ) -> torch.Tensor:
+        """BCE between PGD's relaxed assignments on the predicted candidates and limb
+        scores and the GT assignments, over pairs of existing candidates."""
+        d, stride = self.cfg["decode"], int(self.cfg["output_stride"])
+        cand = candidates(
+            outputs["hough"],
+            outputs["offsets"],
+            d["top_k"],
+            d["candidate_threshold"],
+            stride,
+        )
+        A = limb_scores(
+            torch.sigmoid(outputs["limbs"]), cand, d["limb_samples"], stride
+        )
+        pairs = limb_pairs().to(A.device)
+        rows, cols = cand.valid[:, pairs[:, 0]], cand.valid[:, pairs[:, 1]]
+        pgd = d["pgd"]
+        Y = pgd_match(
+            A * pgd["scale"], pgd["steps"], pgd["inner_steps"], pgd["alpha"], rows, cols
+        )
+        target = gt_assignment(
+            candidate_owners(cand, keypoints, float(self.cfg["targets"]["disk_radius"]))
+        )
+        mask = (rows.unsqueeze(-1) & cols.unsqueeze(-2)).to(Y.dtype)
+        bce = F.binary_cross_entropy(Y.clamp(1e-6, 1 - 1e-6), target, reduction="none")
+        return _masked_mean(bce, mask)

@@ -1,0 +1,224 @@
+"""The multi-granularity parser: backbone -> FPN -> part head, pose head, DSPF, Hough.
+
+`build_model(cfg)` gives the training/eval network (outputs in docs/ARCHITECTURE.md,
+"Model"); `InferenceModel(model, cfg)` is what is exported and deployed: image in,
+activations, the fused fixed-size decode (`nets.decode.decode_fixed`), five tensors out.
+
+Checkpoint format (shared with trainers/): a `torch.save`d dict
+    {"config": cfg (the full config dict the model was built from),
+     "model": MGParser.state_dict(),
+     "meta": free-form dict (e.g. step, metrics, time, taxonomy, git commit)}
+`save_checkpoint` writes it, `load_checkpoint` rebuilds the model from the embedded
+config, failing with a one-line `CheckpointError` for a missing or corrupt file or
+weights that do not fit the config.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from configs import body, load_config, taxonomy
+from nets.backbones import build_backbone, load_backbone_weights
+from nets.dspf import DSPF
+from nets.fpn import FPN
+from nets.heads import PartHead, PoseHead
+from nets.hough import hough_vote
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+OUTPUT_STRIDE = 4
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "default.pt"
+
+
+class MGParser(nn.Module):
+    """images B x 3 x H x W RGB in [0, 1] (H, W multiples of 32) -> dict of maps."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        fpn_channels: int,
+        head_channels: int,
+        num_classes: int,
+        num_limbs: int,
+        hough_radius: float,
+        dspf: dict[str, Any],
+    ):
+        super().__init__()
+        self.register_buffer(
+            "mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False
+        )
+        self.register_buffer(
+            "std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False
+        )
+        self.backbone = backbone
+        self.fpn = FPN(backbone.channels, fpn_channels)
+        self.part_head = PartHead(fpn_channels, head_channels, num_classes)
+        self.pose_head = PoseHead(fpn_channels, head_channels, num_limbs)
+        self.dspf = DSPF(fpn_channels, **dspf)
+        self.hough_radius = hough_radius
+
+    def forward(self, images: torch.Tensor) -> dict[str, Any]:
+        pyramid = self.fpn(self.backbone((images - self.mean) / self.std))
+        out: dict[str, Any] = {"parts": self.part_head(pyramid)}
+        out.update(self.pose_head(pyramid))
+        out["hough"] = hough_vote(
+            torch.sigmoid(out["heatmap"]), out["offsets"], self.hough_radius
+        )
+        out["dspf"] = self.dspf(pyramid)
+        return out
+
+
+def build_model(cfg: dict[str, Any]) -> MGParser:
+    """The network a config describes; loads `model.backbone_weights` if set."""
+    m = cfg["model"]
+    if cfg["output_stride"] != OUTPUT_STRIDE:
+        raise ValueError(
+            f"output_stride must be {OUTPUT_STRIDE} (the heads' stride), "
+            f"got {cfg['output_stride']}"
+        )
+    b = body()
+    backbone = build_backbone(m["backbone"], float(m["width_mult"]))
+    if m["backbone_weights"]:
+        report = load_backbone_weights(backbone, m["backbone_weights"])
+        print(
+            f"backbone weights {m['backbone_weights']}: "
+            + "; ".join(
+                f"{len(v)} {k}" + (f" (e.g. {', '.join(v[:3])})" if v else "")
+                for k, v in report.items()
+            ),
+            file=sys.stderr,
+        )
+    return MGParser(
+        backbone,
+        fpn_channels=int(m["fpn_channels"]),
+        head_channels=int(m["head_channels"]),
+        num_classes=len(taxonomy(m["taxonomy"])["classes"]),
+        num_limbs=len(b["limbs"]) + len(b["redundant_limbs"]),
+        hough_radius=float(cfg["targets"]["disk_radius"]) / OUTPUT_STRIDE,
+        dspf=dict(m["dspf"]),
+    )
+
+
+def activations(outputs: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Network outputs -> the activated maps the decode takes (ARCHITECTURE.md,
+    "Decode input"): probabilities for parts, heatmap and limbs, finest DSPF."""
+    return {
+        "parts": torch.softmax(outputs["parts"], 1),
+        "heatmap": torch.sigmoid(outputs["heatmap"]),
+        "offsets": outputs["offsets"],
+        "limbs": torch.sigmoid(outputs["limbs"]),
+        "hough": outputs["hough"],
+        "dspf": outputs["dspf"][0],
+    }
+
+
+class InferenceModel(nn.Module):
+    """images B x 3 x H x W in [0, 1] -> keypoints, person_scores, person_valid,
+    instances, parts (ARCHITECTURE.md, "Decode"): the exported graph."""
+
+    def __init__(self, model: MGParser, cfg: dict[str, Any]):
+        super().__init__()
+        self.model = model
+        self.cfg = cfg
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        from nets.decode import decode_fixed  # written in parallel; see module doc
+
+        return decode_fixed(activations(self.model(images)), self.cfg)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message is one line saying why."""
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: MGParser,
+    cfg: dict[str, Any],
+    meta: dict[str, Any] | None = None,
+) -> None:
+    """Write the checkpoint format in this module's docstring (atomically)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"config": cfg, "model": model.state_dict(), "meta": meta or {}}, tmp)
+    tmp.replace(path)
+
+
+def _model_section(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The part of a config that decides the weights' shapes."""
+    m = {k: v for k, v in cfg["model"].items() if k != "backbone_weights"}
+    return {"model": m, "disk_radius": cfg["targets"]["disk_radius"]}
+
+
+def load_checkpoint(
+    path: str | Path, expect_cfg: dict[str, Any] | None = None
+) -> tuple[MGParser, dict]:
+    """Rebuild (model, cfg) from a checkpoint; `expect_cfg` (e.g. the config a run is
+    resumed with) must describe the same network or this raises CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets this message
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or not a checkpoint: {reason}"
+        ) from exc
+    if not isinstance(ckpt, dict) or not {"config", "model"} <= ckpt.keys():
+        raise CheckpointError(f"checkpoint {path} lacks 'config' and 'model' entries")
+    cfg = copy.deepcopy(ckpt["config"])
+    try:
+        # Fill keys added since the checkpoint was written from the default config.
+        cfg = _fill_defaults(cfg, load_config())
+        cfg["model"]["backbone_weights"] = None  # the checkpoint holds all weights
+        model = build_model(cfg)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(
+            f"checkpoint {path} has an unusable config: {exc}"
+        ) from exc
+    if expect_cfg is not None and _model_section(expect_cfg) != _model_section(cfg):
+        raise CheckpointError(
+            f"checkpoint {path} was trained with a different model "
+            f"config: {_model_section(cfg)} vs "
+            f"{_model_section(expect_cfg)}"
+        )
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        first = str(exc).splitlines()
+        detail = " ".join(line.strip() for line in first[1:3])
+        raise CheckpointError(
+            f"checkpoint {path} weights do not match its config: {detail}"[:400]
+        ) from exc
+    return model, cfg
+
+
+def _fill_defaults(cfg: dict[str, Any], default: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(default)
+    for key, value in cfg.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _fill_defaults(value, out[key])
+        else:
+            out[key] = value
+    return out
+
+
+def load_default_model() -> tuple[MGParser, dict[str, Any]]:
+    """The shipped model (nets/weights/default.pt); random weights and a warning on
+    stderr while no trained weights are shipped."""
+    if DEFAULT_WEIGHTS.is_file():
+        return load_checkpoint(DEFAULT_WEIGHTS)
+    print(
+        f"warning: {DEFAULT_WEIGHTS} does not exist yet: using RANDOM weights",
+        file=sys.stderr,
+    )
+    cfg = load_config()
+    return build_model(cfg), cfg
