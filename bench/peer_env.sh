@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds .venv-peer/ (repo root, git-ignored): a separate Python for the MediaPipe peer.
-# mediapipe 0.10.14 brings its own opencv-contrib, protobuf, jax and numpy; keeping it out of the
-# project's environment keeps those pins from touching ours. Idempotent.
+# mediapipe 0.10.14 brings its own opencv-contrib, protobuf, jax and numpy pins;
+# keeping it out of the project's environment keeps them from touching ours. Idempotent.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="$root/.venv-peer"
