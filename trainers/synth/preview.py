@@ -1,0 +1,119 @@
+"""Overlay pictures of a Scene for people: image | parts | instances | skeletons."""
+
+from __future__ import annotations
+
+import colorsys
+
+import cv2
+import numpy as np
+
+from configs import body, taxonomy
+from trainers.scene import Scene
+
+
+def instance_colours(n: int) -> np.ndarray:
+    """n + 1 distinct RGB colours (row 0 black), golden-angle hues."""
+    out = np.zeros((n + 1, 3), np.uint8)
+    for k in range(n):
+        rgb = colorsys.hsv_to_rgb((k * 0.618034) % 1.0, 0.75, 0.95)
+        out[k + 1] = np.array(rgb) * 255
+    return out
+
+
+def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.4) -> None:
+    cv2.putText(
+        img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA
+    )
+    cv2.putText(
+        img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA
+    )
+
+
+def parts_panel(scene: Scene) -> np.ndarray:
+    tax = taxonomy(scene.taxonomy)
+    lut = np.zeros((256, 3), np.uint8)
+    lut[: len(tax["colors"])] = tax["colors"]
+    lut[255] = (255, 255, 255)
+    col = lut[scene.parts]
+    dim = (scene.image * 0.35).astype(np.uint8)
+    return np.where(scene.parts[..., None] > 0, col, dim)
+
+
+def instances_panel(scene: Scene) -> np.ndarray:
+    col = instance_colours(scene.num_people)[scene.instances]
+    out = np.where(
+        scene.instances[..., None] > 0, col, (scene.image * 0.35).astype(np.uint8)
+    )
+    for k, (x0, y0, _, _) in enumerate(scene.boxes()):
+        _text(out, f"#{scene.track_ids[k]}", (int(x0), max(int(y0) + 10, 10)))
+    return out
+
+
+def skeleton_panel(scene: Scene) -> np.ndarray:
+    out = (scene.image * 0.6).astype(np.uint8)
+    b = body()
+    limbs = b["limbs"] + b["redundant_limbs"]
+    size = scene.image.shape[0]
+    thick = max(1, size // 256)
+    cols = instance_colours(len(limbs))[1:]
+    for kp in scene.keypoints:
+        for li, (i, j) in enumerate(limbs):
+            if kp[i, 2] > 0 and kp[j, 2] > 0:
+                a = (int(kp[i, 0] * 16), int(kp[i, 1] * 16))
+                c = (int(kp[j, 0] * 16), int(kp[j, 1] * 16))
+                cv2.line(
+                    out, a, c, tuple(int(v) for v in cols[li]), thick, cv2.LINE_AA, 4
+                )
+        for j, (x, y, v) in enumerate(kp):
+            if v <= 0:
+                continue
+            colour = (255, 60, 60) if "left" in b["keypoints"][j] else (60, 160, 255)
+            if j == 0:
+                colour = (255, 255, 255)
+            centre = (int(x * 16), int(y * 16))
+            cv2.circle(
+                out,
+                centre,
+                (2 + thick) * 16,
+                colour,
+                -1 if v == 2 else thick,
+                cv2.LINE_AA,
+                4,
+            )
+    return out
+
+
+def legend(width: int, name: str) -> np.ndarray:
+    tax = taxonomy(name)
+    classes, colours = tax["classes"][1:], tax["colors"][1:]
+    per_row = 8
+    rows = (len(classes) + per_row - 1) // per_row
+    out = np.full((18 * rows + 4, width, 3), 32, np.uint8)
+    cell = width // per_row
+    for k, (cls, col) in enumerate(zip(classes, colours, strict=True)):
+        x, y = (k % per_row) * cell + 4, (k // per_row) * 18 + 4
+        cv2.rectangle(out, (x, y), (x + 12, y + 12), tuple(int(c) for c in col), -1)
+        _text(out, cls.replace("_", " "), (x + 16, y + 11), 0.36)
+    return out
+
+
+def preview(scene: Scene) -> np.ndarray:
+    """One RGB picture: the four panels side by side, a part legend and key below."""
+    row = np.concatenate(
+        [
+            scene.image,
+            parts_panel(scene),
+            instances_panel(scene),
+            skeleton_panel(scene),
+        ],
+        1,
+    )
+    key = np.full((18, row.shape[1], 3), 32, np.uint8)
+    _text(
+        key,
+        f"{scene.num_people} people | keypoints: red = left, blue = right, "
+        "filled = visible (v=2), ring = occluded (v=1)",
+        (4, 13),
+        0.4,
+    )
+    return np.concatenate([row, legend(row.shape[1], scene.taxonomy), key], 0)
