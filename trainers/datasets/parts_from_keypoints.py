@@ -176,7 +176,14 @@ def capsules(kp: np.ndarray, extras: dict[str, np.ndarray] | None = None) -> Cap
         if pa is not None and pb is not None and np.linalg.norm(pb - pa) > 1e-6:
             end = pb + reach * (pb - pa)
             segs[part] = (pb, end, frac * reach * float(np.linalg.norm(pb - pa)))
-    limb_scale = float(np.median(lengths)) if lengths else None
+    limb_scale = float(np.median(lengths)) if lengths else _shoulder_width(kp)
+    if limb_scale:
+        # a labelled joint whose parent is not (an elbow without its shoulder...) is
+        # a disk of the limb that ends there
+        for _, b, part, frac in _LIMBS:
+            pb = _labelled(kp, b)
+            if part not in segs and pb is not None:
+                segs[part] = (pb, pb, frac * limb_scale)
 
     corners = [_labelled(kp, n) for n in _TORSO]
     present = [c for c in corners if c is not None]
