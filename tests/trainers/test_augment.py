@@ -152,3 +152,20 @@ def test_resize_to_input_letterboxes():
     assert out.num_people == 3
     _assert_labels_under_keypoints(out)
     assert out.ignore[:3].all() and not out.ignore[4:].any()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_generated_scenes_stay_consistent(seed):
+    from trainers.synth import generate_scene
+
+    cfg = load_config()
+    cfg["input_size"] = 96
+    scene = generate_scene(seed, 128, (4, 8))
+    out = augment(scene, np.random.default_rng(seed), cfg)
+    counts = np.bincount(out.instances.ravel(), minlength=out.num_people + 1)
+    assert len(counts) == out.num_people + 1 and (counts[1:] > 0).all()
+    assert len(out.track_ids) == out.num_people
+    assert set(out.track_ids) <= set(scene.track_ids)
+    back = hflip(hflip(scene))
+    np.testing.assert_array_equal(back.parts, scene.parts)
+    np.testing.assert_array_equal(back.keypoints, scene.keypoints)

@@ -238,3 +238,33 @@ def test_encode_batch_stacks_and_pads():
     )
     single = encode(scenes[0], CFG)
     np.testing.assert_array_equal(batch["limbs"][0].numpy(), single["limbs"])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_generated_scenes_encode_consistently(seed):
+    from trainers.augment import augment
+    from trainers.synth import generate_scene
+
+    cfg = copy.deepcopy(CFG)
+    cfg["input_size"] = 128
+    scene = augment(generate_scene(seed, 128, (3, 8)), np.random.default_rng(seed), cfg)
+    t = encode(scene, cfg)
+    kps = scene.keypoints
+    # Every labelled in-image keypoint is inside its own disk.
+    for k, kind in zip(*np.nonzero(kps[:, :, 2] >= 1), strict=True):
+        i, j = (kps[k, kind, 1::-1] // 4).astype(int)
+        assert t["heatmap"][kind, i, j] == 1.0
+    # DSPF round trip: cell centre + vector lands on a labelled joint of that cell's
+    # own person, at every level.
+    for s in DSPF_STRIDES:
+        rows, cols = np.nonzero(t[f"dspf_mask_{s}"])
+        assert len(rows) > 0
+        person = scene.instances[rows * s + s // 2, cols * s + s // 2].astype(int) - 1
+        end = (
+            np.stack([cols + 0.5, rows + 0.5], 1) * s
+            + t[f"dspf_{s}"][:, rows, cols].T * s
+        )
+        own = kps[person]  # N x 17 x 3
+        gap = np.linalg.norm(own[:, :, :2] - end[:, None], axis=2)
+        gap[own[:, :, 2] < 1] = np.inf
+        assert gap.min(axis=1).max() < 1e-3
