@@ -168,4 +168,4 @@ def test_generated_scenes_stay_consistent(seed):
     assert set(out.track_ids) <= set(scene.track_ids)
     back = hflip(hflip(scene))
     np.testing.assert_array_equal(back.parts, scene.parts)
-    np.testing.assert_array_equal(back.keypoints, scene.keypoints)
+    np.testing.assert_allclose(back.keypoints, scene.keypoints, atol=1e-4)  # float32
