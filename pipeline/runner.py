@@ -1,0 +1,227 @@
+"""Wires stages into workers, starts them, and steers the run to a clean end.
+
+The runner is the only part that knows the whole chain. It gives every adjacent pair
+of stages a link, runs each stage as a thread (inproc://) or a process (ipc://, tcp://),
+and listens to their status: start the source once every stage is ready (so model
+loading does not count as latency), stop on SIGINT or on an error, abort on a second
+SIGINT or when something fails while starting.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import zmq
+from tqdm import tqdm
+
+from pipeline.transport import (
+    ABORT,
+    FINISH,
+    START,
+    STOP,
+    ControlPublisher,
+    Endpoints,
+    StatusReceiver,
+)
+from pipeline.worker import Link, WorkerSpec, process_main, run_worker
+
+QUEUES = ("auto", "latest", "all")
+
+
+@dataclass
+class RunResult:
+    """What a run produced: the telemetry summary, per-stage reports, errors."""
+
+    stats: dict[str, Any] | None = None
+    reports: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+
+@dataclass
+class RunOptions:
+    transport: str = "inproc"
+    queue: str = "auto"            # auto: latest frame wins for live sources
+    hwm: int = 4                   # frames a link may hold
+    drain_timeout: float = 60.0    # after a stop, abort if not drained by then
+    progress: bool = True
+
+
+def link_policies(stages: list[Any], queue: str) -> list[str]:
+    """Policy of each link i (stage i -> stage i + 1).
+
+    Latest-frame-wins applies from the source up to the input of the first stage
+    marked `bottleneck` (inference): dropping later would waste finished work.
+    """
+    if queue not in QUEUES:
+        raise ValueError(f"unknown queue mode '{queue}' (use {QUEUES})")
+    live = stages[0].live if queue == "auto" else queue == "latest"
+    if not live:
+        return ["all"] * (len(stages) - 1)
+    last = next((i for i, s in enumerate(stages) if getattr(s, "bottleneck", False)),
+                len(stages) - 1)
+    return ["latest" if i < last else "all" for i in range(len(stages) - 1)]
+
+
+class Runner:
+    """Runs `stages` (a source first) as connected workers until they finish."""
+
+    def __init__(self, stages: list[Any], options: RunOptions | None = None) -> None:
+        self.stages = stages
+        self.options = options or RunOptions()
+        self.names = [s.name for s in stages]
+        if len(set(self.names)) != len(self.names):
+            raise ValueError(f"stage names must be unique: {self.names}")
+
+    def _specs(self, ep: Endpoints) -> list[WorkerSpec]:
+        policies = link_policies(self.stages, self.options.queue)
+        links = [ep.address(f"link{i}") for i in range(len(self.stages) - 1)]
+        specs = []
+        for i, stage in enumerate(self.stages):
+            spec = WorkerSpec(stage, ep.address("control"), ep.address("status"))
+            if i > 0:
+                spec.input = Link(links[i - 1], policies[i - 1], self.options.hwm)
+            if i < len(self.stages) - 1:
+                spec.output = Link(links[i], policies[i], self.options.hwm)
+            specs.append(spec)
+        return specs
+
+    def run(self) -> RunResult:
+        ctx = zmq.Context()
+        ep = Endpoints(self.options.transport)
+        control = ControlPublisher(ctx, ep.address("control"))
+        status = StatusReceiver(ctx, ep.address("status"))
+        workers: list[Any] = []
+        restore = _sigterm_as_interrupt()
+        try:
+            for spec in self._specs(ep):
+                workers.append(self._start(spec, ctx))
+            return self._supervise(control, status, workers)
+        finally:
+            deadline = time.monotonic() + 10.0
+            while any(w.is_alive() for w in workers) and time.monotonic() < deadline:
+                control.publish(FINISH)
+                workers[0].join(timeout=0.05)
+            for w in workers:
+                if isinstance(w, mp.process.BaseProcess) and w.is_alive():
+                    w.terminate()
+            control.close()
+            status.close()
+            ctx.term()
+            restore()
+
+    def _start(self, spec: WorkerSpec, ctx: zmq.Context) -> Any:
+        if self.options.transport == "inproc":
+            worker = threading.Thread(target=run_worker, args=(spec, ctx),
+                                      name=f"partstream-{spec.name}", daemon=True)
+        else:
+            worker = mp.get_context("spawn").Process(
+                target=process_main, args=(spec,), name=f"partstream-{spec.name}")
+        worker.start()
+        return worker
+
+    def _supervise(
+        self, control: ControlPublisher, status: StatusReceiver, workers: list[Any]
+    ) -> RunResult:
+        state = _Supervision(self.names, self.options.drain_timeout)
+        bar = tqdm(desc="frames", unit="f", disable=not self.options.progress,
+                   leave=False)
+        try:
+            while len(state.done) < len(self.names):
+                try:
+                    event = status.recv(100)
+                    if event is not None:
+                        state.handle(event, bar)
+                    state.check_processes(workers)
+                    for command in state.commands():
+                        control.publish(command)
+                except KeyboardInterrupt:
+                    state.interrupt()
+        finally:
+            bar.close()
+        return state.result
+
+
+class _Supervision:
+    """The runner's view of a run: who is ready/done and what to tell the workers."""
+
+    def __init__(self, names: list[str], drain_timeout: float) -> None:
+        self.names = names
+        self.drain_timeout = drain_timeout
+        self.result = RunResult()
+        self.ready: set[str] = set()
+        self.done: set[str] = set()
+        self.started = False
+        self.stop: str | None = None     # None, STOP or ABORT (only ever escalates)
+        self.stop_time = 0.0
+
+    def handle(self, event: dict[str, Any], bar: tqdm) -> None:
+        kind, worker = event["event"], event["worker"]
+        if kind == "ready":
+            self.ready.add(worker)
+            if event.get("total"):
+                bar.total = event["total"]
+        elif kind == "started":
+            self.started = True
+        elif kind == "progress":
+            bar.update(event["frames"] - bar.n)
+        elif kind == "error":
+            self.result.errors.append(event["message"])
+            self._escalate(STOP if self.started else ABORT)
+        elif kind == "done":
+            self.done.add(worker)
+            self.result.reports[worker] = event.get("report")
+            if event.get("stats") is not None:
+                self.result.stats = event["stats"]
+
+    def interrupt(self) -> None:
+        """Ctrl-C: first a clean stop, then (pressed again) abort."""
+        self.result.interrupted = True
+        self._escalate(ABORT if self.stop else STOP)
+
+    def _escalate(self, command: str) -> None:
+        if self.stop != ABORT:
+            if self.stop is None:
+                self.stop_time = time.monotonic()
+            self.stop = command
+
+    def check_processes(self, workers: list[Any]) -> None:
+        """A worker process that died without saying so (crash, OOM kill)."""
+        for name, w in zip(self.names, workers, strict=True):
+            if name not in self.done and getattr(w, "exitcode", None) not in (0, None):
+                self.result.errors.append(
+                    f"stage '{name}' exited unexpectedly (exit code {w.exitcode})")
+                self.done.add(name)
+                self._escalate(ABORT)
+
+    def commands(self) -> list[str]:
+        """What to (re)publish now; repeated because PUB/SUB may miss early sends."""
+        if (self.stop == STOP
+                and time.monotonic() - self.stop_time > self.drain_timeout):
+            self.result.errors.append("pipeline did not drain in time; aborted")
+            self.stop = ABORT
+        out = []
+        if self.stop is None and not self.started and self.ready == set(self.names):
+            out.append(START)
+        if self.stop is not None:
+            out.append(self.stop)
+        if self.names[-1] in self.done:
+            out.append(FINISH)
+        return out
+
+
+def _sigterm_as_interrupt() -> Any:
+    """Treat SIGTERM like Ctrl-C (clean stop); returns a function that undoes it."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, previous)

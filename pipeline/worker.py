@@ -1,0 +1,244 @@
+"""The worker loop every stage runs in, as a thread or as a process.
+
+A stage only knows its input and output message; the worker owns the sockets, the
+timing and the shutdown rules:
+
+* end of stream: forwarded after the last frame, so every stage drains in order and
+  the last one finalises its output;
+* stop (SIGINT, or an error anywhere): the source stops producing and sends end of
+  stream; everything already in flight is still processed and written;
+* abort (second SIGINT, failure while starting): every worker leaves at once, still
+  closing its stage (a file sink writes its trailer);
+* a stage that fails on a frame reports one line and then only drains, so the stages
+  behind it still finish cleanly.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import zmq
+
+from pipeline.messages import Message, eof_message
+from pipeline.telemetry import Telemetry
+from pipeline.transport import (
+    ABORT,
+    FINISH,
+    POLL_MS,
+    START,
+    STOP,
+    ControlListener,
+    Receiver,
+    Sender,
+    StatusSender,
+)
+
+PROGRESS_S = 0.25
+FINISH_WAIT_S = 30.0   # how long a finished worker waits for the runner's go-ahead
+
+
+class StageError(Exception):
+    """A problem the user can fix (bad file, missing camera...): shown as one line."""
+
+
+class Stage(Protocol):
+    """Message in, message out. Heavy setup belongs in `open`, which runs inside the
+    worker (so a stage object is cheap to build and to send to another process)."""
+
+    name: str
+
+    def open(self) -> None: ...
+
+    def process(self, msg: Message) -> Message: ...
+
+    def close(self) -> dict[str, Any] | None: ...
+
+
+class Source(Protocol):
+    """The first stage: produces frame messages until exhausted or told to stop."""
+
+    name: str
+    live: bool
+
+    def open(self) -> None: ...
+
+    def frames(self) -> Iterator[Message]: ...
+
+    def close(self) -> dict[str, Any] | None: ...
+
+
+@dataclass
+class Link:
+    """One end of a link: where it is and how it queues."""
+
+    address: str
+    policy: str = "all"
+    hwm: int = 4
+
+
+@dataclass
+class WorkerSpec:
+    """Everything a worker needs; picklable, so it can start a process."""
+
+    stage: Any
+    control: str
+    status: str
+    input: Link | None = None
+    output: Link | None = None
+
+    @property
+    def name(self) -> str:
+        return self.stage.name
+
+
+def describe(exc: BaseException) -> str:
+    """One line for the user; the traceback only with PARTSTREAM_DEBUG=1."""
+    if os.environ.get("PARTSTREAM_DEBUG"):
+        traceback.print_exception(exc)
+    if isinstance(exc, StageError):
+        return str(exc)
+    text = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def process_main(spec: WorkerSpec) -> None:
+    """Entry point of a worker process: SIGINT is the runner's to handle (it sends
+    stop), so the process keeps draining instead of dying mid-frame."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    run_worker(spec)
+
+
+def run_worker(spec: WorkerSpec, ctx: zmq.Context | None = None) -> None:
+    """Run one stage until end of stream or abort; report to the runner."""
+    own_ctx = ctx is None
+    ctx = ctx or zmq.Context()
+    status = StatusSender(ctx, spec.status, spec.name)
+    control = ControlListener(ctx, spec.control)
+    receiver = sender = None
+    try:
+        if spec.input:
+            link = spec.input
+            receiver = Receiver(ctx, link.address, link.policy, link.hwm)
+        if spec.output:
+            link = spec.output
+            sender = Sender(ctx, link.address, link.policy, link.hwm)
+        if receiver is None:
+            _run_source(spec.stage, sender, control, status)
+        else:
+            _run_stage(spec.stage, receiver, sender, control, status)
+    except Exception as exc:  # socket setup; stage errors are handled inside
+        status.report("error", message=describe(exc), phase="setup")
+        status.report("done", report=None, stats=None)
+    finally:
+        deadline = time.monotonic() + FINISH_WAIT_S
+        while not control.poll(POLL_MS) & {FINISH, ABORT}:
+            if time.monotonic() > deadline:
+                break
+        for part in (receiver, sender, control, status):
+            if part is not None:
+                part.close()
+        if own_ctx:
+            ctx.term()
+
+
+def _open(stage: Any, status: StatusSender) -> bool:
+    try:
+        stage.open()
+    except Exception as exc:
+        status.report("error", message=describe(exc), phase="open")
+        return False
+    status.report("ready", total=getattr(stage, "total", None))
+    return True
+
+
+def _close(stage: Any, status: StatusSender) -> dict[str, Any] | None:
+    try:
+        return stage.close()
+    except Exception as exc:
+        status.report("error", message=describe(exc), phase="close")
+        return None
+
+
+def _run_source(
+    source: Any, sender: Sender, control: ControlListener, status: StatusSender
+) -> None:
+    if not _open(source, status):
+        status.report("done", report=_close(source, status), stats=None)
+        return
+    while not control.poll(POLL_MS) & {START, STOP, ABORT}:
+        pass
+    sent = 0
+    if START in control.seen and not control.seen & {STOP, ABORT}:
+        status.report("started")
+
+        def aborted() -> bool:
+            return ABORT in control.poll()
+
+        try:
+            for msg in source.frames():
+                if control.poll() & {STOP, ABORT}:
+                    break
+                sent += sender.send(msg, aborted)
+        except Exception as exc:
+            status.report("error", message=describe(exc), phase="run")
+    if ABORT not in control.seen:
+        sender.send(eof_message(), lambda: ABORT in control.poll())
+    status.report("done", report={"frames": sent, **(_close(source, status) or {})},
+                  stats=None)
+
+
+def _run_stage(
+    stage: Any,
+    receiver: Receiver,
+    sender: Sender | None,
+    control: ControlListener,
+    status: StatusSender,
+) -> None:
+    healthy = _open(stage, status)
+    telemetry = Telemetry() if sender is None else None
+    poller = zmq.Poller()
+    poller.register(receiver.socket, zmq.POLLIN)
+    poller.register(control.socket, zmq.POLLIN)
+
+    def aborted() -> bool:
+        return ABORT in control.poll()
+
+    last_progress = 0.0
+    while not aborted():
+        if not receiver.ready():
+            poller.poll(POLL_MS)
+            continue
+        msg = receiver.recv()
+        if msg.is_eof:
+            if sender is not None:
+                sender.send(msg, aborted)
+            elif telemetry is not None:
+                telemetry.end(msg)
+            break
+        if not healthy:
+            continue
+        start = time.perf_counter()
+        try:
+            out = stage.process(msg)
+        except Exception as exc:
+            status.report("error", message=f"{stage.name}: {describe(exc)}",
+                          phase="run")
+            healthy = False
+            continue
+        out.stage_time(stage.name, 1000.0 * (time.perf_counter() - start))
+        if sender is not None:
+            sender.send(out, aborted)
+        elif telemetry is not None:
+            telemetry.observe(out)
+            if time.monotonic() - last_progress > PROGRESS_S:
+                last_progress = time.monotonic()
+                status.report("progress", frames=telemetry.frames)
+    report = _close(stage, status)
+    status.report("done", report=report,
+                  stats=telemetry.summary() if telemetry is not None else None)
