@@ -20,7 +20,13 @@ from pycocotools import mask as mask_utils
 from configs import body, taxonomy
 from trainers.scene import Scene
 
-JPEG_QUALITY = 95
+# Quality 95 without chroma subsampling: saved images stay close to the generated ones.
+JPEG_PARAMS = [
+    cv2.IMWRITE_JPEG_QUALITY,
+    95,
+    cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+    cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
+]
 
 
 def mask_to_rle(mask: np.ndarray) -> dict[str, Any]:
@@ -102,12 +108,8 @@ class CocoWriter:
         self.taxonomy = scene.taxonomy
         image_id = len(self.images) + 1
         h, w = scene.parts.shape
-        rgb = cv2.cvtColor(scene.image, cv2.COLOR_RGB2BGR)
-        cv2.imwrite(
-            str(self.out / "images" / f"{name}.jpg"),
-            rgb,
-            [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY],
-        )
+        bgr = cv2.cvtColor(scene.image, cv2.COLOR_RGB2BGR)
+        cv2.imwrite(str(self.out / "images" / f"{name}.jpg"), bgr, JPEG_PARAMS)
         cv2.imwrite(str(self.out / "parts" / f"{name}.png"), scene.parts)
         cv2.imwrite(str(self.out / "instances" / f"{name}.png"), scene.instances)
         self.images.append(
