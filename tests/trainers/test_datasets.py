@@ -16,10 +16,12 @@ from PIL import Image
 from configs import body, taxonomy
 from trainers.datasets import DatasetError, open_dataset, parse_spec
 from trainers.datasets.cihp import instances_from_edges
-from trainers.datasets.coco import decode_segmentation, encode_mask
+from trainers.datasets.coco import decode_segmentation
 from trainers.datasets.densepose import dp_grid
 from trainers.datasets.parts_from_keypoints import derive_parts, skeleton_person
 from trainers.scene import Scene
+from trainers.synth import generate_scene
+from trainers.synth.coco_export import export, mask_to_rle
 
 FORMATS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "formats"
 needs_samples = pytest.mark.skipif(
@@ -150,7 +152,22 @@ def test_ochuman_rle_masks():
         assert a["area"] == pytest.approx(w * h)
         assert 0 < mask.sum() < 0.9 * a["area"]
         # RLE round trip through the shared helper
-        assert (decode_segmentation(encode_mask(mask), *mask.shape) == mask).all()
+        assert (decode_segmentation(mask_to_rle(mask), *mask.shape) == mask).all()
+
+
+def test_synthetic_export_reads_back_exactly(tmp_path):
+    scenes = [generate_scene(seed, 128, (1, 3)) for seed in (0, 1)]
+    path = export(scenes, tmp_path, ["s0", "s1"])
+    ds = open_dataset(f"coco:{path}")  # parts=auto: the export's label PNGs
+    for original, loaded in zip(scenes, ds, strict=True):
+        check_contract(loaded)
+        assert (loaded.instances == original.instances).all()
+        assert (loaded.parts == original.parts).all()
+        assert np.allclose(loaded.keypoints, original.keypoints, atol=0.01)
+        assert (loaded.track_ids == original.track_ids).all()
+    derived = open_dataset(f"coco:{path},parts=derive")[1]
+    assert (derived.instances == scenes[1].instances).all()
+    assert (derived.parts[derived.instances > 0] != 0).all()
 
 
 # --- keypoints only: CrowdPose, PoseTrack18 ----------------------------------------
@@ -290,7 +307,7 @@ def _write_densepose(tmp_path: Path, with_dp: bool = True) -> Path:
     grid[160:, :128] = 6  # right upper leg: image left for a person facing us
     grid[160:, 128:] = 7  # left upper leg
     dp_masks = [
-        encode_mask(grid == i) if (grid == i).any() else [] for i in range(1, 15)
+        mask_to_rle(grid == i) if (grid == i).any() else [] for i in range(1, 15)
     ]
     kp = np.zeros((17, 3))
     kp[KP["nose"]] = (100, 35, 2)
@@ -371,7 +388,7 @@ def test_densepose_grid_and_unlabelled_people(tmp_path):
     a[:100] = True
     b = np.zeros((256, 256), bool)
     b[50:] = True
-    masks = [encode_mask(a), encode_mask(b)] + [[]] * 12
+    masks = [mask_to_rle(a), mask_to_rle(b)] + [[]] * 12
     grid = dp_grid(masks)
     assert (grid[:50] == 1).all() and (grid[50:] == 2).all()  # later parts win
     with pytest.raises(DatasetError):

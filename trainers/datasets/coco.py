@@ -3,9 +3,10 @@
 Masks come from the annotation's `segmentation` (polygons, uncompressed or compressed
 RLE, decoded with pycocotools); crowd regions (`iscrowd`) become ignore. COCO has no
 part labels: parts are derived from keypoints and masks (parts_from_keypoints.py)
-unless `parts="none"` (then people's pixels are ignore for parts). People annotated
+unless `parts="none"` (then people's pixels are ignore for parts); a folder written by
+trainers.synth.coco_export has exact part label PNGs, read instead. People annotated
 with keypoints only (CrowdPose, PoseTrack) get masks drawn from their keypoints, with
-the band around them ignored. The RLE helpers here are the project's one home for them.
+the band around them ignored. RLE helpers: trainers.synth.coco_export's (one home).
 """
 
 from __future__ import annotations
@@ -29,9 +30,13 @@ from trainers.datasets.common import (
     keypoints_from,
     map_parts,
     read_image,
+    read_label_png,
 )
 from trainers.datasets.parts_from_keypoints import derive_parts, skeleton_person
 from trainers.scene import Scene
+from trainers.synth.coco_export import rle_to_mask
+
+PART_SOURCES = ("auto", "png", "derive", "none")
 
 
 def decode_segmentation(seg: Any, height: int, width: int) -> np.ndarray:
@@ -42,24 +47,16 @@ def decode_segmentation(seg: Any, height: int, width: int) -> np.ndarray:
         if not polys:
             return np.zeros((height, width), bool)
         rle = mask_utils.merge(mask_utils.frPyObjects(polys, height, width))
-    elif isinstance(seg, dict) and isinstance(seg.get("counts"), list):
-        rle = mask_utils.frPyObjects(seg, *seg["size"])
-    elif isinstance(seg, dict) and isinstance(seg.get("counts"), (str, bytes)):
-        rle = seg
+        mask = mask_utils.decode(rle).astype(bool)
+    elif isinstance(seg, dict) and isinstance(seg.get("counts"), (list, str, bytes)):
+        mask = rle_to_mask(seg)
     else:
         raise DatasetError(f"unknown segmentation format: {str(seg)[:60]}")
-    mask = mask_utils.decode(rle).astype(bool)
     if mask.shape != (height, width):
         raise DatasetError(
             f"RLE of size {mask.shape} in an image of size {(height, width)}"
         )
     return mask
-
-
-def encode_mask(mask: np.ndarray) -> dict[str, Any]:
-    """Compressed RLE of an H x W mask as COCO JSON stores it (counts as text)."""
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode()}
 
 
 def xywh_to_xyxy(box: Any) -> tuple[float, float, float, float] | None:
@@ -80,11 +77,12 @@ def load_json(path: Path) -> dict[str, Any]:
 
 def find_image_root(files: list[Path], first_image: str, images: Path | None) -> Path:
     """The folder `file_name`s are relative to: `images` if given, else the annotation
-    file's folder or a parent (PoseTrack's names start at the data set's root)."""
+    file's folder, its images/ (synthetic exports) or a parent (PoseTrack's names start
+    at the data set's root)."""
     if images is not None:
         return Path(images)
     start = files[0].parent
-    for root in [start, *start.parents][:4]:
+    for root in [start, start / "images", *start.parents[:3]]:
         if (root / first_image).exists():
             return root
     raise DatasetError(
@@ -101,7 +99,10 @@ class CocoDataset(SceneDataset):
         images: folder the images' `file_name`s are relative to (default: found next
             to the annotations).
         taxonomy: part taxonomy of the Scenes (configs/parts.yaml).
-        parts: "derive" (from keypoints and masks) or "none" (ignore).
+        parts: "auto" (label PNGs when the folder has them, else derive), "png"
+            (`parts/<image stem>.png` next to the JSON in the taxonomy its
+            `part_taxonomy` names, as trainers.synth.coco_export writes), "derive"
+            (from keypoints and masks) or "none" (ignore).
         reach: see `derive_parts`; None labels every mask pixel.
         skip_empty: leave out images without a (non-crowd) person.
     """
@@ -113,12 +114,12 @@ class CocoDataset(SceneDataset):
         annotations: str | Path,
         images: str | Path | None = None,
         taxonomy: str = "fine",
-        parts: str = "derive",
+        parts: str = "auto",
         reach: float | None = None,
         skip_empty: bool = True,
     ):
-        if parts not in ("derive", "none"):
-            raise DatasetError(f"parts must be 'derive' or 'none', not '{parts}'")
+        if parts not in PART_SOURCES:
+            raise DatasetError(f"parts must be one of {PART_SOURCES}, not '{parts}'")
         check_taxonomy("fine", taxonomy)
         self.taxonomy = taxonomy
         self.parts_mode = parts
@@ -126,8 +127,10 @@ class CocoDataset(SceneDataset):
         files = self._files(Path(annotations))
         self.images: list[dict[str, Any]] = []
         self.anns: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+        label_taxonomy = None
         for path in files:
             data = load_json(path)
+            label_taxonomy = data.get("part_taxonomy", {}).get("name")
             people = self._person_categories(data, path)
             for ann in data.get("annotations", []):
                 if ann.get("category_id", 1) in people:
@@ -143,6 +146,14 @@ class CocoDataset(SceneDataset):
         if not self.images:
             raise DatasetError(f"no annotated images in {annotations}")
         self.root = find_image_root(files, self.images[0]["file_name"], images)
+        self.label_dir: Path | None = None
+        if parts in ("auto", "png"):
+            folder = files[0].parent / "parts"
+            if label_taxonomy and folder.is_dir():
+                check_taxonomy(label_taxonomy, taxonomy)
+                self.label_dir, self.label_taxonomy = folder, label_taxonomy
+            elif parts == "png":
+                raise DatasetError(f"no part label PNGs ({folder}, part_taxonomy)")
 
     def _files(self, path: Path) -> list[Path]:
         return [path]
@@ -172,6 +183,7 @@ class CocoDataset(SceneDataset):
         image = read_image(self.image_path(index))
         h, w = image.shape[:2]
         ignore = self._ignore(info, h, w)
+        labelled = self._label_map(info)
         people: list[Person] = []
         drawn = False
         for ann in self.anns.get(info["id"], []):
@@ -182,7 +194,11 @@ class CocoDataset(SceneDataset):
             keypoints, extras = self._keypoints(ann)
             if ann.get("segmentation"):
                 mask = decode_segmentation(ann["segmentation"], h, w)
-                parts = self._parts(ann, mask, keypoints, extras)
+                parts = (
+                    labelled
+                    if labelled is not None
+                    else self._parts(ann, mask, keypoints, extras)
+                )
             else:
                 mask, band, derived = skeleton_person(keypoints, extras, (h, w))
                 parts = map_parts(derived, "fine", self.taxonomy)
@@ -199,6 +215,12 @@ class CocoDataset(SceneDataset):
             )
         overlap = "ignore_overlap" if drawn else "smaller_on_top"
         return assemble(image, people, self.taxonomy, ignore, overlap)
+
+    def _label_map(self, info: dict[str, Any]) -> np.ndarray | None:
+        if self.label_dir is None:
+            return None
+        native = read_label_png(self.label_dir / f"{Path(info['file_name']).stem}.png")
+        return map_parts(native, self.label_taxonomy, self.taxonomy)
 
     def _ignore(self, info: dict[str, Any], height: int, width: int) -> np.ndarray:
         return np.zeros((height, width), bool)
