@@ -15,20 +15,21 @@ from trainers.synth.body import (
 from trainers.synth.compose import Camera, Person, render
 from trainers.synth.draw import PART
 from trainers.synth.looks import sample_look
+from trainers.synth.rand import Rand
 
 KP = {n: i for i, n in enumerate(body_table()["keypoints"])}
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_poses_respect_joint_limits(family):
-    rng = np.random.default_rng(0)
+    rng = Rand(0)
     for _ in range(50):
         pose = sample_pose(rng, family)
         assert np.all(pose >= LIMITS[:, 0]) and np.all(pose <= LIMITS[:, 1])
 
 
 def test_body_stands_on_the_ground_with_plausible_height():
-    rng = np.random.default_rng(1)
+    rng = Rand(1)
     prop = sample_proportions(rng)
     b = pose_body(prop, sample_pose(rng, "stand"), 0.0)
     assert b.points[:, 1].min() >= 0
@@ -38,7 +39,7 @@ def test_body_stands_on_the_ground_with_plausible_height():
 
 def _single(yaw: float, seed: int = 0):
     """One standing person filling a plain 192 px image, seen at body yaw `yaw`."""
-    rng = np.random.default_rng(seed)
+    rng = Rand(seed)
     size = 192
     prop = sample_proportions(rng)
     px_per_m = 0.8 * size / prop.height  # feet at 90% of the image height

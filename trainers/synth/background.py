@@ -19,7 +19,7 @@ import numpy as np
 
 from trainers.synth.draw import CIRCLE, POLY, SEG, Shape
 from trainers.synth.looks import SKIN_TONES, Material, cloth, material, random_colour
-from trainers.synth.rand import choose
+from trainers.synth.rand import Rand, choose
 from trainers.synth.textures import BLOTCH, GRAIN, PLAIN, STRIPES, TILE, bank
 
 CLUTTER, OCCLUDER = 254, 255  # canvas person ids of non-person objects
@@ -37,7 +37,7 @@ class Background:
     px_per_m: float
 
 
-def object_materials(rng: np.random.Generator) -> list[Material]:
+def object_materials(rng: Rand) -> list[Material]:
     """Eight materials shared by clutter, props and occluders."""
     out = []
     for _ in range(2):
@@ -69,7 +69,7 @@ def list_images(folder: str) -> tuple[str, ...]:
     return files
 
 
-def _photo(rng: np.random.Generator, size: int, folder: str) -> np.ndarray:
+def _photo(rng: Rand, size: int, folder: str) -> np.ndarray:
     files = list_images(folder)
     img = _read_image(files[int(rng.integers(len(files)))])
     if img is None:
@@ -81,7 +81,7 @@ def _photo(rng: np.random.Generator, size: int, folder: str) -> np.ndarray:
     return crop[:, ::-1].copy() if rng.random() < 0.5 else crop
 
 
-def _field(rng: np.random.Generator, size: int, base: np.ndarray, spread: float):
+def _field(rng: Rand, size: int, base: np.ndarray, spread: float):
     cells = int(rng.integers(2, 7))
     small = np.clip(base + rng.normal(0, spread, (cells, cells, 3)), 0, 255)
     return cv2.resize(
@@ -89,9 +89,7 @@ def _field(rng: np.random.Generator, size: int, base: np.ndarray, spread: float)
     )
 
 
-def _texture_overlay(
-    rng: np.random.Generator, img: np.ndarray, amp: float
-) -> np.ndarray:
+def _texture_overlay(rng: Rand, img: np.ndarray, amp: float) -> np.ndarray:
     b = bank()
     fid = choose(rng, b.of_kind(choose(rng, (BLOTCH, GRAIN, STRIPES))))
     step = rng.uniform(0.3, 2.0)
@@ -103,7 +101,7 @@ def _texture_overlay(
     return cv2.addWeighted(img, 1.0, tex3, amp, -amp * 128)
 
 
-def _procedural(rng: np.random.Generator, size: int, horizon: float) -> np.ndarray:
+def _procedural(rng: Rand, size: int, horizon: float) -> np.ndarray:
     wall = _field(rng, size, random_colour(rng), rng.uniform(10, 60))
     floor = _field(rng, size, random_colour(rng), rng.uniform(10, 50))
     img = wall
@@ -125,7 +123,7 @@ def _procedural(rng: np.random.Generator, size: int, horizon: float) -> np.ndarr
     return img
 
 
-def _rgb_clutter(rng: np.random.Generator, img: np.ndarray, size: int, hy: int) -> None:
+def _rgb_clutter(rng: Rand, img: np.ndarray, size: int, hy: int) -> None:
     """One flat object: box, frame, disc, pole or polyline (windows, furniture)."""
     col = tuple(int(c) for c in random_colour(rng))
     x, y = rng.uniform(-0.1, 1.1, 2) * size
@@ -159,7 +157,7 @@ def _rgb_clutter(rng: np.random.Generator, img: np.ndarray, size: int, hy: int) 
         )
 
 
-def _limb_clutter(rng: np.random.Generator, size: int, count: int) -> list[Shape]:
+def _limb_clutter(rng: Rand, size: int, count: int) -> list[Shape]:
     """Capsule chains and blobs that look like loose limbs and heads (background)."""
     out = []
     for _ in range(count):
@@ -179,7 +177,7 @@ def _limb_clutter(rng: np.random.Generator, size: int, count: int) -> list[Shape
 
 
 def make_background(
-    rng: np.random.Generator, size: int, horizon: float, folder: str | None = None
+    rng: Rand, size: int, horizon: float, folder: str | None = None
 ) -> Background:
     """A background image plus clutter shapes for the canvas."""
     if folder and rng.random() < 0.8:
@@ -192,7 +190,7 @@ def make_background(
     return Background(img, clutter, object_materials(rng), size / 4.0)
 
 
-def occluder_shapes(rng: np.random.Generator, size: int, count: int) -> list[Shape]:
+def occluder_shapes(rng: Rand, size: int, count: int) -> list[Shape]:
     """Foreground objects in front of everyone: poles, counters, railings, plants."""
     out: list[Shape] = []
     for _ in range(count):

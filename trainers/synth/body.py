@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trainers.synth.rand import choose
+from trainers.synth.rand import Rand, choose
 
 # Pose vector layout (degrees). Limbs use a sagittal swing f (+ forward) and a lateral
 # swing a (+ away from the body), so f = a = 0 hangs straight down.
@@ -107,7 +107,7 @@ class Proportions:
     neck_r: float
 
 
-def sample_proportions(rng: np.random.Generator) -> Proportions:
+def sample_proportions(rng: Rand) -> Proportions:
     """Adults and children of varied build; ratios follow anthropometric tables +-8%."""
     child = rng.random() < 0.12
     h = (
@@ -181,7 +181,7 @@ def gait_pose(phase: float, amp: float = 1.0, run: float = 0.0) -> np.ndarray:
     return pose
 
 
-def _arm_raise(rng: np.random.Generator) -> tuple[float, float, float]:
+def _arm_raise(rng: Rand) -> tuple[float, float, float]:
     """One raised arm: (f, a, elbow) for straight up, out, forward, or a wave."""
     kind = rng.integers(4)
     if kind == 0:
@@ -193,7 +193,7 @@ def _arm_raise(rng: np.random.Generator) -> tuple[float, float, float]:
     return rng.uniform(0, 40), rng.uniform(90, 150), rng.uniform(60, 120)
 
 
-def sample_pose(rng: np.random.Generator, family: str) -> np.ndarray:
+def sample_pose(rng: Rand, family: str) -> np.ndarray:
     """A pose vector (degrees, clipped to LIMITS) from one family."""
     pose = np.zeros(len(POSE_KEYS))
     n = rng.normal
@@ -253,7 +253,7 @@ def sample_pose(rng: np.random.Generator, family: str) -> np.ndarray:
     return clip_pose(pose)
 
 
-def sample_yaw(rng: np.random.Generator) -> float:
+def sample_yaw(rng: Rand) -> float:
     """Body yaw in degrees: front views most common, back and profile views frequent."""
     u = rng.random()
     if u < 0.4:

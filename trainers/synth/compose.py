@@ -38,7 +38,7 @@ from trainers.synth.body import (
 from trainers.synth.degrade import Degradation
 from trainers.synth.draw import POLY, Shape, draw, face_shown, person_shapes
 from trainers.synth.looks import Look, register, sample_look
-from trainers.synth.rand import pick
+from trainers.synth.rand import Rand, pick
 from trainers.synth.textures import MaterialTable, paint
 
 MAX_PEOPLE = CLUTTER - 1
@@ -89,7 +89,7 @@ class Camera:
     height: float
 
     @classmethod
-    def sample(cls, rng: np.random.Generator, size: int) -> Camera:
+    def sample(cls, rng: Rand, size: int) -> Camera:
         fov = np.radians(rng.uniform(45, 75))
         high = rng.random() < 0.25
         return cls(
@@ -144,7 +144,7 @@ def render(
     occluders: list[Shape],
     degradation: Degradation | None,
     light: tuple[float, float, float],
-    rng: np.random.Generator,
+    rng: Rand,
 ) -> Scene:
     """Draw people far to near over the background and read the ground truth back.
 
@@ -212,7 +212,7 @@ def _ground_truth(
 
 
 def sample_person(
-    rng: np.random.Generator,
+    rng: Rand,
     camera: Camera,
     size: int,
     centre: float,
@@ -249,7 +249,7 @@ def sample_person(
     )
 
 
-def _crowd_heights(rng: np.random.Generator, n: int, size: int, opts: SynthOptions):
+def _crowd_heights(rng: Rand, n: int, size: int, opts: SynthOptions):
     """Height range for a scene of n people: crowds are mostly smaller people."""
     top = opts.max_height * rng.uniform(0.35, 1.0) / max(1.0, n / 5) ** 0.5
     hi = max(opts.min_height * 1.5, top * size)
@@ -266,7 +266,7 @@ def generate_scene(
     """
     o = SynthOptions.from_kwargs(opts)
     lo, hi = _check_people(people)
-    rng = np.random.default_rng(seed)
+    rng = Rand(seed)
     camera = Camera.sample(rng, size)
     background = make_background(rng, size, camera.horizon, o.backgrounds)
     if not o.clutter:
@@ -294,7 +294,7 @@ def generate_scene(
     return render(crowd, camera, background, occ, degr, sample_light(rng), rng)
 
 
-def sample_light(rng: np.random.Generator) -> tuple[float, float, float]:
+def sample_light(rng: Rand) -> tuple[float, float, float]:
     """A light ramp (base, dx, dy) for paint(): brighter towards one side."""
     return rng.uniform(0.85, 1.1), rng.normal(0, 0.12), rng.normal(0, 0.12)
 

@@ -13,6 +13,8 @@ from functools import cache
 import cv2
 import numpy as np
 
+from trainers.synth.rand import Rand
+
 NOISE_TILE = 768
 
 
@@ -37,7 +39,7 @@ class Degradation:
     jpeg: int
 
     @classmethod
-    def sample(cls, rng: np.random.Generator, strength: float = 1.0) -> Degradation:
+    def sample(cls, rng: Rand, strength: float = 1.0) -> Degradation:
         r = rng.random(5)
         return cls(
             gain=float(np.exp(rng.normal(0, 0.18 * strength))),
@@ -49,7 +51,7 @@ class Degradation:
             jpeg=int(rng.integers(25, 92)) if r[3] < 0.5 * strength else 0,
         )
 
-    def apply(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def apply(self, image: np.ndarray, rng: Rand) -> np.ndarray:
         """The degraded copy of an RGB uint8 image."""
         out = cv2.convertScaleAbs(image, alpha=self.gain, beta=self.bias)
         out = cv2.multiply(out, np.array(self.cast + (1.0,)), dtype=cv2.CV_8U)
@@ -70,9 +72,7 @@ class Degradation:
         return out
 
 
-def _add_noise(
-    image: np.ndarray, rng: np.random.Generator, amount: float
-) -> np.ndarray:
+def _add_noise(image: np.ndarray, rng: Rand, amount: float) -> np.ndarray:
     h, w = image.shape[:2]
     field = _noise()
     if h > NOISE_TILE or w > NOISE_TILE:

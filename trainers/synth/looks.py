@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trainers.synth.rand import choose, pick
+from trainers.synth.rand import Rand, choose, pick
 from trainers.synth.textures import (
     BLOTCH,
     CHECKS,
@@ -96,7 +96,7 @@ class Look:
     bulk: float = 1.12
 
 
-def random_colour(rng: np.random.Generator) -> np.ndarray:
+def random_colour(rng: Rand) -> np.ndarray:
     """A clothing colour: greys, muted and saturated hues, sometimes skin-like."""
     u = rng.random()
     if u < 0.1:
@@ -111,7 +111,7 @@ def random_colour(rng: np.random.Generator) -> np.ndarray:
 
 
 def material(
-    rng: np.random.Generator,
+    rng: Rand,
     a: np.ndarray,
     kind: int,
     period: float,
@@ -131,12 +131,12 @@ def material(
     )
 
 
-def cloth(rng: np.random.Generator) -> Material:
+def cloth(rng: Rand) -> Material:
     kind = CLOTH_TEXTURES[pick(rng, CLOTH_TEXTURE_P)]
     return material(rng, random_colour(rng), kind, rng.uniform(0.02, 0.12))
 
 
-def sample_look(rng: np.random.Generator) -> Look:
+def sample_look(rng: Rand) -> Look:
     """A random person's appearance."""
     skin = SKIN_TONES[rng.integers(len(SKIN_TONES))] * rng.uniform(0.9, 1.08)
     skin = np.clip(skin + rng.normal(0, 6, 3), 0, 255).astype(np.float32)

@@ -27,7 +27,7 @@ from trainers.synth.compose import (
 )
 from trainers.synth.degrade import Degradation
 from trainers.synth.looks import sample_look
-from trainers.synth.rand import choose, pick
+from trainers.synth.rand import Rand, choose, pick
 
 MODES = ("walk", "run", "stand", "wave")
 MODE_P = (0.62, 0.1, 0.16, 0.12)
@@ -50,7 +50,7 @@ class Walker:
 
 
 class _World:
-    def __init__(self, rng: np.random.Generator, size: int, people, opts: SynthOptions):
+    def __init__(self, rng: Rand, size: int, people, opts: SynthOptions):
         self.rng, self.size, self.opts = rng, size, opts
         self.lo, self.hi = people
         self.camera = cam = Camera.sample(rng, size)
@@ -167,7 +167,7 @@ def generate_video(
     people = _check_people(people)
     if frames < 1 or fps <= 0:
         raise ValueError("frames must be >= 1 and fps > 0")
-    rng = np.random.default_rng(seed)
+    rng = Rand(seed)
     world = _World(rng, size, people, o)
     background = make_background(rng, size, world.camera.horizon, o.backgrounds)
     if not o.clutter:
