@@ -4,9 +4,11 @@ COCO has person masks and keypoints but no part labels. Every mask pixel is give
 fine part (configs/parts.yaml) of the nearest body capsule built from the person's
 labelled keypoints: limbs (shoulder-elbow, elbow-wrist, hip-knee, knee-ankle), hands
 and feet (the forearm and the shin continued past the wrist and ankle), the torso (the
-shoulder-hip polygon) and the head (a disk around the face keypoints, or between the
-neck and the top of the head where a data set has those). The same capsules, drawn,
-are the masks of people a data set gives only keypoints for (CrowdPose, PoseTrack).
+shoulder-hip polygon) and the head (a disk around the face keypoints, between the neck
+and the top of the head where a data set has those, above the shoulders when the face
+is unlabelled). A labelled joint whose parent is not (a wrist without its elbow) is a
+disk of the limb ending there. The same capsules, drawn, are the masks of people a data
+set gives only keypoints for (CrowdPose, PoseTrack).
 
 Distances are measured to a capsule's surface (distance to its axis minus its radius),
 and ties go to the first capsule in `_ORDER`: where an arm lies over the torso, the arm
@@ -24,8 +26,7 @@ import cv2
 import numpy as np
 
 from configs import body, taxonomy
-
-IGNORE = 255
+from trainers.datasets.common import IGNORE
 
 # (from, to, part, radius as a fraction of the segment length)
 _LIMBS = [
