@@ -21,12 +21,11 @@ import torch
 import torch.nn.functional as F
 
 from configs import body
-from nets.matching import greedy_match, hungarian_match, pgd_match, round_greedy
+from nets.matching import solve
 from trainers.scene import Prediction
 
 Tensor = torch.Tensor
 NUM_JOINTS = 17
-MATCHERS = ("pgd", "greedy", "hungarian")
 
 
 class Candidates(NamedTuple):
@@ -122,20 +121,10 @@ def match_limbs(
 ) -> Tensor:
     """Binary one-partner-per-limb matchings [B, L, K, K] of the pairs scoring above
     `decode.limb_threshold`; `cfg` is the decode section of the config."""
-    if matcher not in MATCHERS:
-        raise ValueError(f"unknown matcher '{matcher}' (known: {', '.join(MATCHERS)})")
     pairs = limb_pairs().to(A.device)
     rows, cols = cand.valid[:, pairs[:, 0]], cand.valid[:, pairs[:, 1]]
-    A = torch.where(cfg["limb_threshold"] < A, A, torch.zeros_like(A))
-    if matcher == "greedy":
-        return greedy_match(A, rows, cols)
-    if matcher == "hungarian":
-        return hungarian_match(A, rows, cols)
-    pgd = cfg["pgd"]
-    Y = pgd_match(
-        A * pgd["scale"], pgd["steps"], pgd["inner_steps"], pgd["alpha"], rows, cols
-    )
-    return round_greedy(Y, A, rows, cols)
+    kept = torch.where(A > cfg["limb_threshold"], A, torch.zeros_like(A))  # noqa: SIM300
+    return solve(kept, rows, cols, matcher, **cfg["pgd"])
 
 
 def _min_over_partner(match: Tensor, labels: Tensor, dim: int, big: int) -> Tensor:
@@ -246,16 +235,18 @@ def assign_pixels(
     b, p, j, _ = keypoints.shape
     h, w = parts.shape[-2:]
     dtype = keypoints.dtype
-    cols = (torch.arange(w, dtype=dtype, device=parts.device) + 0.5) * stride
-    rows = (torch.arange(h, dtype=dtype, device=parts.device) + 0.5) * stride
-    tx = (cols.view(1, 1, w) + dspf[:, 0] * stride).reshape(b, 1, 1, h * w)
-    ty = (rows.view(1, h, 1) + dspf[:, 1] * stride).reshape(b, 1, 1, h * w)
+    # Coordinates relative to the map centre keep the expanded squares small in float32.
+    cx, cy = w * stride / 2.0, h * stride / 2.0
+    cols = (torch.arange(w, dtype=dtype, device=parts.device) + 0.5) * stride - cx
+    rows = (torch.arange(h, dtype=dtype, device=parts.device) + 0.5) * stride - cy
+    tx = (cols.view(1, 1, w) + dspf[:, 0] * stride).reshape(b, h * w)
+    ty = (rows.view(1, h, 1) + dspf[:, 1] * stride).reshape(b, h * w)
     present = (keypoints[..., 2] > 0) & person_valid.unsqueeze(-1)  # B, P, J
     s_joint = keypoints[..., 2]
     count = present.sum(-1).clamp(min=1).to(dtype)
     s_person = (s_joint * present).sum(-1) / count
     far = torch.full_like(s_joint, 1e9)
-    x, y = keypoints[..., 0], keypoints[..., 1]
+    x, y = keypoints[..., 0] - cx, keypoints[..., 1] - cy
     width = torch.where(present, x, -far).amax(-1) - torch.where(present, x, far).amin(
         -1
     )
@@ -264,10 +255,14 @@ def assign_pixels(
     )
     sigma = (width.clamp(min=0) * height.clamp(min=0)).sqrt().clamp(min=min_sigma)
     scale = (s_joint + s_person.unsqueeze(-1)) * sigma.unsqueeze(-1)  # B, P, J
-    dist = ((tx - x.unsqueeze(-1)) ** 2 + (ty - y.unsqueeze(-1)) ** 2).sqrt()
-    psi = dist / scale.clamp(min=1e-6).unsqueeze(-1)
-    psi = torch.where(present.unsqueeze(-1), psi, torch.full_like(psi, 1e9))
-    best = psi.amin(2).argmin(1)  # B, h * w
+    # psi^2 = c|t - p|^2 = c|t|^2 - 2c t.p + c|p|^2, c = 1 / scale^2: one matmul of
+    # pixel features [|t|^2, tx, ty, 1] with joint ones (argmin psi = argmin psi^2).
+    c = torch.where(present, scale.clamp(min=1e-3) ** -2, torch.zeros_like(scale))
+    const = torch.where(present, c * (x * x + y * y), far)
+    joint = torch.stack([c, -2 * c * x, -2 * c * y, const], -1).reshape(b, p * j, 4)
+    pixel = torch.stack([tx * tx + ty * ty, tx, ty, torch.ones_like(tx)], -1)
+    psi2 = (pixel @ joint.transpose(-1, -2)).reshape(b, h * w, p, j)
+    best = psi2.amin(-1).argmin(-1)  # B, h * w
     foreground = (parts != 0).reshape(b, h * w) & person_valid.any(-1, keepdim=True)
     return torch.where(foreground, best + 1, torch.zeros_like(best)).reshape(b, h, w)
 

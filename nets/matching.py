@@ -34,15 +34,18 @@ def _pair_mask(
     return mask
 
 
-def _project_rows(X: Tensor, mask: Tensor, count: Tensor) -> Tensor:
-    """Exact Euclidean projection onto {each row sums to <= 1} within the masked pairs.
+def _project_rows(X: Tensor, spread: Tensor) -> Tensor:
+    """Exact Euclidean projection onto {each row sums to <= 1} within the active pairs.
 
     The set is a product of half-spaces, one per row, so the projection moves only the
-    rows that violate, each by its excess spread evenly over its `count` valid entries
-    (the supplement's operator applied row by row rather than to the whole matrix).
+    rows that violate, each by its excess spread evenly over its active entries
+    (`spread` = pair mask / active count per row). The supplement's operator subtracts
+    the mean excess from the whole matrix once any row violates, which also moves rows
+    that satisfy the constraint; per row it is the same formula and exact.
+    X is zero outside the active pairs, so plain sums are sums over them.
     """
-    excess = torch.relu((X * mask).sum(-1, keepdim=True) - 1.0)
-    return X - excess / count * mask
+    excess = torch.relu(X.sum(-1, keepdim=True) - 1.0)
+    return X - excess * spread
 
 
 def pgd_match(
@@ -58,12 +61,14 @@ def pgd_match(
     Algorithm 1: T = `steps` gradient steps Y + alpha * A (the gradient of Tr(-A Y^T)
     is -A), each followed by `inner_steps` rounds of Dykstra's cyclic projection onto
     C1 (rows), C2 (columns), C3 (Y >= 0) with the correction terms reset every step;
-    the result is the mean of the T iterates. Pairs outside the valid rows/columns are
-    held at 0 and do not count in the row/column sums.
+    the result is the mean of the T iterates. Only pairs of valid candidates with
+    A > 0 are variables (the others are 0 at an optimum anyway): they are held at 0 and
+    do not count in the row and column sums, which also keeps padding from slowing
+    the projections down.
     """
-    mask = _pair_mask(A, valid_rows, valid_cols)
-    row_count = mask.sum(-1, keepdim=True).clamp(min=1.0)
-    col_count = mask.sum(-2, keepdim=True).clamp(min=1.0)
+    mask = _pair_mask(A, valid_rows, valid_cols) * (A > 0).to(A.dtype)
+    spread_rows = mask / mask.sum(-1, keepdim=True).clamp(min=1.0)
+    spread_cols = (mask / mask.sum(-2, keepdim=True).clamp(min=1.0)).transpose(-1, -2)
     step = alpha * A * mask
     Y = torch.zeros_like(A)
     total = torch.zeros_like(A)
@@ -73,16 +78,15 @@ def pgd_match(
         u2 = torch.zeros_like(A)
         u3 = torch.zeros_like(A)
         for _ in range(inner_steps):
-            X1 = _project_rows(X + u1, mask, row_count)
-            u1 = X + u1 - X1
+            Z = X + u1
+            X1 = _project_rows(Z, spread_rows)
+            u1 = Z - X1
             Z = X1 + u2
-            X2 = _project_rows(
-                Z.transpose(-1, -2), mask.transpose(-1, -2), col_count.transpose(-1, -2)
-            ).transpose(-1, -2)
+            X2 = _project_rows(Z.transpose(-1, -2), spread_cols).transpose(-1, -2)
             u2 = Z - X2
-            X3 = torch.relu(X2 + u3)
-            u3 = X2 + u3 - X3
-            X = X3
+            Z = X2 + u3
+            X = torch.relu(Z)
+            u3 = Z - X
         Y = X
         total = total + Y
     return total / steps
@@ -145,6 +149,80 @@ def hungarian_match(
     return torch.from_numpy(out.reshape(W.shape)).to(A.device)
 
 
+MATCHERS = ("pgd", "greedy", "hungarian")
+
+
+def solve(
+    A: Tensor,
+    valid_rows: Tensor | None = None,
+    valid_cols: Tensor | None = None,
+    matcher: str = "pgd",
+    steps: int = 50,
+    inner_steps: int = 5,
+    alpha: float = 0.01,
+    swaps: int = 0,
+) -> Tensor:
+    """Binary matching [..., K, K'] by the chosen matcher: what the decode runs.
+
+    "pgd": `round_greedy(pgd_match(...))`, then `swaps` rounds of `improve_swaps`
+    (in-graph); "greedy": OpenPose's (in-graph); "hungarian": exact (eager only).
+    """
+    if matcher == "pgd":
+        Y = pgd_match(A, steps, inner_steps, alpha, valid_rows, valid_cols)
+        M = round_greedy(Y, A, valid_rows, valid_cols)
+        return improve_swaps(M, A, valid_rows, valid_cols, swaps) if swaps else M
+    if matcher == "greedy":
+        return greedy_match(A, valid_rows, valid_cols)
+    if matcher == "hungarian":
+        return hungarian_match(A, valid_rows, valid_cols)
+    raise ValueError(f"unknown matcher '{matcher}' (known: {', '.join(MATCHERS)})")
+
+
 def matching_weight(A: Tensor, M: Tensor) -> Tensor:
     """Total score of a binary matching, per [K, K'] slice."""
     return (A * M.to(A.dtype)).sum((-1, -2))
+
+
+def improve_swaps(
+    M: Tensor,
+    A: Tensor,
+    valid_rows: Tensor | None = None,
+    valid_cols: Tensor | None = None,
+    rounds: int = 10,
+) -> Tensor:
+    """Polish a binary matching by pairwise exchanges (2-opt), fixed `rounds` times.
+
+    The matching is completed to a permutation (free rows paired with free columns in
+    order; their pairs score 0 or more, so nothing is lost), then each round applies the
+    single exchange (i, p(i)), (k, p(k)) -> (i, p(k)), (k, p(i)) of largest positive
+    gain. With a free row or column on one side an exchange is a re-assignment or a
+    length-3 augmenting path. Pairs scoring <= 0 are dropped at the end.
+    """
+    mask = _pair_mask(A, valid_rows, valid_cols) * (A > 0).to(A.dtype)
+    W = A * mask
+    n = A.shape[-1]
+    lead = A.shape[:-2]
+    P = M.to(A.dtype)
+    # Complete: the r-th free row takes the r-th free column.
+    free_r = 1.0 - P.sum(-1)  # [..., K]
+    free_c = 1.0 - P.sum(-2)
+    rank_r = free_r.cumsum(-1) * free_r
+    rank_c = free_c.cumsum(-1) * free_c
+    P = P + (
+        (rank_r.unsqueeze(-1) == rank_c.unsqueeze(-2)) & (rank_r.unsqueeze(-1) > 0)
+    ).to(A.dtype)
+    eye = torch.eye(n, dtype=A.dtype, device=A.device)
+    for _ in range(rounds):
+        B = W @ P.transpose(-1, -2)  # B[i, k] = w[i, p(k)]
+        d = torch.diagonal(B, dim1=-2, dim2=-1)
+        gain = B + B.transpose(-1, -2) - d.unsqueeze(-1) - d.unsqueeze(-2)
+        best, index = gain.reshape(*lead, n * n).max(-1)
+        do = (best > 1e-7).to(A.dtype).reshape(*lead, 1, 1)
+        i = (index // n).reshape(*lead, 1)
+        k = (index % n).reshape(*lead, 1)
+        ei = (torch.arange(n, device=A.device) == i).to(A.dtype)  # [..., K]
+        ek = (torch.arange(n, device=A.device) == k).to(A.dtype)
+        diff = (ei - ek).unsqueeze(-1)
+        swap = eye - diff * diff.transpose(-1, -2)  # exchanges rows i and k
+        P = do * (swap @ P) + (1.0 - do) * P
+    return (P > 0.5) & (mask > 0)
