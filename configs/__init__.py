@@ -1,7 +1,7 @@
-"""Configs are data: YAML files in this folder, loaded into plain dicts and validated here.
+"""Configs are data: YAML files in this folder, loaded into dicts and validated here.
 
 `load_config(path)` merges a file over its `base:` (default.yaml unless named) so one
-experiment is one small file of differences; an unknown key is an error, not a silent no-op.
+experiment is one small file of differences; an unknown key is an error, not a no-op.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except FileNotFoundError as exc:
         raise ConfigError(f"config file not found: {path}") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config {path} is not valid YAML: {exc}".splitlines()[0]) from exc
+        raise ConfigError(
+            f"config {path} is not valid YAML: {exc}".splitlines()[0]
+        ) from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -65,8 +67,10 @@ def body() -> dict[str, Any]:
     raw = _read_yaml(CONFIG_DIR / "body.yaml")
     names = raw["keypoints"]
     index = {n: i for i, n in enumerate(names)}
-    flip = [index[n.replace("left_", "@").replace("right_", "left_").replace("@", "right_")]
-            for n in names]
+    flip = [
+        index[n.replace("left_", "@").replace("right_", "left_").replace("@", "right_")]
+        for n in names
+    ]
     return {
         "keypoints": names,
         "oks_sigmas": raw["oks_sigmas"],
