@@ -10,6 +10,7 @@ without being people.
 
 from __future__ import annotations
 
+import colorsys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -101,9 +102,17 @@ def _texture_overlay(rng: Rand, img: np.ndarray, amp: float) -> np.ndarray:
     return cv2.addWeighted(img, 1.0, tex3, amp, -amp * 128)
 
 
+def _muted(rng: Rand) -> np.ndarray:
+    """A wall or floor colour: mostly greys, beiges and dull hues, sometimes any."""
+    if rng.random() < 0.3:
+        return random_colour(rng)
+    rgb = colorsys.hsv_to_rgb(rng.random(), rng.uniform(0, 0.35), rng.uniform(0.2, 0.9))
+    return np.array(rgb, np.float32) * 255
+
+
 def _procedural(rng: Rand, size: int, horizon: float) -> np.ndarray:
-    wall = _field(rng, size, random_colour(rng), rng.uniform(10, 60))
-    floor = _field(rng, size, random_colour(rng), rng.uniform(10, 50))
+    wall = _field(rng, size, _muted(rng), rng.uniform(5, 35))
+    floor = _field(rng, size, _muted(rng), rng.uniform(5, 30))
     img = wall
     hy = int(np.clip(horizon, 0, size))
     if hy < size:
@@ -117,7 +126,7 @@ def _procedural(rng: Rand, size: int, horizon: float) -> np.ndarray:
             while y < size:
                 cv2.line(img, (0, int(y)), (size, int(y)), col, 1, cv2.LINE_AA)
                 y += 2 + (y - hy) * rng.uniform(0.15, 0.4)
-    img = _texture_overlay(rng, img, rng.uniform(0.05, 0.35))
+    img = _texture_overlay(rng, img, rng.uniform(0.03, 0.22))
     for _ in range(int(rng.integers(4, 30))):
         _rgb_clutter(rng, img, size, hy)
     return img

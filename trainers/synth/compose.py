@@ -188,14 +188,14 @@ def _ground_truth(
 ) -> Scene:
     """Scene from the finished canvas: drop unseen people, renumber, set visibility."""
     h, w = canvas.shape[:2]
-    ids = canvas[..., 1]
+    ids = np.ascontiguousarray(canvas[..., 1])
     n = len(kps)
-    counts = np.bincount(ids.ravel(), minlength=256)[1 : n + 1]
+    counts = np.bincount(ids.reshape(-1), minlength=256)[1 : n + 1]
     keep = np.flatnonzero(counts > 0)
-    lut = np.zeros(256, np.uint16)
+    lut = np.zeros(256, np.uint8)
     lut[keep + 1] = np.arange(1, len(keep) + 1)
-    instances = lut[ids]
-    parts = canvas[..., 0].copy()
+    instances = cv2.LUT(ids, lut).astype(np.uint16)
+    parts = np.ascontiguousarray(canvas[..., 0])
     out = np.zeros((len(keep), 17, 3), np.float32)
     for new, old in enumerate(keep):
         x, y, labelled = kps[old, :, 0], kps[old, :, 1], kps[old, :, 2] > 0

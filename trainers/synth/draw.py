@@ -115,14 +115,14 @@ def person_shapes(
     """The shapes of one person whose ground point projects to (u0, v0) at s px/m."""
     pr = body.prop
     p3 = body.points
-    xy = np.empty((len(p3), 2))
-    xy[:, 0] = u0 + s * p3[:, 0]
-    xy[:, 1] = v0 - s * p3[:, 1]
-    z = s * p3[:, 2]
-    out: list[Shape] = []
+    scale, origin = np.array([s, -s]), np.array([u0, v0])
 
     def proj(pts: np.ndarray) -> np.ndarray:
-        return np.stack([u0 + s * pts[:, 0], v0 - s * pts[:, 1]], 1)
+        return pts[:, :2] * scale + origin
+
+    xy = proj(p3)
+    z = s * p3[:, 2]
+    out: list[Shape] = []
 
     def seg(a, b, r, part, mat, zz, sub=0, core=True):
         out.append(Shape(zz, sub, SEG, (*a, *b, r * s), part, mat, core))

@@ -21,12 +21,13 @@ def instance_colours(n: int) -> np.ndarray:
 
 
 def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.4) -> None:
-    cv2.putText(
-        img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA
-    )
-    cv2.putText(
-        img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA
-    )
+    """White text on a dark box (an outline drawn with a thicker stroke comes out wider
+    than the text in OpenCV 5, so no outline)."""
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    (w, h), base = cv2.getTextSize(text, font, scale, 1)
+    x, y = org
+    cv2.rectangle(img, (x - 1, y - h - 2), (x + w + 1, y + base), (0, 0, 0), -1)
+    cv2.putText(img, text, org, font, scale, (255, 255, 255), 1, cv2.LINE_AA)
 
 
 def parts_panel(scene: Scene) -> np.ndarray:
@@ -40,12 +41,15 @@ def parts_panel(scene: Scene) -> np.ndarray:
 
 
 def instances_panel(scene: Scene) -> np.ndarray:
-    col = instance_colours(scene.num_people)[scene.instances]
-    out = np.where(
-        scene.instances[..., None] > 0, col, (scene.image * 0.35).astype(np.uint8)
-    )
+    """Each person in the colour of their track id (stable over a clip)."""
+    lut = np.zeros((scene.num_people + 1, 3), np.uint8)
+    ids = scene.track_ids
+    if len(ids):
+        lut[1:] = instance_colours(int(ids.max()) + 1)[ids + 1]
+    dim = (scene.image * 0.35).astype(np.uint8)
+    out = np.where(scene.instances[..., None] > 0, lut[scene.instances], dim)
     for k, (x0, y0, _, _) in enumerate(scene.boxes()):
-        _text(out, f"#{scene.track_ids[k]}", (int(x0), max(int(y0) + 10, 10)))
+        _text(out, f"#{ids[k]}", (int(x0), max(int(y0) + 10, 10)), 0.35)
     return out
 
 

@@ -99,17 +99,17 @@ class MaterialTable:
 
     A material is colour A blended towards colour B by a texture field, sampled in the
     coordinates of the person it belongs to (anchored at the person, scaled with
-    distance) so textures move and shrink with their wearer.
+    distance) so textures move and shrink with their wearer. Stored as what paint()
+    needs per pixel: a, b - a, tile px per image px, tile shift, field offset.
     """
 
     def __init__(self) -> None:
         n = MAX_IDS * MATERIALS
         self.a = np.zeros((n, 3), np.float32)
-        self.b = np.zeros((n, 3), np.float32)
-        self.field = np.zeros(n, np.int64)
+        self.d = np.zeros((n, 3), np.float32)
         self.scale = np.ones(n, np.float32)
-        self.anchor = np.zeros((n, 2), np.float32)
-        self.offset = np.zeros((n, 2), np.int64)
+        self.shift = np.zeros((n, 2), np.float32)
+        self.base = np.zeros(n, np.int64)
 
     def set(
         self,
@@ -124,14 +124,10 @@ class MaterialTable:
     ) -> None:
         """Material `mat` of canvas person `pid`; scale = tile px per image px."""
         g = pid * MATERIALS + mat
-        self.a[g], self.b[g] = a, b
-        self.field[g], self.scale[g] = field, scale
-        self.anchor[g], self.offset[g] = anchor, offset
-
-
-def shade_factor(shade: np.ndarray) -> np.ndarray:
-    """Canvas shade channel (after blur) -> brightness factor; 200 is neutral."""
-    return shade.astype(np.float32) * (1.0 / 200.0)
+        self.a[g], self.d[g] = a, b - a
+        self.scale[g] = scale
+        self.shift[g] = (offset[0] - anchor[0] * scale, offset[1] - anchor[1] * scale)
+        self.base[g] = field * TILE * TILE
 
 
 def paint(
@@ -144,27 +140,27 @@ def paint(
     """Paint every canvas pixel with a person id (> 0) into `image` (in place).
 
     light = (base, dx, dy): brightness base + dx * x/W + dy * y/H, a global light ramp.
-    blur: sigma in px of the shade channel (soft roundness and contact shadows).
+    blur: sigma in px of the shade channel (soft roundness and contact shadows); the
+    shade channel's 200 is neutral brightness.
     """
     h, w = canvas.shape[:2]
-    idx = np.flatnonzero(canvas[..., 1])
+    code = canvas.view("<u4").reshape(-1)  # bytes: part, person, material, shade
+    idx = np.flatnonzero(code & 0xFF00)
     if not len(idx):
         return
-    shade = canvas[..., 3]
-    if blur > 0:
-        shade = cv2.GaussianBlur(shade, (0, 0), blur)
-    flat = canvas.reshape(-1, 4)
-    g = flat[idx, 1].astype(np.int64) * MATERIALS + flat[idx, 2]
+    sel = code[idx]
+    g = ((sel >> 8) & 0xFF).astype(np.int64) * MATERIALS + ((sel >> 16) & 0xFF)
     ys, xs = np.divmod(idx, w)
     sc = table.scale[g]
-    u = ((xs - table.anchor[g, 0]) * sc).astype(np.int64) + table.offset[g, 0]
-    v = ((ys - table.anchor[g, 1]) * sc).astype(np.int64) + table.offset[g, 1]
-    fields = bank().fields
-    t = fields[table.field[g], v & (TILE - 1), u & (TILE - 1)].astype(np.float32)
-    t *= 1.0 / 255.0
-    a = table.a[g]
-    col = a + (table.b[g] - a) * t[:, None]
+    u = (xs * sc + table.shift[g, 0]).astype(np.int64) & (TILE - 1)
+    v = (ys * sc + table.shift[g, 1]).astype(np.int64) & (TILE - 1)
+    t = bank().fields.reshape(-1)[table.base[g] + v * TILE + u] * np.float32(1 / 255)
+    col = table.a[g] + table.d[g] * t[:, None]
+    shade = np.ascontiguousarray(canvas[..., 3])
+    if blur > 0:
+        shade = cv2.GaussianBlur(shade, (0, 0), blur)
     base, dx, dy = light
-    k = shade_factor(shade.reshape(-1)[idx]) * (base + dx * xs / w + dy * ys / h)
+    light_at = base + (dx / w) * xs + (dy / h) * ys
+    k = shade.reshape(-1)[idx] * (light_at * (1 / 200)).astype(np.float32)
     col *= k[:, None]
     image.reshape(-1, 3)[idx] = np.clip(col, 0, 255).astype(np.uint8)
