@@ -1,0 +1,220 @@
+"""Stage 1: where frames come from. Each source yields frame messages that carry the
+image (RGB uint8), the frame index, the capture wall-clock time and the media time.
+
+* `VideoSource`: files and network URLs through PyAV (FFmpeg).
+* `CameraSource`: camera indices through OpenCV.
+* `SyntheticSource`: an animated crowd from the synthetic world (trainers.synth), the
+  default input: it needs no camera and no data on disk, and it knows the truth.
+
+`live` tells the runner whether latest-frame-wins applies: a camera or a stream keeps
+producing whether we keep up or not, a file waits for us. `pace=True` plays a file or
+the synthetic crowd at its frame rate, i.e. like a live source.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from pipeline.messages import Message, frame_message
+from pipeline.worker import StageError
+
+LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "udp", "tcp", "srt", "rtp")
+DEFAULT_FPS = 30.0
+
+
+class _Pacer:
+    """Sleeps so frame k is released at start + k / fps (never sleeps to catch up)."""
+
+    def __init__(self, fps: float, enabled: bool) -> None:
+        self.period = 1.0 / fps if enabled and fps > 0 else 0.0
+        self.start: float | None = None
+
+    def wait(self, index: int) -> None:
+        if not self.period:
+            return
+        now = time.monotonic()
+        self.start = now if self.start is None else self.start
+        delay = self.start + index * self.period - now
+        if delay > 0:
+            time.sleep(delay)
+
+
+def _limit(total: int | None, max_frames: int | None) -> int | None:
+    if max_frames is None:
+        return total
+    return max_frames if not total else min(total, max_frames)
+
+
+class VideoSource:
+    """A file or URL decoded by PyAV; unreadable packets are skipped and counted."""
+
+    name = "source"
+
+    def __init__(
+        self,
+        location: str,
+        max_frames: int | None = None,
+        pace: bool = False,
+        options: dict[str, str] | None = None,
+    ) -> None:
+        self.location = str(location)
+        self.max_frames = max_frames
+        self.pace = pace
+        self.options = options or {}
+        scheme = urlparse(self.location).scheme.lower()
+        self.is_url = len(scheme) > 1          # "C:" is a drive, not a scheme
+        self.live = scheme in LIVE_SCHEMES or pace
+        self.total: int | None = None
+        self.fps = DEFAULT_FPS
+        self.corrupt = 0
+        self._container: Any = None
+
+    def open(self) -> None:
+        import av
+
+        if not self.is_url and not Path(self.location).is_file():
+            raise StageError(f"no such video file: {self.location}")
+        try:
+            self._container = av.open(self.location, options=self.options)
+        except av.error.InvalidDataError as exc:
+            raise StageError(f"{self.location} is not a video PyAV can read") from exc
+        except (av.error.FFmpegError, OSError) as exc:
+            why = getattr(exc, "strerror", None) or exc
+            raise StageError(f"cannot open {self.location}: {why}") from exc
+        if not self._container.streams.video:
+            raise StageError(f"{self.location} has no video stream")
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = stream.average_rate or stream.guessed_rate
+        self.fps = float(rate) if rate else DEFAULT_FPS
+        self.total = _limit(stream.frames or None, self.max_frames)
+
+    def frames(self) -> Iterator[Message]:
+        import av
+
+        stream = self._container.streams.video[0]
+        pacer = _Pacer(self.fps, self.pace)
+        index = 0
+        start = time.perf_counter()
+        for packet in self._container.demux(stream):
+            try:
+                decoded = packet.decode()
+            except av.error.InvalidDataError:
+                self.corrupt += 1
+                continue
+            for frame in decoded:
+                if self.max_frames is not None and index >= self.max_frames:
+                    return
+                image = frame.to_ndarray(format="rgb24")
+                ms = 1000.0 * (time.perf_counter() - start)
+                pacer.wait(index)
+                msg = frame_message(image, index, time.time(), frame.time, self.fps)
+                msg.stage_time(self.name, ms)
+                yield msg
+                index += 1
+                start = time.perf_counter()
+
+    def close(self) -> dict[str, Any]:
+        if self._container is not None:
+            self._container.close()
+        return {"corrupt_packets": self.corrupt}
+
+
+class CameraSource:
+    """A local camera through OpenCV (V4L2 on Linux)."""
+
+    name = "source"
+    live = True
+
+    def __init__(self, index: int, max_frames: int | None = None) -> None:
+        self.index = index
+        self.max_frames = max_frames
+        self.total = max_frames
+        self.fps = DEFAULT_FPS
+        self._cap: Any = None
+
+    def open(self) -> None:
+        import cv2
+
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        self._cap = cv2.VideoCapture(self.index)
+        if not self._cap.isOpened():
+            raise StageError(f"camera {self.index} does not exist or cannot be opened")
+        self.fps = float(self._cap.get(cv2.CAP_PROP_FPS)) or DEFAULT_FPS
+
+    def frames(self) -> Iterator[Message]:
+        import cv2
+
+        index = 0
+        while self.max_frames is None or index < self.max_frames:
+            start = time.perf_counter()
+            ok, bgr = self._cap.read()
+            if not ok:
+                return
+            capture = time.time()
+            msg = frame_message(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), index, capture,
+                                None, self.fps)
+            msg.stage_time(self.name, 1000.0 * (time.perf_counter() - start))
+            yield msg
+            index += 1
+
+    def close(self) -> dict[str, Any] | None:
+        if self._cap is not None:
+            self._cap.release()
+        return None
+
+
+class SyntheticSource:
+    """An animated synthetic crowd; `truth=True` also sends the ground truth along
+    (arrays `truth_instances`, `truth_track_ids`) for evaluating the tracker."""
+
+    name = "source"
+
+    def __init__(
+        self,
+        frames: int = 60,
+        size: int = 384,
+        people: tuple[int, int] = (3, 5),
+        fps: float = 15.0,
+        seed: int = 0,
+        pace: bool = False,
+        truth: bool = False,
+    ) -> None:
+        self.total = frames
+        self.size = size
+        self.people = people
+        self.fps = fps
+        self.seed = seed
+        self.pace = pace
+        self.live = pace
+        self.truth = truth
+
+    def open(self) -> None:
+        import trainers.synth  # noqa: F401 - fail here, at start-up, if it is missing
+
+    def frames(self) -> Iterator[Message]:
+        from trainers.synth import generate_video
+
+        pacer = _Pacer(self.fps, self.pace)
+        scenes = generate_video(self.seed, self.size, self.total, self.people, self.fps)
+        for index in range(self.total):
+            start = time.perf_counter()
+            scene = next(scenes)
+            ms = 1000.0 * (time.perf_counter() - start)
+            pacer.wait(index)
+            msg = frame_message(scene.image, index, time.time(), index / self.fps,
+                                self.fps)
+            msg.stage_time(self.name, ms)
+            if self.truth:
+                msg.arrays["truth_instances"] = scene.instances
+                msg.arrays["truth_track_ids"] = np.asarray(scene.track_ids, np.int64)
+            yield msg
+
+    def close(self) -> dict[str, Any] | None:
+        return None
