@@ -1,5 +1,6 @@
 """Still synthetic scenes: determinism, map consistency, visibility, crowds."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -124,3 +125,18 @@ def test_stream_is_indexable_and_repeatable():
 def test_bad_arguments_are_value_errors(kwargs):
     with pytest.raises(ValueError):
         generate_scene(0, 128, **kwargs)
+
+
+def test_background_photos_are_used(tmp_path):
+    colour = (30, 200, 10)  # RGB
+    photo = np.full((50, 80, 3), colour[::-1], np.uint8)  # stored as BGR
+    cv2.imwrite(str(tmp_path / "a.png"), photo)
+    plain = dict(backgrounds=str(tmp_path), degrade=0.0, clutter=False, occluders=0.0)
+    hits = 0
+    for seed in range(4):
+        s = generate_scene(seed, 96, (1, 2), **plain)
+        background = s.image[s.instances == 0]
+        hits += bool(np.all(np.median(background, axis=0) == colour))
+    assert hits >= 2  # photos are used for most scenes
+    with pytest.raises(ValueError):
+        generate_scene(0, 96, backgrounds=str(tmp_path / "missing"))

@@ -21,6 +21,7 @@ from trainers.synth.background import (
     CLUTTER,
     OCCLUDER,
     Background,
+    list_images,
     make_background,
     occluder_shapes,
 )
@@ -71,6 +72,8 @@ class SynthOptions:
         if unknown:
             raise ValueError(f"unknown synth option(s): {', '.join(unknown)}")
         out = cls(**opts)
+        if out.backgrounds is not None:
+            list_images(out.backgrounds)  # fails early on a missing or empty folder
         if out.families is not None:
             bad = sorted(set(out.families) - set(FAMILIES))
             if bad or not out.families:
