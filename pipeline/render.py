@@ -1,0 +1,191 @@
+"""Stage 6: draw what the pipeline knows onto the frame (array `rendered`).
+
+Modes:
+* ``overlay``: part colours blended over the frame, tinted per person so neighbours
+  stay apart, each person's outline, skeleton, track id, optional HUD.
+* ``masks``: the coloured part masks alone, RGBA with alpha = person pixels (for
+  compositing the parsing over something else).
+* ``regions``: per-person try-on regions (head, upper body, hands, lower body, feet by
+  default: `pipeline.render.regions` in the config), each person in its own colour
+  with a shade per region, RGBA.
+
+Part colours come from the taxonomy in configs/parts.yaml and limbs from configs.body(),
+so a new taxonomy needs no code here. Colours follow track ids, so a person keeps
+their colour for as long as they keep their id.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import time
+from typing import Any
+
+import cv2
+import numpy as np
+
+from configs import body, taxonomy
+from pipeline.messages import Message
+
+MODES = ("overlay", "masks", "regions")
+PALETTE = 24              # distinct person colours before they repeat
+UNCONFIRMED = PALETTE     # palette row of people without a track id yet
+
+
+def person_colours(n: int = PALETTE) -> np.ndarray:
+    """(n + 1) x 3 uint8: well-spread saturated hues (golden-ratio steps), then a
+    neutral grey for people not (yet) tracked."""
+    hues = (np.arange(n) * 0.618034) % 1.0
+    rgb = [colorsys.hsv_to_rgb(h, 0.75, 1.0) for h in hues] + [(0.75, 0.75, 0.75)]
+    return (np.asarray(rgb) * 255).astype(np.uint8)
+
+
+def part_lut(tax: str, tint: float) -> np.ndarray:
+    """(PALETTE + 1) x C x 3 uint8: part colour mixed with the person's colour."""
+    parts = np.asarray(taxonomy(tax)["colors"], np.float32)
+    people = person_colours().astype(np.float32)
+    lut = (1 - tint) * parts[None] + tint * people[:, None]
+    lut[:, 0] = people                     # person pixels without a part label
+    return np.clip(lut, 0, 255).astype(np.uint8)
+
+
+def region_lut(tax: str, regions: dict[str, list[str]]) -> np.ndarray:
+    """(PALETTE + 1) x C x 3 uint8: a person's colour, one shade per try-on region."""
+    classes = taxonomy(tax)["classes"]
+    region_of = np.zeros(len(classes), np.int64)
+    for r, names in enumerate(regions.values()):
+        for name in names:
+            if name in classes:
+                region_of[classes.index(name)] = r + 1
+    shades = np.linspace(1.0, 0.35, max(len(regions), 1) + 1)
+    people = person_colours().astype(np.float32)
+    return (people[:, None] * shades[region_of][None, :, None]).astype(np.uint8)
+
+
+class Render:
+    """tracked people + frame -> `rendered` (H x W x 3 overlay, or H x W x 4 RGBA)."""
+
+    name = "render"
+
+    def __init__(
+        self,
+        taxonomy: str = "fine",
+        mode: str = "overlay",
+        hud: bool = True,
+        alpha: float = 0.55,
+        tint: float = 0.35,
+        keypoint_threshold: float = 0.1,
+        regions: dict[str, list[str]] | None = None,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown render mode '{mode}' (use {', '.join(MODES)})")
+        self.taxonomy, self.mode, self.hud = taxonomy, mode, hud
+        self.alpha, self.tint = alpha, tint
+        self.keypoint_threshold = keypoint_threshold
+        self.regions = regions or {}
+        self._fps = 0.0
+        self._last: float | None = None
+
+    def open(self) -> None:
+        lut = region_lut if self.mode == "regions" else part_lut
+        arg = self.regions if self.mode == "regions" else self.tint
+        self.lut = lut(self.taxonomy, arg)
+        self.people = person_colours()
+        self.limbs = body()["limbs"]
+
+    def process(self, msg: Message) -> Message:
+        a = msg.arrays
+        image, instances, parts = a["image"], a["instances"], a["parts"]
+        ids = a.get("track_ids", np.full(len(a["scores"]), -1, np.int64))
+        slot = np.where(ids >= 0, ids % PALETTE, UNCONFIRMED)
+        slot_of_label = np.concatenate([[UNCONFIRMED], slot]).astype(np.int64)
+        person = slot_of_label[instances]
+        colour = self.lut[person, np.minimum(parts, self.lut.shape[1] - 1)]
+        fg = instances > 0
+        if self.mode == "overlay":
+            out = image.copy()
+            blend = cv2.addWeighted(image, 1 - self.alpha, colour, self.alpha, 0)
+            np.copyto(out, blend, where=fg[..., None])
+            edge = _edges(instances, fg, _thickness(image.shape))
+            out[edge] = self.people[person[edge]]
+            self._skeletons(out, a["keypoints"], slot)
+            self._labels(out, a["boxes"], ids, slot)
+        else:
+            out = np.dstack([colour * fg[..., None], fg.astype(np.uint8) * 255])
+        if self.hud:
+            self._draw_hud(out, msg, int((ids >= 0).sum()))
+        a["rendered"] = out
+        return msg
+
+    def _skeletons(self, out: np.ndarray, keypoints: np.ndarray,
+                   slot: np.ndarray) -> None:
+        t = _thickness(out.shape)
+        for kps, s in zip(keypoints, slot, strict=True):
+            colour = tuple(int(c) for c in self.people[s])
+            seen = kps[:, 2] > self.keypoint_threshold
+            pts = np.round(kps[:, :2] * 16).astype(np.int32)   # 4 fractional bits
+            for i, j in self.limbs:
+                if seen[i] and seen[j]:
+                    cv2.line(out, tuple(pts[i]), tuple(pts[j]), (0, 0, 0), t + 2,
+                             cv2.LINE_AA, 4)
+                    cv2.line(out, tuple(pts[i]), tuple(pts[j]), colour, t,
+                             cv2.LINE_AA, 4)
+            for k in np.nonzero(seen)[0]:
+                cv2.circle(out, tuple(pts[k]), 16 * (t + 1), (255, 255, 255), -1,
+                           cv2.LINE_AA, 4)
+                cv2.circle(out, tuple(pts[k]), 16 * (t + 1), (0, 0, 0), 1,
+                           cv2.LINE_AA, 4)
+
+    def _labels(self, out: np.ndarray, boxes: np.ndarray, ids: np.ndarray,
+                slot: np.ndarray) -> None:
+        scale = max(0.4, out.shape[0] / 720)
+        for box, tid, s in zip(boxes, ids, slot, strict=True):
+            if tid < 0:
+                continue
+            text = f"#{tid}"
+            (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+            x = int(np.clip(box[0], 0, out.shape[1] - tw - 4))
+            y = int(np.clip(box[1] - 4, th + base + 2, out.shape[0] - 2))
+            colour = tuple(int(c) for c in self.people[s])
+            cv2.rectangle(out, (x, y - th - base - 2), (x + tw + 4, y), colour, -1)
+            cv2.putText(out, text, (x + 2, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                        (0, 0, 0), max(1, round(scale)), cv2.LINE_AA)
+
+    def _draw_hud(self, out: np.ndarray, msg: Message, people: int) -> None:
+        now = time.time()
+        if self._last is not None and now > self._last:
+            rate = 1.0 / (now - self._last)
+            self._fps = rate if not self._fps else 0.9 * self._fps + 0.1 * rate
+        self._last = now
+        latency = 1000 * (now - msg.header["capture_ts"])
+        text = f"PartStream  {self._fps:4.1f} fps  {latency:4.0f} ms  {people} people"
+        scale = max(0.45, out.shape[0] / 900)
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        x1, y1 = min(out.shape[1], tw + 16), min(out.shape[0], th + base + 14)
+        panel = out[:y1, :x1]
+        panel[..., :3] = (panel[..., :3] * 0.35).astype(np.uint8)
+        if out.shape[2] == 4:
+            panel[..., 3] = 255
+        cv2.putText(out, text, (8, th + 6), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (255,) * out.shape[2], max(1, round(scale)), cv2.LINE_AA)
+
+    def close(self) -> dict[str, Any] | None:
+        return None
+
+
+def _thickness(shape: tuple[int, ...]) -> int:
+    return max(1, round(min(shape[:2]) / 240))
+
+
+def _edges(instances: np.ndarray, fg: np.ndarray, thickness: int) -> np.ndarray:
+    """Person pixels next to a pixel of another label (person or background)."""
+    edge = np.zeros_like(fg)
+    dx = instances[:, 1:] != instances[:, :-1]
+    dy = instances[1:] != instances[:-1]
+    edge[:, 1:] |= dx
+    edge[:, :-1] |= dx
+    edge[1:] |= dy
+    edge[:-1] |= dy
+    if thickness > 1:
+        kernel = np.ones((thickness, thickness), np.uint8)
+        edge = cv2.dilate(edge.view(np.uint8), kernel).view(bool)
+    return edge & fg
