@@ -1,0 +1,86 @@
+"""Benchmark sources for the pipeline's runner (the `pipeline.worker.Source` protocol).
+
+* `FramesSource`: frames made before the run (so generating them costs nothing while
+  we time), released at a fixed rate like a live camera.
+* `LoopedVideoSource`: a clip decoded by the pipeline's own VideoSource, replayed for a
+  given wall-clock time (long memory runs on a short clip).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from pipeline.messages import Message, frame_message
+from pipeline.source import VideoSource
+
+
+class FramesSource:
+    """Yields `frames` in order at `fps` (capture time = release time)."""
+
+    name = "source"
+
+    def __init__(self, frames: Sequence[np.ndarray], fps: float, live: bool = True):
+        self.images = list(frames)
+        self.fps = fps
+        self.live = live
+        self.total = len(self.images)
+
+    def open(self) -> None:
+        pass
+
+    def frames(self) -> Iterator[Message]:
+        start = time.monotonic()
+        for index, image in enumerate(self.images):
+            delay = start + index / self.fps - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            msg = frame_message(image, index, time.time(), index / self.fps, self.fps)
+            msg.stage_time(self.name, 0.0)
+            yield msg
+
+    def close(self) -> dict[str, Any] | None:
+        return None
+
+
+class LoopedVideoSource:
+    """Replays a video file for `seconds` of wall-clock time at its frame rate."""
+
+    name = "source"
+    live = True
+
+    def __init__(self, path: str, seconds: float) -> None:
+        self.path = path
+        self.seconds = seconds
+        self.total: int | None = None
+        self.fps = 30.0
+        self.loops = 0
+
+    def open(self) -> None:
+        probe = VideoSource(self.path)
+        probe.open()  # fails here, at start-up, for a bad path
+        self.fps = probe.fps
+        probe.close()
+
+    def frames(self) -> Iterator[Message]:
+        end = time.monotonic() + self.seconds
+        index = 0
+        while time.monotonic() < end:
+            clip = VideoSource(self.path, pace=True)
+            clip.open()
+            try:
+                for msg in clip.frames():
+                    if time.monotonic() >= end:
+                        return
+                    msg.header["index"] = index
+                    index += 1
+                    yield msg
+            finally:
+                clip.close()
+            self.loops += 1
+
+    def close(self) -> dict[str, Any] | None:
+        return {"loops": self.loops}
