@@ -145,7 +145,7 @@ def sample_proportions(rng: Rand) -> Proportions:
         upper_leg_r=j(0.05) * build,
         lower_leg_r=j(0.034) * build,
         foot_r=j(0.024),
-        neck_r=j(0.03) * build,
+        neck_r=j(0.027) * (0.8 + 0.2 * build),
     )
 
 

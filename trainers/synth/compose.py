@@ -92,9 +92,10 @@ class Camera:
     height: float
 
     @classmethod
-    def sample(cls, rng: Rand, size: int) -> Camera:
+    def sample(cls, rng: Rand, size: int, high_p: float = 0.25) -> Camera:
+        """Eye-level or (with probability high_p) a high, surveillance-like camera."""
         fov = np.radians(rng.uniform(45, 75))
-        high = rng.random() < 0.25
+        high = rng.random() < high_p
         return cls(
             f=size / (2 * np.tan(fov / 2)),
             horizon=size * rng.uniform(-0.15, 0.35)
@@ -270,11 +271,11 @@ def generate_scene(
     o = SynthOptions.from_kwargs(opts)
     lo, hi = _check_people(people)
     rng = Rand(seed)
-    camera = Camera.sample(rng, size)
+    n = int(rng.integers(lo, hi + 1))
+    camera = Camera.sample(rng, size, high_p=0.25 if n <= 10 else 0.5)
     background = make_background(rng, size, camera.horizon, o.backgrounds)
     if not o.clutter:
         background.clutter = []
-    n = int(rng.integers(lo, hi + 1))
     hmin, hmax = _crowd_heights(rng, n, size, o)
     local = SynthOptions(
         **{**o.__dict__, "min_height": hmin, "max_height": hmax / size}

@@ -199,9 +199,10 @@ def person_shapes(
     sh = pr.shoulder_half
     upper = np.array(
         [
-            (1.6 * pr.neck_r, tl, 0),
-            (0.75 * sh, 0.95 * tl, 0),
-            (sh_w, 0.8 * tl, 0),
+            (1.4 * pr.neck_r, tl, 0),
+            (0.6 * sh, 0.93 * tl, 0),
+            (0.9 * sh_w, 0.86 * tl, 0),
+            (sh_w, 0.76 * tl, 0),
             (0.95 * sh, 0.6 * tl, 0),
             (pr.waist_half, 0.35 * tl, 0),
         ]
@@ -313,7 +314,7 @@ def person_shapes(
     hz = z[HEAD] + 0.5 * hr * s
     if look.long_hair:
         back = hc - hf[:, 2] * 0.8 * hr
-        w = 0.9 * hr + 0.3 * look.long_hair
+        w = 0.85 * hr + 0.15 * look.long_hair
         locs = [(x, 0.2 * hr, -0.3 * hr) for x in (-0.95 * hr, 0.95 * hr)]
         pts = [hc + hf @ np.array(p) for p in locs]
         pts += [

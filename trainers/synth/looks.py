@@ -185,10 +185,10 @@ def sample_look(rng: Rand) -> Look:
         fringe=rng.uniform(35, 65),
         face=rng.uniform(55, 66),
         long_hair=rng.uniform(
-            *((0, 0), (0.05, 0.2), (0.2, 0.45))[pick(rng, (11, 5, 4))]
+            *((0, 0), (0.05, 0.18), (0.18, 0.35))[pick(rng, (11, 5, 4))]
         ),
         neckline=rng.uniform(0.05, 0.35),
-        print_size=rng.uniform(0.05, 0.12) if rng.random() < 0.3 else 0.0,
+        print_size=rng.uniform(0.025, 0.055) if rng.random() < 0.3 else 0.0,
         belt=bool(rng.random() < 0.2),
         barefoot=bool(rng.random() < 0.03),
     )
