@@ -141,9 +141,7 @@ class MGLoss(nn.Module):
         pairs = limb_pairs().to(A.device)
         rows, cols = cand.valid[:, pairs[:, 0]], cand.valid[:, pairs[:, 1]]
         pgd = d["pgd"]
-        Y = pgd_match(
-            A * pgd["scale"], pgd["steps"], pgd["inner_steps"], pgd["alpha"], rows, cols
-        )
+        Y = pgd_match(A, pgd["steps"], pgd["inner_steps"], pgd["alpha"], rows, cols)
         target = gt_assignment(
             candidate_owners(cand, keypoints, float(self.cfg["targets"]["disk_radius"]))
         )

@@ -25,10 +25,12 @@ from torch import nn
 
 from configs import body, load_config, taxonomy
 from nets.backbones import build_backbone, load_backbone_weights
+from nets.decode import decode_fixed
 from nets.dspf import DSPF
 from nets.fpn import FPN
 from nets.heads import PartHead, PoseHead
 from nets.hough import hough_vote
+from nets.matching import MATCHERS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -120,17 +122,27 @@ def activations(outputs: dict[str, Any]) -> dict[str, torch.Tensor]:
 
 class InferenceModel(nn.Module):
     """images B x 3 x H x W in [0, 1] -> keypoints, person_scores, person_valid,
-    instances, parts (ARCHITECTURE.md, "Decode"): the exported graph."""
+    instances, parts (ARCHITECTURE.md, "Decode"): the exported graph.
 
-    def __init__(self, model: MGParser, cfg: dict[str, Any]):
+    `matcher` (pgd | greedy | hungarian) defaults to the config's `decode.matcher`;
+    hungarian runs scipy and works in eager torch only.
+    """
+
+    def __init__(
+        self, model: MGParser, cfg: dict[str, Any], matcher: str | None = None
+    ):
         super().__init__()
         self.model = model
         self.cfg = cfg
+        self.matcher = matcher or cfg["decode"]["matcher"]
+        if self.matcher not in MATCHERS:
+            raise ValueError(
+                f"unknown matcher '{self.matcher}' (known: {', '.join(MATCHERS)})"
+            )
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        from nets.decode import decode_fixed  # written in parallel; see module doc
-
-        return decode_fixed(activations(self.model(images)), self.cfg)
+        maps = activations(self.model(images))
+        return decode_fixed(maps, self.cfg, self.matcher)
 
 
 class CheckpointError(ValueError):

@@ -1,0 +1,203 @@
+"""Export the parser for deployment runtimes.
+
+    python -m nets.export [--checkpoint C] --format onnx|openvino|tensorrt --out PATH
+                          [--size 384] [--matcher pgd|greedy]
+
+Exports `InferenceModel` (image in, fused decode, five tensors out; fixed batch 1,
+size x size input). No checkpoint: the shipped default model (nets/weights/default.pt,
+random weights with a warning while it does not exist).
+
+- onnx: opset 17 via the TorchScript exporter. The torch.export-based exporter also
+  works but took 456 s instead of 10 s on the unrolled PGD decode here, and cannot
+  write opset 17 for this graph (it stays at 18).
+- openvino: the ONNX graph converted to OpenVINO IR (PATH.xml + PATH.bin); precision
+  (f32/bf16) is chosen when the runtime compiles it (nets.runtimes).
+- tensorrt: torch-tensorrt compile of the same module, saved as an ExportedProgram.
+  Needs an NVIDIA GPU and NVIDIA's package index; it cannot run on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from nets.matching import MATCHERS
+from nets.model import (
+    CheckpointError,
+    InferenceModel,
+    load_checkpoint,
+    load_default_model,
+)
+
+FORMATS = ("onnx", "openvino", "tensorrt")
+OPSET = 17
+
+
+def flatten_outputs(outputs: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Named tensors of a module's output dict; list entries become name_0, name_1..
+    (the names the exported graph's outputs get, so every runtime returns the same
+    keys)."""
+    flat: dict[str, torch.Tensor] = {}
+    for name, value in outputs.items():
+        if isinstance(value, (list, tuple)):
+            flat.update({f"{name}_{i}": v for i, v in enumerate(value)})
+        else:
+            flat[name] = value
+    return flat
+
+
+class _Flat(nn.Module):
+    """A dict-returning module as a tuple-returning one, for the exporters."""
+
+    def __init__(self, module: nn.Module, names: list[str]):
+        super().__init__()
+        self.module, self.names = module, names
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        flat = flatten_outputs(self.module(images))
+        return tuple(flat[n] for n in self.names)
+
+
+def _example(size: int) -> torch.Tensor:
+    return torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+
+
+def export_onnx(module: nn.Module, path: str | Path, size: int) -> Path:
+    """Write `module` (images -> dict of tensors) as ONNX, batch 1, size x size."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    module = module.eval()
+    images = _example(size)
+    with torch.no_grad():
+        names = list(flatten_outputs(module(images)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer and legacy-exporter notices
+            torch.onnx.export(
+                _Flat(module, names),
+                (images,),
+                str(path),
+                input_names=["images"],
+                output_names=names,
+                opset_version=OPSET,
+                dynamo=False,
+            )
+    return path
+
+
+def export_openvino(module: nn.Module, path: str | Path, size: int) -> Path:
+    """Write OpenVINO IR (path with suffix .xml, plus .bin) through ONNX."""
+    import openvino as ov
+
+    path = Path(path).with_suffix(".xml")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = export_onnx(module, Path(tmp) / "model.onnx", size)
+        ov.save_model(ov.convert_model(onnx_path), str(path), compress_to_fp16=False)
+    return path
+
+
+class TensorRTUnavailable(RuntimeError):
+    """torch-tensorrt or a CUDA GPU is missing."""
+
+
+def import_tensorrt() -> Any:
+    """torch_tensorrt, or a clear error saying what it needs."""
+    try:
+        import torch_tensorrt
+    except ImportError as exc:
+        raise TensorRTUnavailable(
+            "TensorRT needs an NVIDIA GPU and torch-tensorrt from NVIDIA's package "
+            "index (pip install torch-tensorrt --extra-index-url "
+            "https://download.pytorch.org/whl/cu124); it is not installable here"
+        ) from exc
+    if not torch.cuda.is_available():
+        raise TensorRTUnavailable("TensorRT needs a CUDA GPU; none is visible")
+    return torch_tensorrt
+
+
+def export_tensorrt(module: nn.Module, path: str | Path, size: int) -> Path:
+    """Compile with torch-tensorrt (fp16 allowed) and save the ExportedProgram."""
+    trt = import_tensorrt()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = _example(size).cuda()
+    with torch.no_grad():
+        names = list(flatten_outputs(module.eval()(images.cpu())))
+        flat = _Flat(module, names).cuda().eval()
+        compiled = trt.compile(
+            flat,
+            ir="dynamo",
+            inputs=[images],
+            enabled_precisions={torch.float32, torch.float16},
+        )
+        trt.save(compiled, str(path), inputs=[images])
+    output_names_file(path).write_text(json.dumps(names))
+    return path
+
+
+def output_names_file(path: str | Path) -> Path:
+    """Sidecar JSON with a TensorRT program's output names (its graph has none)."""
+    return Path(str(path) + ".names.json")
+
+
+EXPORTERS = {
+    "onnx": export_onnx,
+    "openvino": export_openvino,
+    "tensorrt": export_tensorrt,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m nets.export",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--checkpoint", help="checkpoint (default: the shipped model)")
+    parser.add_argument("--format", required=True, choices=FORMATS)
+    parser.add_argument("--out", required=True, help="output file")
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        help="square input size in px (default: the config's)",
+    )
+    parser.add_argument(
+        "--matcher",
+        choices=[m for m in MATCHERS if m != "hungarian"],
+        default=None,
+        help="in-graph matcher (default: the config's "
+        "unless hungarian, which cannot be exported: then pgd)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        if args.checkpoint:
+            model, cfg = load_checkpoint(args.checkpoint)
+        else:
+            model, cfg = load_default_model()
+        size = args.size or int(cfg["input_size"])
+        if size <= 0 or size % 32:
+            raise ValueError(f"--size must be a positive multiple of 32, got {size}")
+        matcher = args.matcher or cfg["decode"]["matcher"]
+        if matcher == "hungarian":
+            matcher = "pgd"
+        out = EXPORTERS[args.format](
+            InferenceModel(model, cfg, matcher), args.out, size
+        )
+    except (CheckpointError, TensorRTUnavailable, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
