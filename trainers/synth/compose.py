@@ -165,10 +165,12 @@ def render(
     draw(canvas, background.clutter, CLUTTER)
     order = sorted(range(len(people)), key=lambda i: -people[i].depth)
     kps = np.zeros((len(people), 17, 3), np.float32)
+    feet = []
     for rank, i in enumerate(order):
         person, pid = people[i], rank + 1
         body = pose_body(person.prop, person.pose, person.yaw)
         u0, v0, s = camera.project(person.x, person.depth)
+        feet.append((u0, v0, s, min(1.0, camera.height / person.depth)))
         if person.seated:  # the stool hides whoever is behind it: an occluder
             draw(canvas, [_stool(body, s, u0, v0)], OCCLUDER)
         anchor = (u0, v0 - s * body.points[PELVIS, 1])
@@ -179,12 +181,28 @@ def render(
         kps[rank, :, 2] = 1.0
         kps[rank, :5, 2] = face_shown(body)
     draw(canvas, occluders, OCCLUDER)
-    image = background.image.copy()
+    image = _shadows(background.image, feet)
     paint(image, canvas, table, light, blur=max(0.6, size / 384))
     if degradation is not None:
         image = degradation.apply(image, rng)
     track_ids = np.array([people[i].track_id for i in order], np.int64)
     return _ground_truth(image, canvas, kps, track_ids)
+
+
+def _shadows(image: np.ndarray, feet: list[tuple[float, float, float, float]]):
+    """The background darkened by a soft contact shadow under each person's feet.
+
+    feet: (u, v, px per m, how far the ground is seen from above: 0 edge-on .. 1).
+    """
+    mask = np.zeros(image.shape[:2], np.uint8)
+    for u, v, s, tilt in feet:
+        axes = (max(1, int(0.3 * s)), max(1, int(0.3 * s * tilt)))
+        cv2.ellipse(mask, (int(u), int(v)), axes, 0, 0, 360, 110, -1)
+    if not mask.any():
+        return image.copy()
+    mask = cv2.GaussianBlur(mask, (0, 0), 2.0)
+    keep = cv2.cvtColor(255 - mask, cv2.COLOR_GRAY2RGB)
+    return cv2.multiply(image, keep, scale=1 / 255)
 
 
 def _ground_truth(
