@@ -48,7 +48,7 @@ class Rand:
         """An integer in [low, high) (or [0, low) when high is None)."""
         if high is None:
             low, high = 0, low
-        return self._r.randrange(int(low), int(high))
+        return int(low) + int(self._r.random() * (int(high) - int(low)))
 
 
 def pick(rng: Rand, weights: Sequence[float]) -> int:
