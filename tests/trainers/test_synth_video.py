@@ -43,8 +43,8 @@ def test_tracks_are_unique_and_move_smoothly():
 
 def test_people_enter_leave_and_hide_behind_each_other():
     entered = left = occluded = 0
-    for seed in range(3):
-        frames = list(generate_video(seed, 128, 90, (3, 8)))
+    for seed in range(2):
+        frames = list(generate_video(seed, 96, 60, (3, 8)))
         first, last = (
             set(frames[0].track_ids.tolist()),
             set(frames[-1].track_ids.tolist()),
