@@ -1,0 +1,198 @@
+"""Backends: torch eager, ONNX Runtime, OpenVINO f32 and bf16 on the default model.
+
+    python -m bench.backends [--quick] --json OUT [--doc]
+
+For each input size, the shipped model (image in, fused decode, five tensors out) is
+exported once and run by every backend on the same synthetic frame: median and p90
+milliseconds, FPS, and parity with torch (keypoints of people both call valid, person
+validity, part and instance maps). The network alone (activated maps, no decode) is
+exported beside it, so the fused decode's share of each backend's time is measured as
+the difference, and its eager cost is timed directly on 1- and 30-person frames.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from bench.common import (
+    BenchError,
+    machine,
+    machine_line,
+    main_guard,
+    parser,
+    percentiles,
+    time_ms,
+    write_json,
+)
+from bench.report import table, update_section
+from nets.decode import decode_fixed
+from nets.export import export_onnx
+from nets.model import DEFAULT_WEIGHTS, InferenceModel, activations, load_default_model
+from nets.runtimes import (
+    OnnxRuntime,
+    OpenVinoRuntime,
+    TorchRuntime,
+    openvino_bf16_supported,
+)
+from trainers.synth import generate_scene
+
+BACKENDS = ("torch", "onnxruntime", "openvino-f32", "openvino-bf16")
+
+
+class NetworkOnly(nn.Module):
+    """Network and activations without the decode (its share, by subtraction)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return activations(self.model(images))
+
+
+def frame(size: int, people: int, seed: int = 0) -> np.ndarray:
+    """A 1 x 3 x size x size float32 synthetic frame in [0, 1]."""
+    image = generate_scene(seed, size, people=(people, people)).image
+    return (image.transpose(2, 0, 1)[None] / 255.0).astype(np.float32)
+
+
+def runtime(backend: str, module: nn.Module, onnx_path: Path, threads: int) -> Any:
+    if backend == "torch":
+        return TorchRuntime(module, threads)
+    if backend == "onnxruntime":
+        return OnnxRuntime(onnx_path, threads)
+    return OpenVinoRuntime(onnx_path, threads, backend.split("-")[1])
+
+
+def parity(ref: dict[str, np.ndarray], out: dict[str, np.ndarray]) -> dict[str, float]:
+    """How far a backend's decode outputs are from torch's on the same frame."""
+    both = ref["person_valid"][0] & out["person_valid"][0]
+    kp_ref, kp_out = ref["keypoints"][0][both], out["keypoints"][0][both]
+    return {
+        "people": int(ref["person_valid"][0].sum()),
+        "valid_agree": float((ref["person_valid"] == out["person_valid"]).mean()),
+        "keypoint_max_px": float(np.abs(kp_ref[..., :2] - kp_out[..., :2]).max())
+        if both.any() else 0.0,
+        "parts_agree": float((ref["parts"] == out["parts"]).mean()),
+        "instances_agree": float((ref["instances"] == out["instances"]).mean()),
+    }
+
+
+def map_parity(ref: dict[str, np.ndarray], out: dict[str, np.ndarray]) -> float:
+    """Largest difference over the network's activated maps, relative to their range."""
+    worst = 0.0
+    for name, value in ref.items():
+        scale = float(np.abs(value).max()) or 1.0
+        worst = max(worst, float(np.abs(value - out[name]).max()) / scale)
+    return worst
+
+
+def bench_size(model: nn.Module, cfg: dict, size: int, backends: list[str],
+               repeats: int, warmup: int, threads: int, tmp: Path) -> list[dict]:
+    full, net = InferenceModel(model, cfg).eval(), NetworkOnly(model).eval()
+    paths = {"full": export_onnx(full, tmp / f"full_{size}.onnx", size),
+             "net": export_onnx(net, tmp / f"net_{size}.onnx", size)}
+    images = frame(size, people=5)
+    rows, ref, ref_maps = [], None, None
+    for backend in backends:
+        rt_full = runtime(backend, full, paths["full"], threads)
+        rt_net = runtime(backend, net, paths["net"], threads)
+        out, maps = rt_full.run(images), rt_net.run(images)
+        ref, ref_maps = (out, maps) if ref is None else (ref, ref_maps)
+        full_ms = time_ms(lambda rt=rt_full: rt.run(images), repeats, warmup)
+        net_ms = time_ms(lambda rt=rt_net: rt.run(images), repeats, warmup)
+        p_full, p_net = percentiles(full_ms, (50, 90)), percentiles(net_ms, (50, 90))
+        rows.append({
+            "size": size, "backend": backend,
+            "median_ms": p_full["p50"], "p90_ms": p_full["p90"],
+            "fps": round(1000.0 / p_full["p50"], 1),
+            "network_ms": p_net["p50"],
+            "decode_ms": round(p_full["p50"] - p_net["p50"], 3),
+            "map_rel_err": map_parity(ref_maps, maps),
+            **parity(ref, out),
+        })
+    return rows
+
+
+def eager_decode(model: nn.Module, cfg: dict, size: int, repeats: int,
+                 matchers: tuple[str, ...]) -> dict:
+    """Eager-torch decode time on the network's maps for 1- and 30-person frames."""
+    out = {}
+    with torch.inference_mode():
+        for people in (1, 30):
+            maps = activations(model(torch.from_numpy(frame(size, people, seed=1))))
+            for matcher in matchers:
+                ms = time_ms(lambda m=maps, k=matcher: decode_fixed(m, cfg, k), repeats)
+                out[f"{matcher}_{people}"] = percentiles(ms)["p50"]
+    return out
+
+
+def run(args: Any) -> dict[str, Any]:
+    threads = args.threads
+    torch.set_num_threads(threads)
+    info = machine()
+    model, cfg = load_default_model()
+    model.eval()
+    sizes = [256] if args.quick else [256, 384, 512]
+    repeats, warmup = (3, 1) if args.quick else (30, 3)
+    matchers = ("pgd",) if args.quick else ("pgd", "greedy", "hungarian")
+    backends = [b for b in BACKENDS
+                if b != "openvino-bf16" or openvino_bf16_supported()]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-backends-") as tmp:
+        for size in tqdm(sizes, desc="sizes"):
+            rows += bench_size(model, cfg, size, backends, repeats, warmup, threads,
+                               Path(tmp))
+    decode = eager_decode(model, cfg, int(cfg["input_size"]), repeats, matchers)
+    return {"machine": info, "weights": "trained" if DEFAULT_WEIGHTS.is_file()
+            else "random", "threads": threads, "repeats": repeats, "rows": rows,
+            "warmup": warmup, "eager_decode_ms": decode}
+
+
+def doc_section(record: dict[str, Any]) -> str:
+    header = ["size", "backend", "median ms", "p90 ms", "FPS", "network ms",
+              "decode ms", "map rel. err", "people", "valid agree", "kp max px",
+              "parts agree", "inst. agree"]
+    rows = [[r["size"], r["backend"], r["median_ms"], r["p90_ms"], r["fps"],
+             r["network_ms"], r["decode_ms"], f"{r['map_rel_err']:.1e}", r["people"],
+             r["valid_agree"], r["keypoint_max_px"], r["parts_agree"],
+             r["instances_agree"]] for r in record["rows"]]
+    d = record["eager_decode_ms"]
+    matchers = sorted({k.rsplit("_", 1)[0] for k in d})
+    decode_rows = [[m, d[f"{m}_1"], d[f"{m}_30"]] for m in matchers]
+    return "\n\n".join([
+        machine_line(record["machine"]),
+        f"Weights: {record['weights']}; {record['threads']} threads per backend; "
+        f"median of {record['repeats']} runs after {record['warmup']} warm-up runs; "
+        "parity against "
+        "torch eager on the same 5-person frame.",
+        table(header, rows),
+        "Eager-torch decode alone (ms, median) on the network's maps:",
+        table(["matcher", "1 person", "30 people"], decode_rows),
+    ])
+
+
+def main() -> None:
+    ap = parser(__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2, help="threads per backend")
+    args = ap.parse_args()
+    if args.threads < 1:
+        raise BenchError("--threads must be at least 1")
+    record = run(args)
+    write_json(record, args.json)
+    if args.doc:
+        update_section("backends", doc_section(record))
+    for r in record["rows"]:
+        print(f"{r['size']:4d} {r['backend']:14s} {r['median_ms']:7.2f} ms "
+              f"{r['fps']:6.1f} FPS  decode {r['decode_ms']:6.2f} ms")
+
+
+if __name__ == "__main__":
+    main_guard(main)
