@@ -1,7 +1,7 @@
 """People + camera + background -> one Scene whose ground truth is its own drawing.
 
 People stand on a ground plane seen by a pinhole camera: a person at distance D is
-f/D px per metre tall-scaled and stands at image row horizon + f * camera_height / D,
+drawn at f / D px per metre with their feet on image row horizon + f * height / D,
 so farther people are smaller and higher. They are drawn far to near into one id
 canvas; the part and instance maps are that canvas after the last shape, and keypoint
 visibility is read from it (COCO v: 2 on the person's own pixel, 1 under someone or
@@ -11,7 +11,7 @@ something else, 0 off-image or turned away from the camera).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import cv2
 import numpy as np
@@ -95,15 +95,11 @@ class Camera:
     def sample(cls, rng: Rand, size: int, high_p: float = 0.25) -> Camera:
         """Eye-level or (with probability high_p) a high, surveillance-like camera."""
         fov = np.radians(rng.uniform(45, 75))
-        high = rng.random() < high_p
-        return cls(
-            f=size / (2 * np.tan(fov / 2)),
-            horizon=size * rng.uniform(-0.15, 0.35)
-            if high
-            else size * rng.uniform(0.1, 0.6),
-            cx=size / 2,
-            height=rng.uniform(3.0, 7.0) if high else rng.uniform(1.2, 2.2),
-        )
+        if rng.random() < high_p:
+            horizon, height = size * rng.uniform(-0.15, 0.35), rng.uniform(3.0, 7.0)
+        else:
+            horizon, height = size * rng.uniform(0.1, 0.6), rng.uniform(1.2, 2.2)
+        return cls(size / (2 * np.tan(fov / 2)), horizon, size / 2, height)
 
     def project(self, x: float, depth: float) -> tuple[float, float, float]:
         """Ground point (x lateral m, depth m) -> (u, v) image px and px per metre."""
@@ -130,6 +126,7 @@ class Person:
 
 
 def _stool(body: Body, s: float, u0: float, v0: float) -> Shape:
+    """A box from the ground up to a seated person's seat, turned with their hips."""
     pr, g = body.prop, body.pelvis_frame
     top = body.points[PELVIS, 1] - pr.upper_leg_r
     w = pr.hip_half + pr.upper_leg_r + 0.05
@@ -271,11 +268,10 @@ def sample_person(
     )
 
 
-def _crowd_heights(rng: Rand, n: int, size: int, opts: SynthOptions):
-    """Height range for a scene of n people: crowds are mostly smaller people."""
+def _crowd_heights(rng: Rand, n: int, size: int, opts: SynthOptions) -> SynthOptions:
+    """Options with this scene's tallest person: crowds are mostly smaller people."""
     top = opts.max_height * rng.uniform(0.35, 1.0) / max(1.0, n / 5) ** 0.5
-    hi = max(opts.min_height * 1.5, top * size)
-    return min(opts.min_height, hi / 1.5), hi
+    return replace(opts, max_height=max(opts.min_height * 1.5, top * size) / size)
 
 
 def generate_scene(
@@ -294,10 +290,7 @@ def generate_scene(
     background = make_background(rng, size, camera.horizon, o.backgrounds)
     if not o.clutter:
         background.clutter = []
-    hmin, hmax = _crowd_heights(rng, n, size, o)
-    local = SynthOptions(
-        **{**o.__dict__, "min_height": hmin, "max_height": hmax / size}
-    )
+    local = _crowd_heights(rng, n, size, o)
     clusters = rng.uniform(0.05, 0.95, int(rng.integers(1, 4))) * size
     spread = rng.uniform(0.15, 0.7)
     crowd = []
@@ -355,13 +348,8 @@ class SceneStream:
     ):
         SynthOptions.from_kwargs(opts)
         _check_people(people)
-        self.seed, self.size, self.people, self.count, self.opts = (
-            seed,
-            size,
-            people,
-            count,
-            opts,
-        )
+        self.seed, self.size, self.people = seed, size, people
+        self.count, self.opts = count, opts
 
     def __len__(self) -> int:
         if self.count is None:

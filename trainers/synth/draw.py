@@ -113,234 +113,214 @@ def person_shapes(
     body: Body, look: Look, s: float, u0: float, v0: float
 ) -> list[Shape]:
     """The shapes of one person whose ground point projects to (u0, v0) at s px/m."""
-    pr = body.prop
-    p3 = body.points
-    scale, origin = np.array([s, -s]), np.array([u0, v0])
+    b = _Builder(body, look, s, u0, v0)
+    b.limbs()
+    b.torso()
+    if look.skirt:
+        b.skirt()
+    b.head()
+    return b.out
 
-    def proj(pts: np.ndarray) -> np.ndarray:
-        return pts[:, :2] * scale + origin
 
-    xy = proj(p3)
-    z = s * p3[:, 2]
-    out: list[Shape] = []
+class _Builder:
+    """One person's drawing context: projected points (px), depths and the shapes."""
 
-    def seg(a, b, r, part, mat, zz, sub=0, core=True):
-        out.append(Shape(zz, sub, SEG, (*a, *b, r * s), part, mat, core))
+    def __init__(self, body: Body, look: Look, s: float, u0: float, v0: float):
+        self.body, self.look, self.pr, self.s = body, look, body.prop, s
+        self.scale, self.origin = np.array([s, -s]), np.array([u0, v0])
+        self.xy = self.proj(body.points)
+        self.z = s * body.points[:, 2]
+        self.out: list[Shape] = []
 
-    def chain(ids, radii, cover, parts, cloth, bias):
+    def proj(self, pts: np.ndarray) -> np.ndarray:
+        """Body points (m, N x 3) -> image points (px, N x 2)."""
+        return pts[:, :2] * self.scale + self.origin
+
+    def seg(self, a, b, r: float, part: str, mat: int, z: float, sub=0, core=True):
+        """A capsule from image point a to b, radius r in metres."""
+        geom = (*a, *b, r * self.s)
+        self.out.append(Shape(z, sub, SEG, geom, PART[part], mat, core))
+
+    def poly(self, pts3: np.ndarray, part: str, mat: int, z: float, sub=0, core=True):
+        """The convex hull of body points (m) as one polygon."""
+        hull = _hull(self.proj(pts3))
+        self.out.append(Shape(z, sub, POLY, hull, PART[part], mat, core))
+
+    def chain(self, ids, radii, cover: float, parts, cloth: int, bias: float):
         """Upper and lower limb segment, clothed `cover` segments down from the top."""
-        (a, b, c), (r1, r2), bulk = ids, radii, look.bulk
-        for k, (p, q, r, part) in enumerate(
-            ((a, b, r1, parts[0]), (b, c, r2, parts[1]))
-        ):
+        xy, z, bulk = self.xy, self.z, self.look.bulk
+        for k, (p, q) in enumerate(zip(ids[:-1], ids[1:], strict=True)):
             zz = 0.5 * (z[p] + z[q]) + bias
             whole = cover >= k + 1
-            seg(
-                xy[p],
-                xy[q],
-                r * (bulk if whole else 1),
-                part,
-                cloth if whole else MAT_SKIN,
-                zz,
-            )
-            part_cover = cover - k
-            if 0 < part_cover < 1:
-                end = xy[p] + (xy[q] - xy[p]) * part_cover
-                seg(xy[p], end, r * bulk, part, cloth, zz, 1)
+            r = radii[k] * (bulk if whole else 1)
+            self.seg(xy[p], xy[q], r, parts[k], cloth if whole else MAT_SKIN, zz)
+            partial = cover - k
+            if 0 < partial < 1:
+                end = xy[p] + (xy[q] - xy[p]) * partial
+                self.seg(xy[p], end, radii[k] * bulk, parts[k], cloth, zz, 1)
 
-    arm_bias, leg_bias = 0.02 * s, -0.03 * s
-    for side, sh, el, wr, tip in (
-        ("left", 5, 7, 9, L_HAND),
-        ("right", 6, 8, 10, R_HAND),
-    ):
-        chain(
-            (sh, el, wr),
-            (pr.upper_arm_r, pr.lower_arm_r),
-            look.sleeve,
-            (PART[f"{side}_upper_arm"], PART[f"{side}_lower_arm"]),
-            MAT_TOP,
-            arm_bias,
-        )
-        end = xy[wr] + 0.8 * (xy[tip] - xy[wr])
-        seg(
-            xy[wr],
-            end,
-            pr.hand_r,
-            PART[f"{side}_hand"],
-            MAT_SKIN,
-            0.5 * (z[wr] + z[tip]) + arm_bias,
-        )
-    foot_mat = MAT_SKIN if look.barefoot else MAT_SHOES
-    for side, hip, kn, an, heel, toe in (
-        ("left", 11, 13, 15, L_HEEL, L_TOE),
-        ("right", 12, 14, 16, R_HEEL, R_TOE),
-    ):
-        chain(
-            (hip, kn, an),
-            (pr.upper_leg_r, pr.lower_leg_r),
-            look.legwear,
-            (PART[f"{side}_upper_leg"], PART[f"{side}_lower_leg"]),
-            MAT_BOTTOM,
-            leg_bias,
-        )
-        seg(
-            xy[heel],
-            xy[toe],
-            pr.foot_r,
-            PART[f"{side}_foot"],
-            foot_mat,
-            0.5 * (z[heel] + z[toe]) + leg_bias,
-        )
+    def limbs(self) -> None:
+        """Arms with sleeves and hands (drawn over a torso at equal depth), legs with
+        trousers and feet (under it)."""
+        pr, xy, z, look = self.pr, self.xy, self.z, self.look
+        arm_bias, leg_bias = 0.02 * self.s, -0.03 * self.s
+        for side, sh, el, wr, tip in (
+            ("left", 5, 7, 9, L_HAND),
+            ("right", 6, 8, 10, R_HAND),
+        ):
+            parts = (f"{side}_upper_arm", f"{side}_lower_arm")
+            radii = (pr.upper_arm_r, pr.lower_arm_r)
+            self.chain((sh, el, wr), radii, look.sleeve, parts, MAT_TOP, arm_bias)
+            end = xy[wr] + 0.8 * (xy[tip] - xy[wr])
+            zz = 0.5 * (z[wr] + z[tip]) + arm_bias
+            self.seg(xy[wr], end, pr.hand_r, f"{side}_hand", MAT_SKIN, zz)
+        foot_mat = MAT_SKIN if look.barefoot else MAT_SHOES
+        for side, hip, kn, an, heel, toe in (
+            ("left", 11, 13, 15, L_HEEL, L_TOE),
+            ("right", 12, 14, 16, R_HEEL, R_TOE),
+        ):
+            parts = (f"{side}_upper_leg", f"{side}_lower_leg")
+            radii = (pr.upper_leg_r, pr.lower_leg_r)
+            self.chain((hip, kn, an), radii, look.legwear, parts, MAT_BOTTOM, leg_bias)
+            zz = 0.5 * (z[heel] + z[toe]) + leg_bias
+            self.seg(xy[heel], xy[toe], pr.foot_r, f"{side}_foot", foot_mat, zz)
 
-    # Torso: hull of a box through shoulders (upper-body frame) and hips (pelvis frame).
-    t, g, pel = body.torso, body.pelvis_frame, p3[PELVIS]
-    d = 0.55 * pr.torso_depth
-    tl, sh_w = pr.torso_len, pr.shoulder_half + 0.4 * pr.upper_arm_r
-    sh = pr.shoulder_half
-    upper = np.array(
-        [
-            (1.4 * pr.neck_r, tl, 0),
-            (0.6 * sh, 0.93 * tl, 0),
-            (0.9 * sh_w, 0.86 * tl, 0),
-            (sh_w, 0.76 * tl, 0),
-            (0.95 * sh, 0.6 * tl, 0),
-            (pr.waist_half, 0.35 * tl, 0),
-        ]
-    )
-    hip_w = pr.hip_half + 0.85 * pr.upper_leg_r
-    lower = np.array(
-        [(hip_w, 0, 0), (pr.hip_half + 0.5 * pr.upper_leg_r, -0.5 * pr.upper_leg_r, 0)]
-    )
-
-    def box(local: np.ndarray, frame: np.ndarray, depth: float = d) -> np.ndarray:
+    def box(self, local: np.ndarray, frame: np.ndarray, depth: float) -> np.ndarray:
+        """Points (x, y) mirrored left/right and pushed +-depth, in a body frame."""
         sym = np.concatenate([local, local * [-1, 1, 1]])
         sym = np.concatenate([sym + [0, 0, depth], sym - [0, 0, depth]])
-        return pel + sym @ frame.T
+        return self.body.points[PELVIS] + sym @ frame.T
 
-    tz = 0.5 * (z[PELVIS] + z[NECK])
-    torso_poly = _hull(proj(np.concatenate([box(upper, t), box(lower, g)])))
-    out.append(Shape(tz, 0, POLY, torso_poly, PART["torso"], MAT_TOP))
-    band_top = look.tucked * tl
-    band = np.concatenate(
-        [
-            box(np.array([(max(pr.waist_half, pr.hip_half), band_top, 0)]), t),
-            box(lower, g),
-        ]
-    )
-    out.append(Shape(tz, 1, POLY, _hull(proj(band)), PART["torso"], MAT_BOTTOM))
-    if look.belt:
-        belt = box(
-            np.array(
-                [
-                    (max(pr.waist_half, pr.hip_half) * 1.02, band_top, 0),
-                    (
-                        max(pr.waist_half, pr.hip_half) * 1.02,
-                        band_top + 0.035 * pr.height,
-                        0,
-                    ),
-                ]
-            ),
-            t,
-            d * 1.02,
-        )
-        out.append(
-            Shape(tz, 2, POLY, _hull(proj(belt)), PART["torso"], MAT_ACCENT, False)
-        )
-    facing = t[2, 2]  # torso forward . towards-viewer
-    if facing > 0.15:
-        w = 1.3 * pr.neck_r
-        ang = np.linspace(0, np.pi, 7)
-        neck_local = np.stack(
-            [
-                w * np.cos(ang),
+    def torso(self) -> None:
+        """Hull of a box through shoulders (upper-body frame) and hips (pelvis frame),
+        the trousers' waistband, a belt, the front's neckline and print, the neck."""
+        pr, look, t, g = self.pr, self.look, self.body.torso, self.body.pelvis_frame
+        d, tl, sh = 0.55 * pr.torso_depth, pr.torso_len, pr.shoulder_half
+        sh_w = sh + 0.4 * pr.upper_arm_r
+        upper = np.array([
+            (1.4 * pr.neck_r, tl, 0), (0.6 * sh, 0.93 * tl, 0),
+            (0.9 * sh_w, 0.86 * tl, 0), (sh_w, 0.76 * tl, 0),
+            (0.95 * sh, 0.6 * tl, 0), (pr.waist_half, 0.35 * tl, 0),
+        ])  # fmt: skip
+        hips = np.array([
+            (pr.hip_half + 0.85 * pr.upper_leg_r, 0, 0),
+            (pr.hip_half + 0.5 * pr.upper_leg_r, -0.5 * pr.upper_leg_r, 0),
+        ])  # fmt: skip
+        tz = 0.5 * (self.z[PELVIS] + self.z[NECK])
+        self.poly(np.concatenate([self.box(upper, t, d), self.box(hips, g, d)]),
+                  "torso", MAT_TOP, tz)  # fmt: skip
+        waist = max(pr.waist_half, pr.hip_half)
+        band_top = look.tucked * tl
+        band = [self.box(np.array([(waist, band_top, 0)]), t, d), self.box(hips, g, d)]
+        self.poly(np.concatenate(band), "torso", MAT_BOTTOM, tz, 1)
+        if look.belt:
+            belt = np.array(
+                [(1.02 * waist, band_top + dy, 0) for dy in (0, 0.035 * pr.height)]
+            )
+            self.poly(self.box(belt, t, 1.02 * d), "torso", MAT_ACCENT, tz, 2, False)
+        if t[2, 2] > 0.15:  # the chest faces the camera
+            ang = np.linspace(0, np.pi, 7)
+            neckline = np.stack([
+                1.3 * pr.neck_r * np.cos(ang),
                 tl - look.neckline * tl * np.sin(ang) - 0.02 * tl,
                 np.full(7, 1.05 * d),
-            ],
-            1,
-        )
-        out.append(
-            Shape(
-                tz,
-                3,
-                POLY,
-                _hull(proj(pel + neck_local @ t.T)),
-                PART["torso"],
-                MAT_SKIN,
-            )
-        )
-        if look.print_size:
-            q = look.print_size * pr.height
-            pl = np.array(
-                [(x, 0.62 * tl + y, 1.06 * d) for x in (-q, q) for y in (-q, q)]
-            )
-            out.append(
-                Shape(
-                    tz,
-                    4,
-                    POLY,
-                    _hull(proj(pel + pl @ t.T)),
-                    PART["torso"],
-                    MAT_ACCENT,
-                    False,
+            ], 1)  # fmt: skip
+            pel = self.body.points[PELVIS]
+            self.poly(pel + neckline @ t.T, "torso", MAT_SKIN, tz, 3)
+            if look.print_size:
+                q = look.print_size * pr.height
+                corners = [
+                    (x, 0.62 * tl + y, 1.06 * d) for x in (-q, q) for y in (-q, q)
+                ]
+                self.poly(
+                    pel + np.array(corners) @ t.T, "torso", MAT_ACCENT, tz, 4, False
                 )
-            )
-    neck_top = p3[NECK] + t @ np.array([0, pr.neck_len + 0.3 * pr.head_r, 0])
-    seg(xy[NECK], proj(neck_top[None])[0], pr.neck_r, PART["torso"], MAT_SKIN, tz, 5)
+        neck = self.body.points[NECK]
+        top = neck + t @ np.array([0, pr.neck_len + 0.3 * pr.head_r, 0])
+        self.seg(
+            self.xy[NECK], self.proj(top[None])[0], pr.neck_r, "torso", MAT_SKIN, tz, 5
+        )
 
-    if look.skirt:
+    def skirt(self) -> None:
+        """A skirt from the hips to `look.skirt` down the thighs, split between the
+        left and right upper leg along the line from the pelvis between the knees."""
+        pr, look, g, p3, xy = (
+            self.pr,
+            self.look,
+            self.body.pelvis_frame,
+            self.body.points,
+            self.xy,
+        )
+        r = pr.upper_leg_r + look.skirt_flare
+        rim = [(r, 0, 0), (-r, 0, 0), (0, 0, r), (0, 0, -r)]
         hem = []
         for hip, kn in ((11, 13), (12, 14)):
             c = p3[hip] + (p3[kn] - p3[hip]) * look.skirt
-            r = pr.upper_leg_r + look.skirt_flare
-            hem += [
-                c + g @ np.array(o)
-                for o in ((r, 0, 0), (-r, 0, 0), (0, 0, r), (0, 0, -r))
-            ]
-        top = box(np.array([(hip_w, 0.05 * tl, 0)]), g)
-        poly = _hull(proj(np.concatenate([top, np.array(hem)])))
-        mid = proj(np.array([0.5 * (hem[0] + hem[4])]))[0]
-        axis = mid - xy[PELVIS]
+            hem += [c + g @ np.array(o) for o in rim]
+        waist = np.array(
+            [(pr.hip_half + 0.85 * pr.upper_leg_r, 0.05 * pr.torso_len, 0)]
+        )
+        top = self.box(waist, g, 0.55 * pr.torso_depth)
+        poly = _hull(self.proj(np.concatenate([top, np.array(hem)])))
+        axis = self.proj(np.array([0.5 * (hem[0] + hem[4])]))[0] - xy[PELVIS]
         normal = np.array([-axis[1], axis[0]])
         if (xy[11] - xy[PELVIS]) @ normal < 0:
             normal = -normal
-        zz = 0.5 * (z[13] + z[14]) * look.skirt + 0.02 * s
+        zz = 0.5 * (self.z[13] + self.z[14]) * look.skirt + 0.02 * self.s
         for part, sign in (("left_upper_leg", 1), ("right_upper_leg", -1)):
             half = _clip_halfplane(poly, xy[PELVIS], sign * normal)
             if len(half) >= 3:
-                out.append(Shape(zz, 0, POLY, half, PART[part], MAT_BOTTOM))
+                self.out.append(Shape(zz, 0, POLY, half, PART[part], MAT_BOTTOM))
 
-    # Head: hair ball, the visible face cap, a fringe; long hair hangs behind the head.
-    hc, hr, hf = p3[HEAD], pr.head_r, body.head
-    hz = z[HEAD] + 0.5 * hr * s
-    if look.long_hair:
-        back = hc - hf[:, 2] * 0.8 * hr
-        w = 0.85 * hr + 0.15 * look.long_hair
-        locs = [(x, 0.2 * hr, -0.3 * hr) for x in (-0.95 * hr, 0.95 * hr)]
-        pts = [hc + hf @ np.array(p) for p in locs]
-        pts += [
-            hc + t @ np.array((x, -0.9 * hr - look.long_hair, -0.6 * hr))
-            for x in (-w, w)
-        ]
-        out.append(
-            Shape(
-                float(s * back[2]),
-                0,
-                POLY,
-                _hull(proj(np.array(pts))),
-                PART["hair"],
-                MAT_HAIR,
-            )
+    def head(self) -> None:
+        """Hair ball, the visible face cap, a fringe; long hair hangs behind it."""
+        look, s, t = self.look, self.s, self.body.torso
+        hc, hr, hf = self.body.points[HEAD], self.pr.head_r, self.body.head
+        hz = self.z[HEAD] + 0.5 * hr * s
+        if look.long_hair:
+            back = hc - hf[:, 2] * 0.8 * hr
+            w = 0.85 * hr + 0.15 * look.long_hair
+            pts = [
+                hc + hf @ np.array((x, 0.2 * hr, -0.3 * hr))
+                for x in (-0.95 * hr, 0.95 * hr)
+            ]
+            pts += [
+                hc + t @ np.array((x, -0.9 * hr - look.long_hair, -0.6 * hr))
+                for x in (-w, w)
+            ]
+            self.poly(np.array(pts), "hair", MAT_HAIR, float(s * back[2]))
+        self.out.append(
+            Shape(hz, 0, CIRCLE, (*self.xy[HEAD], hr * s), PART["hair"], MAT_HAIR)
         )
-    out.append(Shape(hz, 0, CIRCLE, (*xy[HEAD], hr * s), PART["hair"], MAT_HAIR))
-    face = cap_outline(hc, hr, hf[:, 2], np.radians(look.face))
-    if face is not None:
-        out.append(Shape(hz, 1, POLY, _hull(proj(face)), PART["face"], MAT_SKIN))
+        face = cap_outline(hc, hr, hf[:, 2], np.radians(look.face))
+        if face is None:
+            return
+        self.poly(face, "face", MAT_SKIN, hz, 1)
         fringe = cap_outline(hc, hr, hf[:, 1], np.radians(look.fringe))
         if fringe is not None:
-            out.append(Shape(hz, 2, POLY, _hull(proj(fringe)), PART["hair"], MAT_HAIR))
+            self.poly(fringe, "hair", MAT_HAIR, hz, 2)
         if hr * s >= 4:
-            _face_details(out, body, xy, proj, hz, s)
-    return out
+            self.face_details(hz)
+
+    def face_details(self, hz: float) -> None:
+        """Eyes, brows and mouth on a face big enough to show them."""
+        hc, hr, hf, s = self.body.points[HEAD], self.pr.head_r, self.body.head, self.s
+        shown = face_shown(self.body)
+        for k, side in ((1, 1), (2, -1)):
+            if shown[k]:
+                eye = (*self.xy[k], max(0.6, 0.13 * hr * s))
+                self.out.append(
+                    Shape(hz, 4, CIRCLE, eye, PART["face"], MAT_DARK, False)
+                )
+                brow = [
+                    hc + hf @ (np.array([side * x, 0.38, 0.9]) * hr) for x in (0.2, 0.5)
+                ]
+                a, b = self.proj(np.array(brow))
+                self.seg(a, b, 0.06 * hr, "face", MAT_HAIR, hz, 4, False)
+        mouth = [hc + hf @ (np.array([x, -0.55, 0.83]) * hr) for x in (-0.22, 0.22)]
+        if all(m[2] - hc[2] > 0.3 * hr for m in mouth):
+            a, b = self.proj(np.array(mouth))
+            self.seg(a, b, 0.07 * hr, "face", MAT_LIPS, hz, 4, False)
 
 
 def face_shown(body: Body) -> np.ndarray:
@@ -348,52 +328,6 @@ def face_shown(body: Body) -> np.ndarray:
     n = body.points[:5] - body.points[HEAD]
     n /= np.linalg.norm(n, axis=1, keepdims=True)
     return n[:, 2] > FACE_FACING
-
-
-def _face_details(out, body: Body, xy, proj, hz: float, s: float) -> None:
-    """Eyes, brows and mouth on a face big enough to show them."""
-    hc, hr, hf = body.points[HEAD], body.prop.head_r, body.head
-    shown = face_shown(body)
-    for k, eye in ((1, 1), (2, -1)):
-        if shown[k]:
-            out.append(
-                Shape(
-                    hz,
-                    4,
-                    CIRCLE,
-                    (*xy[k], max(0.6, 0.13 * hr * s)),
-                    PART["face"],
-                    MAT_DARK,
-                    False,
-                )
-            )
-            brow = [hc + hf @ (np.array([eye * x, 0.38, 0.9]) * hr) for x in (0.2, 0.5)]
-            b = proj(np.array(brow))
-            out.append(
-                Shape(
-                    hz,
-                    4,
-                    SEG,
-                    (*b[0], *b[1], max(0.5, 0.06 * hr * s)),
-                    PART["face"],
-                    MAT_HAIR,
-                    False,
-                )
-            )
-    mouth = [hc + hf @ (np.array([x, -0.55, 0.83]) * hr) for x in (-0.22, 0.22)]
-    if all(m[2] - hc[2] > 0.3 * hr for m in mouth):
-        m = proj(np.array(mouth))
-        out.append(
-            Shape(
-                hz,
-                4,
-                SEG,
-                (*m[0], *m[1], max(0.5, 0.07 * hr * s)),
-                PART["face"],
-                MAT_LIPS,
-                False,
-            )
-        )
 
 
 def draw(canvas: np.ndarray, shapes: list[Shape], pid: int) -> None:
