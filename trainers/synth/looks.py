@@ -76,8 +76,13 @@ class Look:
 
     sleeve / legwear: how far clothing runs down the arm / leg chain, in segments
     (0 bare, 0.5 half the upper segment, 1 to the elbow/knee, 2 to the wrist/ankle).
-    skirt: hem position along the thigh (0 none), shared by dresses and skirts.
+    skirt: hem position along the thigh (0 none), shared by dresses and skirts;
+    skirt_flare: how far (m) the hem stands off the thigh.
+    tucked: height of the trousers' waistband above the hips (torso lengths).
     fringe: half-angle (deg) of the hair cap around the head's top; face: of the face.
+    long_hair: length (m) of hair hanging below the head (0 short).
+    neckline: depth of the front neckline (torso lengths); print_size: half-size of a
+    chest print (heights, 0 none). bulk: clothing radius / limb radius.
     """
 
     materials: list[Material]

@@ -8,6 +8,7 @@ given integer seed on every platform.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from typing import TypeVar
@@ -23,26 +24,29 @@ class Rand:
     def __init__(self, seed: int):
         self._r = random.Random(int(seed))
 
-    def _many(self, draw, size) -> np.ndarray:
+    def _uniforms(self, size) -> np.ndarray:
         shape = (size,) if isinstance(size, int) else tuple(size)
-        n = int(np.prod(shape))
-        return np.array([draw() for _ in range(n)], np.float64).reshape(shape)
+        draw = self._r.random
+        return np.array([draw() for _ in range(math.prod(shape))]).reshape(shape)
 
     def random(self, size=None):
         """Uniform in [0, 1)."""
-        return self._r.random() if size is None else self._many(self._r.random, size)
+        return self._r.random() if size is None else self._uniforms(size)
 
     def uniform(self, low: float = 0.0, high: float = 1.0, size=None):
         """Uniform in [low, high)."""
         if size is None:
             return low + (high - low) * self._r.random()
-        return low + (high - low) * self._many(self._r.random, size)
+        return low + (high - low) * self._uniforms(size)
 
     def normal(self, loc: float = 0.0, scale: float = 1.0, size=None):
         """Gaussian draws."""
         if size is None:
             return self._r.gauss(loc, scale)
-        return self._many(lambda: self._r.gauss(loc, scale), size)
+        shape = (size,) if isinstance(size, int) else tuple(size)
+        gauss = self._r.gauss
+        out = [gauss(loc, scale) for _ in range(math.prod(shape))]
+        return np.array(out).reshape(shape)
 
     def integers(self, low: int, high: int | None = None) -> int:
         """An integer in [low, high) (or [0, low) when high is None)."""
