@@ -225,3 +225,95 @@ def _sigterm_as_interrupt() -> Any:
 
     previous = signal.signal(signal.SIGTERM, handler)
     return lambda: signal.signal(signal.SIGTERM, previous)
+
+
+@dataclass
+class StreamOptions:
+    """What `run_stream.py` asks for (see its --help)."""
+
+    source: str = "synthetic"
+    camera: int | None = None
+    output: str = "out/overlay.mp4"
+    backend: str = "auto"
+    device: str = "cpu"
+    config: str | None = None
+    checkpoint: str | None = None
+    max_frames: int | None = None
+    transport: str = "inproc"
+    render_mode: str = "overlay"
+    hud: bool = True
+    smooth: bool = False
+    realtime: bool = False
+    queue: str = "auto"
+    progress: bool = True
+    synthetic: dict[str, Any] = field(default_factory=dict)   # SyntheticSource kwargs
+
+
+def make_source(opts: StreamOptions) -> Any:
+    from pipeline.source import CameraSource, SyntheticSource, VideoSource
+
+    if opts.camera is not None:
+        return CameraSource(opts.camera, opts.max_frames)
+    if opts.source == "synthetic":
+        kwargs = dict(opts.synthetic)
+        if opts.max_frames is not None:
+            kwargs["frames"] = min(opts.max_frames, kwargs.get("frames", 10**9))
+        return SyntheticSource(pace=opts.realtime, **kwargs)
+    return VideoSource(opts.source, opts.max_frames, pace=opts.realtime)
+
+
+def build_stages(opts: StreamOptions, cfg: dict[str, Any],
+                 model_cfg: dict[str, Any]) -> list[Any]:
+    """source -> preprocess -> infer -> postprocess -> track -> render -> sink."""
+    from pipeline.infer import Infer
+    from pipeline.postprocess import Postprocess
+    from pipeline.preprocess import Preprocess
+    from pipeline.render import Render
+    from pipeline.sinks import FileSink, SinkStage
+    from pipeline.track import TrackerConfig, TrackStage
+
+    p = cfg["pipeline"]
+    return [
+        make_source(opts),
+        Preprocess(int(model_cfg["input_size"]), opts.device),
+        Infer(cfg, opts.checkpoint, opts.backend, opts.device),
+        Postprocess(opts.device, int(p["mask_max_pixels"])),
+        TrackStage(TrackerConfig(**p["track"]), p["smooth"] if opts.smooth else None),
+        Render(model_cfg["model"]["taxonomy"], opts.render_mode, opts.hud,
+               p["render"]["alpha"], p["render"]["tint"],
+               p["render"]["keypoint_threshold"], p["render"]["regions"]),
+        SinkStage([FileSink(opts.output)]),
+    ]
+
+
+def preflight(stages: list[Any]) -> None:
+    """Cheap checks in this process so common mistakes fail at once, before any model
+    loads: a local video that is missing or unreadable, an output type we cannot
+    write. (Cameras and network streams are opened only once, by their worker.)"""
+    from pipeline.source import VideoSource
+
+    source = stages[0]
+    if isinstance(source, VideoSource) and not source.is_url:
+        source.open()
+        source.close()
+    from pipeline.sinks import CONTAINERS, FileSink
+    from pipeline.worker import StageError
+
+    for sink in getattr(stages[-1], "sinks", []):
+        if isinstance(sink, FileSink) and sink.path.suffix.lower() not in CONTAINERS:
+            raise StageError(f"output {sink.path}: unsupported file type (use "
+                             f"{', '.join(CONTAINERS)})")
+
+
+def run_stream(opts: StreamOptions) -> RunResult:
+    """Load the config and model config, build the stages, run them."""
+    from configs import load_config
+    from pipeline.infer import resolve_model
+
+    cfg = load_config(opts.config)
+    model_cfg = resolve_model(opts.checkpoint, cfg)
+    stages = build_stages(opts, cfg, model_cfg)
+    preflight(stages)
+    run = RunOptions(opts.transport, opts.queue, int(cfg["pipeline"]["queue_hwm"]),
+                     progress=opts.progress)
+    return Runner(stages, run).run()

@@ -123,6 +123,7 @@ class VideoSource:
     def close(self) -> dict[str, Any]:
         if self._container is not None:
             self._container.close()
+            self._container = None
         return {"corrupt_packets": self.corrupt}
 
 

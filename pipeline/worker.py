@@ -61,14 +61,16 @@ class Stage(Protocol):
 
 
 class Source(Protocol):
-    """The first stage: produces frame messages until exhausted or told to stop."""
+    """The first stage: produces frame messages until exhausted or told to stop.
+    A source that waits (a stream reconnecting) may yield None now and then, so that
+    a stop is obeyed while no frame comes."""
 
     name: str
     live: bool
 
     def open(self) -> None: ...
 
-    def frames(self) -> Iterator[Message]: ...
+    def frames(self) -> Iterator[Message | None]: ...
 
     def close(self) -> dict[str, Any] | None: ...
 
@@ -148,6 +150,7 @@ def run_worker(spec: WorkerSpec, ctx: zmq.Context | None = None) -> None:
 
 
 def _open(stage: Any, status: StatusSender) -> bool:
+    """Open a stage; one that fails to open cleans up after itself (no close)."""
     try:
         stage.open()
     except Exception as exc:
@@ -169,7 +172,7 @@ def _run_source(
     source: Any, sender: Sender, control: ControlListener, status: StatusSender
 ) -> None:
     if not _open(source, status):
-        status.report("done", report=_close(source, status), stats=None)
+        status.report("done", report=None, stats=None)
         return
     while not control.poll(POLL_MS) & {START, STOP, ABORT}:
         pass
@@ -184,7 +187,8 @@ def _run_source(
             for msg in source.frames():
                 if control.poll() & {STOP, ABORT}:
                     break
-                sent += sender.send(msg, aborted)
+                if msg is not None:      # None: a waiting source's heartbeat
+                    sent += sender.send(msg, aborted)
         except Exception as exc:
             status.report("error", message=describe(exc), phase="run")
     if ABORT not in control.seen:
@@ -200,7 +204,7 @@ def _run_stage(
     control: ControlListener,
     status: StatusSender,
 ) -> None:
-    healthy = _open(stage, status)
+    opened = healthy = _open(stage, status)
     telemetry = Telemetry() if sender is None else None
     poller = zmq.Poller()
     poller.register(receiver.socket, zmq.POLLIN)
@@ -239,6 +243,6 @@ def _run_stage(
             if time.monotonic() - last_progress > PROGRESS_S:
                 last_progress = time.monotonic()
                 status.report("progress", frames=telemetry.frames)
-    report = _close(stage, status)
+    report = _close(stage, status) if opened else None
     status.report("done", report=report,
                   stats=telemetry.summary() if telemetry is not None else None)

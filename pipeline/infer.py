@@ -1,0 +1,186 @@
+"""Stage 3: the network with its fused decode, behind nets.runtimes' one interface.
+
+Backends: torch, ONNX Runtime and OpenVINO on the CPU; TensorRT on NVIDIA GPUs (not
+runnable on the machines this was built on). ONNX Runtime and OpenVINO run an ONNX
+export of `nets.model.InferenceModel`; exporting takes seconds, so the file is cached
+under ~/.cache/partstream keyed by the checkpoint's bytes, input size and matcher.
+
+`resolve_model` is what the runner calls up front (in the parent process): it checks
+the checkpoint and returns its config, so a bad checkpoint is a one-line error before
+any worker starts, and the other stages learn the input size and taxonomy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.messages import Message
+from pipeline.preprocess import Letterbox, letterbox_tensor
+from pipeline.worker import StageError, describe
+
+BACKENDS = ("auto", "torch", "onnxruntime", "openvino", "tensorrt")
+OUTPUTS = ("keypoints", "person_scores", "person_valid", "instances", "parts")
+RANDOM_SEED = 0     # random weights are seeded: every process must build the same net
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "partstream"
+
+
+def resolve_model(checkpoint: str | None, config: dict[str, Any]) -> dict[str, Any]:
+    """The config of the model that will run: the checkpoint's own, or (no checkpoint
+    and no shipped weights) `config` for random weights."""
+    from nets.model import DEFAULT_WEIGHTS, CheckpointError, load_checkpoint
+
+    path = checkpoint or (DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.is_file() else None)
+    if path is None:
+        return config
+    try:
+        return load_checkpoint(path)[1]
+    except CheckpointError as exc:
+        raise StageError(str(exc)) from exc
+
+
+def _load(checkpoint: str | None, config: dict[str, Any]) -> tuple[Any, dict, str]:
+    """(InferenceModel, cfg, identity for the export cache)."""
+    import torch
+
+    from nets.model import (
+        DEFAULT_WEIGHTS,
+        CheckpointError,
+        InferenceModel,
+        build_model,
+        load_checkpoint,
+    )
+
+    path = checkpoint or (DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.is_file() else None)
+    if path is None:
+        print(f"warning: no trained model ({DEFAULT_WEIGHTS} is missing): running "
+              "RANDOM weights, the overlay will show noise", file=sys.stderr)
+        torch.manual_seed(RANDOM_SEED)
+        model, cfg = build_model(config), config
+        identity = f"random{RANDOM_SEED}-" + json.dumps(cfg["model"], sort_keys=True)
+    else:
+        try:
+            model, cfg = load_checkpoint(path)
+        except CheckpointError as exc:
+            raise StageError(str(exc)) from exc
+        identity = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    matcher = cfg["decode"]["matcher"]
+    return InferenceModel(model.eval(), cfg, matcher), cfg, f"{identity}-{matcher}"
+
+
+class Infer:
+    """`input` (or, on a GPU, `image` + `transform`) -> the five decode outputs."""
+
+    name = "infer"
+    bottleneck = True     # live sources drop frames before this stage, not after
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        checkpoint: str | None = None,
+        backend: str = "auto",
+        device: str = "cpu",
+        threads: int = 2,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend '{backend}' (use {', '.join(BACKENDS)})")
+        self.config, self.checkpoint = config, checkpoint
+        self.backend, self.device, self.threads = backend, device, threads
+        self.runtime: Any = None
+        self.module: Any = None
+
+    def open(self) -> None:
+        if self.device not in ("cpu", "cuda"):
+            raise StageError(f"unknown device '{self.device}' (use cpu or cuda)")
+        module, cfg, identity = _load(self.checkpoint, self.config)
+        self.size = int(cfg["input_size"])
+        backend = self.backend
+        if backend == "auto":
+            backend = "tensorrt" if self.device == "cuda" else _cpu_default()
+        if self.device == "cuda" and backend not in ("torch", "tensorrt"):
+            raise StageError(f"--device cuda runs the torch or tensorrt backend, "
+                             f"not {backend}")
+        if self.device == "cuda" and backend == "torch":
+            self._open_torch_cuda(module)
+            return
+        from nets.runtimes import make_runtime
+
+        try:
+            if backend == "torch":
+                self.runtime = make_runtime("torch", module, self.threads)
+            else:
+                self.runtime = make_runtime(backend, self._export(module, backend,
+                                                                  identity),
+                                            self.threads, size=self.size)
+        except (ImportError, RuntimeError, ValueError, OSError) as exc:
+            raise StageError(f"backend {backend}: {exc}") from exc
+        self.backend_used = backend
+
+    def _open_torch_cuda(self, module: Any) -> None:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise StageError("--device cuda: torch sees no CUDA GPU")
+        self.module = module.to("cuda")
+        self.backend_used = "torch"
+
+    def _export(self, module: Any, backend: str, identity: str) -> Path:
+        """The exported model file for `backend`, from the cache when possible."""
+        from nets import export
+
+        key = hashlib.sha256(f"{identity}-{self.size}".encode()).hexdigest()[:16]
+        folder = cache_dir() / key
+        if backend == "tensorrt":
+            path = folder / "model.ep"
+            make = export.export_tensorrt
+        else:
+            path = folder / "model.onnx"
+            make = export.export_onnx
+        if not path.is_file():
+            print(f"exporting the model for {backend} (once; cached in {folder})",
+                  file=sys.stderr)
+            tmp = folder / f"tmp-{os.getpid()}" / path.name
+            try:
+                make(module, tmp, self.size)
+            except Exception as exc:
+                raise StageError(f"exporting the model for {backend} failed: "
+                                 f"{describe(exc)}") from exc
+            for f in tmp.parent.iterdir():
+                f.replace(folder / f.name)
+            tmp.parent.rmdir()
+        return path
+
+    def process(self, msg: Message) -> Message:
+        a = msg.arrays
+        if self.module is not None:                  # GPU: letterbox on the device
+            import torch
+
+            box = Letterbox.from_dict(msg.header["transform"])
+            with torch.inference_mode():
+                x = letterbox_tensor(a["image"], box, "cuda")
+                out = {k: v.cpu().numpy() for k, v in self.module(x).items()}
+        else:
+            out = self.runtime.run(a.pop("input")[None])
+        for key in OUTPUTS:
+            a[key] = np.asarray(out[key][0])
+        return msg
+
+    def close(self) -> dict[str, Any] | None:
+        return {"backend": getattr(self, "backend_used", None)}
+
+
+def _cpu_default() -> str:
+    """The fastest CPU backend that imports here (nets.runtimes' order)."""
+    from nets.runtimes import available_runtimes
+
+    return available_runtimes()[0]
