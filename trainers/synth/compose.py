@@ -247,10 +247,8 @@ def sample_person(
     pose = sample_pose(rng, family)
     lo = opts.min_height
     hi = max(lo * 1.01, opts.max_height * size)
-    if camera.height > 2.5:  # a high camera: the whole body must stay in view
-        room = (size * 0.95 - camera.horizon) / max(
-            camera.height / prop.height - 1, 0.1
-        )
+    if camera.height > 2.5:  # a high camera: feet (horizon + h_px * H / h) in view
+        room = (size - camera.horizon) * prop.height / camera.height
         hi = max(lo * 1.01, min(hi, room))
     height_px = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
     depth = camera.depth_for_height(height_px, prop.height)
