@@ -88,6 +88,7 @@ def test_video_export_has_frames_videos_and_track_ids(tmp_path):
         ["--size", "big"],
         ["--backgrounds", "/no/such/folder"],
         ["--fps", "0", "--video"],
+        ["--seed", "-1"],
     ],
 )
 def test_bad_arguments_give_one_line_and_exit_2(tmp_path, capsys, bad):

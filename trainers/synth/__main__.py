@@ -55,6 +55,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got '{text}'")
+    return value
+
+
 def _size(text: str) -> int:
     value = _positive(text)
     if value < 64:
@@ -70,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--size", type=_size, default=384, help="square image side, px")
     p.add_argument("--people", type=_people, default=(1, 15), help="MIN:MAX people")
-    p.add_argument("--seed", type=int, default=0, help="base seed")
+    p.add_argument("--seed", type=_seed, default=0, help="base seed (>= 0)")
     p.add_argument("--video", action="store_true", help="write clips with track ids")
     p.add_argument("--frames", type=_positive, default=30, help="frames per clip")
     p.add_argument("--fps", type=float, default=15.0, help="clip frame rate")
