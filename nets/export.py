@@ -100,7 +100,10 @@ def export_openvino(module: nn.Module, path: str | Path, size: int) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = export_onnx(module, Path(tmp) / "model.onnx", size)
-        ov.save_model(ov.convert_model(onnx_path), str(path), compress_to_fp16=False)
+        # read_model: ONNX frontend only (convert_model took 17 s instead of 0.6 s
+        # on the decode graph here, for the same IR).
+        model = ov.Core().read_model(str(onnx_path))
+        ov.save_model(model, str(path), compress_to_fp16=False)
     return path
 
 

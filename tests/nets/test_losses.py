@@ -1,0 +1,142 @@
+import math
+
+import pytest
+import torch
+
+from nets.decode import Candidates
+from nets.hough import hough_vote
+from nets.losses import (
+    MGLoss,
+    candidate_owners,
+    gt_assignment,
+    part_loss,
+    vector_l1,
+)
+from nets.model import build_model
+from tests.nets.tiny_model import tiny_cfg
+from trainers.data import synthetic_scene
+from trainers.targets import encode_batch
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def batch_cfg():
+    cfg = tiny_cfg(size=128)
+    cfg["data"]["people"] = [2, 3]
+    return encode_batch([synthetic_scene(s, cfg) for s in (0, 1)], cfg), cfg
+
+
+def test_losses_decrease_when_overfitting_a_fixed_batch(batch_cfg):
+    batch, cfg = batch_cfg
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    criterion = MGLoss(cfg)
+    params = list(model.parameters()) + list(criterion.parameters())
+    optimizer = torch.optim.Adam(params, lr=5e-3)
+    history = []
+    for _ in range(20):
+        total, terms = criterion(model(batch["image"]), batch)
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+        history.append((float(total.detach()), terms))
+    first, last = history[0], history[-1]
+    assert last[0] < 0.6 * first[0]
+    for name in ("parts", "heatmap", "offsets", "limbs", "dspf_4", "dspf_32"):
+        assert last[1][name] < first[1][name], name
+
+
+def test_uncertainty_weighting_formula(batch_cfg):
+    batch, cfg = batch_cfg
+    torch.manual_seed(0)
+    with torch.no_grad():
+        out = build_model(cfg)(batch["image"])
+        criterion = MGLoss(cfg)
+        criterion.log_vars.copy_(torch.linspace(-1, 1, len(criterion.terms)))
+        total, terms = criterion(out, batch)
+    expected = sum(
+        math.exp(-terms[f"s_{n}"]) * terms[n] + terms[f"s_{n}"] for n in criterion.terms
+    )
+    assert math.isclose(float(total), expected, rel_tol=1e-5)
+    assert len(criterion.terms) == 8 and "matching" not in terms
+
+
+def test_part_loss_skips_ignored_and_invalid_cells():
+    target = torch.tensor([[[1, 255], [0, 1]]])
+    valid = torch.tensor([[[1.0, 1.0], [0.0, 1.0]]])
+    logits = torch.zeros(1, 3, 2, 2)
+    base = part_loss(logits, target, valid)
+    assert torch.isclose(base, torch.tensor(math.log(3.0)))
+    changed = logits.clone()
+    changed[0, :, 0, 1] = torch.tensor([5.0, -5.0, 0.0])  # the 255 cell
+    changed[0, :, 1, 0] = torch.tensor([-5.0, 5.0, 0.0])  # the invalid cell
+    assert torch.isclose(part_loss(changed, target, valid), base)
+
+
+def test_vector_l1_is_a_masked_mean_of_summed_components():
+    pred = torch.zeros(1, 2, 2, 2)
+    target = torch.tensor([[[[1.0, 9.0], [0.0, 0.0]], [[2.0, 9.0], [0.0, 0.0]]]])
+    mask = torch.tensor([[[1.0, 0.0], [1.0, 0.0]]])
+    assert torch.isclose(vector_l1(pred, target, mask), torch.tensor(1.5))
+    assert vector_l1(pred, target, torch.zeros_like(mask)) == 0
+
+
+def test_candidates_belong_to_the_nearest_same_type_keypoint_within_the_radius():
+    keypoints = torch.zeros(1, 2, 17, 3)
+    keypoints[0, 0, :, :2] = torch.tensor([10.0, 10.0])
+    keypoints[0, 1, :, :2] = torch.tensor([40.0, 10.0])
+    keypoints[..., 2] = 2.0
+    keypoints[0, 1, 5, 2] = 0.0  # person 1's left shoulder is not labelled
+    xy = torch.zeros(1, 17, 3, 2)
+    xy[0, :, 0] = torch.tensor([12.0, 10.0])  # near person 0
+    xy[0, :, 1] = torch.tensor([37.0, 11.0])  # near person 1
+    xy[0, :, 2] = torch.tensor([25.0, 30.0])  # near no one
+    valid = torch.ones(1, 17, 3, dtype=torch.bool)
+    valid[0, 0, 0] = False
+    owners = candidate_owners(Candidates(xy, valid.float(), valid), keypoints, 6.0)
+    assert owners[0, 1].tolist() == [0, 1, -1]
+    assert owners[0, 0].tolist() == [-1, 1, -1]  # invalid candidate: no owner
+    assert owners[0, 5].tolist() == [0, -1, -1]  # unlabelled joint claims nothing
+    target = gt_assignment(owners)  # limb 0 is nose -> left_eye
+    assert target[0, 0].tolist() == [[0, 0, 0], [0, 1, 0], [0, 0, 0]]
+    assert target[0, 1].tolist() == [[0, 0, 0], [0, 1, 0], [0, 0, 0]]
+    # limb 6 (left shoulder -> left elbow): person 1 lacks the shoulder.
+    assert target[0, 6].tolist() == [[1, 0, 0], [0, 0, 0], [0, 0, 0]]
+
+
+def perfect_outputs(batch, cfg):
+    """Logits and fields equal to the targets (what a perfect network would output)."""
+
+    def logit(p):
+        p = p.clamp(1e-4, 1 - 1e-4)
+        return torch.log(p / (1 - p))
+
+    radius = cfg["targets"]["disk_radius"] / cfg["output_stride"]
+    return {
+        "heatmap": logit(batch["heatmap"]),
+        "offsets": batch["offsets"],
+        "limbs": logit(batch["limbs"]),
+        "hough": hough_vote(batch["heatmap"], batch["offsets"], radius),
+    }
+
+
+def test_matching_term_prefers_correct_limbs_and_has_gradients(batch_cfg):
+    batch, cfg = batch_cfg
+    criterion = MGLoss(cfg, with_matching=True)
+    good = perfect_outputs(batch, cfg)
+    good["limbs"].requires_grad_(True)
+    loss = criterion.matching_loss(good, batch["keypoints"])
+    loss.backward()
+    assert good["limbs"].grad.abs().sum() > 0
+    flat = dict(good, limbs=torch.zeros_like(good["limbs"]))  # every pair scores 0.5
+    assert float(loss) < float(criterion.matching_loss(flat, batch["keypoints"]))
+    assert "matching" in criterion.terms and len(criterion.log_vars) == 9
+
+
+def test_matching_term_is_zero_without_candidates(batch_cfg):
+    batch, cfg = batch_cfg
+    outputs = perfect_outputs(batch, cfg)
+    outputs["hough"] = torch.zeros_like(outputs["hough"])
+    criterion = MGLoss(cfg, with_matching=True)
+    assert float(criterion.matching_loss(outputs, batch["keypoints"])) == 0.0
