@@ -98,6 +98,7 @@ class Infer:
         self.backend, self.device, self.threads = backend, device, threads
         self.runtime: Any = None
         self.module: Any = None
+        self.info: dict[str, Any] = {}
 
     def open(self) -> None:
         if self.device not in ("cpu", "cuda"):
@@ -124,7 +125,7 @@ class Infer:
                                             self.threads, size=self.size)
         except (ImportError, RuntimeError, ValueError, OSError) as exc:
             raise StageError(f"backend {backend}: {exc}") from exc
-        self.backend_used = backend
+        self.info = {"backend": backend}
 
     def _open_torch_cuda(self, module: Any) -> None:
         import torch
@@ -132,7 +133,7 @@ class Infer:
         if not torch.cuda.is_available():
             raise StageError("--device cuda: torch sees no CUDA GPU")
         self.module = module.to("cuda")
-        self.backend_used = "torch"
+        self.info = {"backend": "torch"}
 
     def _export(self, module: Any, backend: str, identity: str) -> Path:
         """The exported model file for `backend`, from the cache when possible."""
@@ -176,7 +177,7 @@ class Infer:
         return msg
 
     def close(self) -> dict[str, Any] | None:
-        return {"backend": getattr(self, "backend_used", None)}
+        return self.info
 
 
 def _cpu_default() -> str:

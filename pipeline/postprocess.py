@@ -171,7 +171,7 @@ class Postprocess:
     def __init__(self, device: str = "cpu", max_pixels: int = 640 * 480) -> None:
         self.device = device
         self.max_pixels = max_pixels
-        self.xp: ModuleType = np
+        self.xp: ModuleType | None = None    # set in open(): modules do not pickle
 
     def open(self) -> None:
         self.xp = get_array_module(self.device)

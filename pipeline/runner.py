@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import signal
+import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +52,8 @@ class RunOptions:
     hwm: int = 4                   # frames a link may hold
     drain_timeout: float = 60.0    # after a stop, abort if not drained by then
     progress: bool = True
+    # called once the source starts, with what the stages said when ready
+    on_start: Callable[[dict[str, Any]], None] | None = None
 
 
 def link_policies(stages: list[Any], queue: str) -> list[str]:
@@ -128,7 +132,8 @@ class Runner:
     def _supervise(
         self, control: ControlPublisher, status: StatusReceiver, workers: list[Any]
     ) -> RunResult:
-        state = _Supervision(self.names, self.options.drain_timeout)
+        state = _Supervision(self.names, self.options.drain_timeout,
+                             self.options.on_start)
         bar = tqdm(desc="frames", unit="f", disable=not self.options.progress,
                    leave=False)
         try:
@@ -150,9 +155,12 @@ class Runner:
 class _Supervision:
     """The runner's view of a run: who is ready/done and what to tell the workers."""
 
-    def __init__(self, names: list[str], drain_timeout: float) -> None:
+    def __init__(self, names: list[str], drain_timeout: float,
+                 on_start: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.names = names
         self.drain_timeout = drain_timeout
+        self.on_start = on_start
+        self.info: dict[str, Any] = {}
         self.result = RunResult()
         self.ready: set[str] = set()
         self.done: set[str] = set()
@@ -164,10 +172,13 @@ class _Supervision:
         kind, worker = event["event"], event["worker"]
         if kind == "ready":
             self.ready.add(worker)
+            self.info[worker] = event.get("info")
             if event.get("total"):
                 bar.total = event["total"]
         elif kind == "started":
             self.started = True
+            if self.on_start is not None:
+                self.on_start(self.info)
         elif kind == "progress":
             bar.update(event["frames"] - bar.n)
         elif kind == "error":
@@ -314,6 +325,16 @@ def run_stream(opts: StreamOptions) -> RunResult:
     model_cfg = resolve_model(opts.checkpoint, cfg)
     stages = build_stages(opts, cfg, model_cfg)
     preflight(stages)
+    def announce(info: dict[str, Any]) -> None:
+        backend = (info.get("infer") or {}).get("backend", opts.backend)
+        print(f"running: {_describe_source(opts)} -> {opts.output} "
+              f"({backend} backend, {opts.transport} transport); Ctrl-C stops",
+              file=sys.stderr, flush=True)
+
     run = RunOptions(opts.transport, opts.queue, int(cfg["pipeline"]["queue_hwm"]),
-                     progress=opts.progress)
+                     progress=opts.progress, on_start=announce)
     return Runner(stages, run).run()
+
+
+def _describe_source(opts: StreamOptions) -> str:
+    return f"camera {opts.camera}" if opts.camera is not None else opts.source

@@ -156,7 +156,8 @@ def _open(stage: Any, status: StatusSender) -> bool:
     except Exception as exc:
         status.report("error", message=describe(exc), phase="open")
         return False
-    status.report("ready", total=getattr(stage, "total", None))
+    status.report("ready", total=getattr(stage, "total", None),
+                  info=getattr(stage, "info", None))
     return True
 
 

@@ -1,0 +1,137 @@
+"""The real pipeline end to end (real ZeroMQ sockets, real PyAV decode and encode, the
+real network with random weights in a tiny config): frame counts, stats, transports
+agreeing, Ctrl-C, and one-line errors for bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+import run_stream
+from pipeline.runner import StreamOptions
+from pipeline.runner import run_stream as run_pipeline
+from tests.pipeline.helpers import TINY_CONFIG, decode_frames, write_clip
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = ROOT.parent / "shared" / "data" / "video"
+STATS_KEYS = {"frames", "dropped", "fps", "latency_ms", "stages", "people_mean"}
+STAGES = {"source", "preprocess", "infer", "postprocess", "track", "render", "sink"}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("cfg") / "tiny.yaml"
+    path.write_text(TINY_CONFIG)
+    return str(path)
+
+
+@pytest.fixture(autouse=True)
+def no_home_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+def count_frames(path: Path) -> int:
+    with av.open(str(path)) as clip:
+        return sum(1 for _ in clip.decode(video=0))
+
+
+def test_synthetic_crowd_transcodes_every_frame_and_writes_stats(tiny, tmp_path):
+    out, stats = tmp_path / "overlay.mp4", tmp_path / "stats.json"
+    opts = StreamOptions(config=tiny, backend="torch", output=str(out), hud=False,
+                         progress=False, synthetic={"frames": 6, "size": 128})
+    result = run_pipeline(opts)
+    assert result.errors == []
+    assert count_frames(out) == 6 == result.stats["frames"]
+    assert result.stats["dropped"] == 0
+    run_stream.main(["--config", tiny, "--backend", "torch", "--source",
+                     str(write_clip(tmp_path / "in.mp4", 5)), "--output",
+                     str(tmp_path / "o.mkv"), "--stats-json", str(stats), "--quiet"])
+    data = json.loads(stats.read_text())
+    assert set(data) == STATS_KEYS and set(data["stages"]) == STAGES
+    assert set(data["latency_ms"]) == {"p50", "p95", "p99"}
+    assert all(set(v) == {"p50", "p99"} for v in data["stages"].values())
+    assert data["frames"] == 5 == count_frames(tmp_path / "o.mkv")
+
+
+@pytest.mark.parametrize("name", ["vtest.avi", "two_people_occlusion.mp4",
+                                  "basketball_240p.mp4"])
+def test_shared_clips_keep_frame_count(tiny, tmp_path, name):
+    clip = SHARED / name
+    if not clip.is_file():
+        pytest.skip(f"{clip} is not here (../shared is only on the dev machines)")
+    out = tmp_path / "out.mp4"
+    code = run_stream.main(["--config", tiny, "--backend", "torch", "--source",
+                            str(clip), "--output", str(out), "--max-frames", "4",
+                            "--quiet"])
+    assert code == 0
+    frames = decode_frames(out)
+    with av.open(str(clip)) as src:
+        stream = src.streams.video[0]
+        size = (stream.height + stream.height % 2, stream.width + stream.width % 2)
+    assert len(frames) == 4 and frames[0].shape[:2] == size
+
+
+def test_threads_and_processes_give_identical_outputs(tiny, tmp_path):
+    clip = write_clip(tmp_path / "in.mp4", 6, size=(96, 128))
+    outputs = {}
+    for transport in ("inproc", "ipc"):
+        out = tmp_path / f"{transport}.mp4"
+        result = run_pipeline(StreamOptions(
+            source=str(clip), config=tiny, backend="torch", output=str(out),
+            hud=False, transport=transport, progress=False))
+        assert result.errors == [] and result.stats["people_mean"] > 0
+        outputs[transport] = decode_frames(out)
+    assert len(outputs["inproc"]) == len(outputs["ipc"]) == 6
+    for a, b in zip(outputs["inproc"], outputs["ipc"], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_sigint_finalises_a_playable_file(tiny, tmp_path):
+    clip = write_clip(tmp_path / "in.mp4", 400, size=(96, 128), fps=25)
+    out = tmp_path / "cut.mp4"
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    proc = subprocess.Popen(
+        [sys.executable, "run_stream.py", "--config", tiny, "--backend", "torch",
+         "--source", str(clip), "--realtime", "--output", str(out), "--quiet"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:                 # wait until frames flow
+        if line.startswith("running:"):
+            break
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    written = int(stdout.split("wrote ")[1].split("(")[1].split()[0])
+    assert 5 < written < 400
+    assert count_frames(out) == written
+
+
+def write(tmp_path: Path, name: str, text: str) -> str:
+    (tmp_path / name).write_text(text)
+    return str(tmp_path / name)
+
+
+@pytest.mark.parametrize("args, message", [
+    (lambda t: ["--source", str(t / "nope.mp4")], "no such video file"),
+    (lambda t: ["--source", write(t, "notes.mp4", "hello")], "not a video"),
+    (lambda t: ["--config", write(t, "bad.yaml", "model: [unclosed")],
+     "not valid YAML"),
+    (lambda t: ["--config", write(t, "typo.yaml", "input_sise: 256")],
+     "unknown config key"),
+    (lambda t: ["--checkpoint", write(t, "model.pt", "not a checkpoint")],
+     "corrupt or not a checkpoint"),
+    (lambda t: ["--output", str(t / "out.gif")], "unsupported file type"),
+])
+def test_bad_input_is_one_line_and_nonzero(tmp_path, capsys, args, message):
+    code = run_stream.main([*args(tmp_path), "--max-frames", "2", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert len(err) == 1 and err[0].startswith("error:") and message in err[0], err
