@@ -67,7 +67,7 @@ def _load(checkpoint: str | None, config: dict[str, Any]) -> tuple[Any, dict, st
               "RANDOM weights, the overlay will show noise", file=sys.stderr)
         torch.manual_seed(RANDOM_SEED)
         model, cfg = build_model(config), config
-        identity = f"random{RANDOM_SEED}-" + json.dumps(cfg["model"], sort_keys=True)
+        identity = f"random{RANDOM_SEED}"
     else:
         try:
             model, cfg = load_checkpoint(path)
@@ -75,7 +75,7 @@ def _load(checkpoint: str | None, config: dict[str, Any]) -> tuple[Any, dict, st
             raise StageError(str(exc)) from exc
         identity = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     matcher = cfg["decode"]["matcher"]
-    return InferenceModel(model.eval(), cfg, matcher), cfg, f"{identity}-{matcher}"
+    return InferenceModel(model.eval(), cfg, matcher), cfg, identity
 
 
 class Infer:
@@ -104,7 +104,7 @@ class Infer:
         if self.device not in ("cpu", "cuda"):
             raise StageError(f"unknown device '{self.device}' (use cpu or cuda)")
         module, cfg, identity = _load(self.checkpoint, self.config)
-        self.size = int(cfg["input_size"])
+        self.cfg, self.size = cfg, int(cfg["input_size"])
         backend = self.backend
         if backend == "auto":
             backend = "tensorrt" if self.device == "cuda" else _cpu_default()
@@ -139,7 +139,7 @@ class Infer:
         """The exported model file for `backend`, from the cache when possible."""
         from nets import export
 
-        key = hashlib.sha256(f"{identity}-{self.size}".encode()).hexdigest()[:16]
+        key = _cache_key(identity, self.cfg)
         folder = cache_dir() / key
         if backend == "tensorrt":
             path = folder / "model.ep"
@@ -178,6 +178,18 @@ class Infer:
 
     def close(self) -> dict[str, Any] | None:
         return self.info
+
+
+def _cache_key(identity: str, cfg: dict[str, Any]) -> str:
+    """Weights, full config (input size, decode settings) and the network code: an
+    export is reused only if all three are unchanged."""
+    import nets
+
+    digest = hashlib.sha256(identity.encode())
+    digest.update(json.dumps(cfg, sort_keys=True, default=str).encode())
+    for source in sorted(Path(nets.__file__).parent.glob("*.py")):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _cpu_default() -> str:
