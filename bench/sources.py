@@ -1,13 +1,16 @@
 """Benchmark sources for the pipeline's runner (the `pipeline.worker.Source` protocol).
 
 * `FramesSource`: frames made before the run (so generating them costs nothing while
-  we time), released at a fixed rate like a live camera.
+  we time), released at a fixed rate like a live camera; with a `Lockstep`, only once
+  the previous frame has left the pipeline, so latency is one frame's way through every
+  stage with no queueing and no drops.
 * `LoopedVideoSource`: a clip decoded by the pipeline's own VideoSource, replayed for a
   given wall-clock time (long memory runs on a short clip).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -18,26 +21,48 @@ from pipeline.messages import Message, frame_message
 from pipeline.source import VideoSource
 
 
+class Lockstep:
+    """One frame in flight: the source waits for the sink to see the previous one.
+
+    Shared by reference, so only for stages run as threads (the inproc transport).
+    """
+
+    def __init__(self, timeout: float = 60.0) -> None:
+        self.timeout = timeout
+        self._free = threading.Semaphore(1)
+
+    def enter(self) -> None:
+        self._free.acquire(timeout=self.timeout)  # a lost frame must not hang the run
+
+    def leave(self) -> None:
+        self._free.release()
+
+
 class FramesSource:
-    """Yields `frames` in order at `fps` (capture time = release time)."""
+    """Yields `frames` in order, at most at `fps` (capture time = release time)."""
 
     name = "source"
 
-    def __init__(self, frames: Sequence[np.ndarray], fps: float, live: bool = True):
+    def __init__(self, frames: Sequence[np.ndarray], fps: float, live: bool = True,
+                 lockstep: Lockstep | None = None):
         self.images = list(frames)
         self.fps = fps
         self.live = live
+        self.lockstep = lockstep
         self.total = len(self.images)
 
     def open(self) -> None:
         pass
 
     def frames(self) -> Iterator[Message]:
-        start = time.monotonic()
+        last = -1.0
         for index, image in enumerate(self.images):
-            delay = start + index / self.fps - time.monotonic()
+            if self.lockstep is not None:
+                self.lockstep.enter()
+            delay = last + 1.0 / self.fps - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
+            last = time.monotonic()
             msg = frame_message(image, index, time.time(), index / self.fps, self.fps)
             msg.stage_time(self.name, 0.0)
             yield msg
