@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     "%(default)s")
     io.add_argument("--max-frames", type=int, metavar="N",
                     help="stop after N frames (default: the whole input; the synthetic "
-                    "crowd is 90 frames)")
+                    "crowd is 60 frames)")
     io.add_argument("--stats-json", metavar="PATH",
                     help="also write the latency/FPS summary as JSON")
     io.add_argument("--realtime", action="store_true",

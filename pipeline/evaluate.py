@@ -87,6 +87,7 @@ class TruthScorer:
 
     def __init__(self) -> None:
         self.counter = IdSwitches()
+        self.frames = 0
 
     def open(self) -> None:
         pass
@@ -96,10 +97,11 @@ class TruthScorer:
         pairs = match_truth(a["instances"], a["track_ids"], a["truth_instances"],
                             a["truth_track_ids"])
         self.counter.update(pairs, len(a["truth_track_ids"]))
+        self.frames += 1
 
     def close(self) -> dict[str, Any]:
-        return {"path": self.name, "frames": self.counter.present,
-                **self.counter.result()}
+        return {"path": self.name, "frames": self.frames,
+                "truth_person_frames": self.counter.present, **self.counter.result()}
 
 
 def evaluate(seed: int, frames: int, opts: Any) -> dict[str, Any]:

@@ -5,9 +5,10 @@ long side, pad right and bottom with black, so the network sees what it was trai
 and a point maps back by dividing by the per-axis scale. Normalisation to the
 network's statistics happens inside the network; here pixels only become [0, 1] floats.
 
-On the CPU this stage does the work with OpenCV. With a GPU the frame is uploaded as
-uint8 and letterboxed by `letterbox_tensor` on the device inside the inference stage,
-so this stage only attaches the transform (no float frame crosses a socket).
+On the CPU this stage does the work with OpenCV. When torch runs the network on a GPU
+(`on_device=True`), the frame is uploaded as uint8 and letterboxed by `letterbox_tensor`
+on the device inside the inference stage, so this stage only attaches the transform
+(no float frame crosses a socket).
 """
 
 from __future__ import annotations
@@ -86,9 +87,9 @@ class Preprocess:
 
     name = "preprocess"
 
-    def __init__(self, size: int, device: str = "cpu") -> None:
+    def __init__(self, size: int, on_device: bool = False) -> None:
         self.size = size
-        self.device = device
+        self.on_device = on_device
 
     def open(self) -> None:
         pass
@@ -97,7 +98,7 @@ class Preprocess:
         image = msg.arrays["image"]
         box = Letterbox.fit(image.shape[1], image.shape[0], self.size)
         msg.header["transform"] = box.as_dict()
-        if self.device == "cpu":
+        if not self.on_device:
             msg.arrays["input"] = letterbox_image(image, box)
         return msg
 

@@ -33,6 +33,10 @@ from pipeline.transport import (
 from pipeline.worker import Link, WorkerSpec, process_main, run_worker
 
 QUEUES = ("auto", "latest", "all")
+# The embedded default input (`python run_stream.py` with no arguments): four seconds
+# of a small crowd, people large enough to see their parts, little clutter.
+DEMO = {"frames": 60, "size": 384, "people": (3, 5), "fps": 15.0, "seed": 7,
+        "options": {"min_height": 130, "clutter": False, "degrade": 0.3}}
 
 
 @dataclass
@@ -266,7 +270,7 @@ def make_source(opts: StreamOptions) -> Any:
     if opts.camera is not None:
         return CameraSource(opts.camera, opts.max_frames)
     if opts.source == "synthetic":
-        kwargs = dict(opts.synthetic)
+        kwargs = {**DEMO, **opts.synthetic}
         if opts.max_frames is not None:
             kwargs["frames"] = min(opts.max_frames, kwargs.get("frames", 10**9))
         return SyntheticSource(pace=opts.realtime, **kwargs)
@@ -286,7 +290,8 @@ def build_stages(opts: StreamOptions, cfg: dict[str, Any],
     p = cfg["pipeline"]
     return [
         make_source(opts),
-        Preprocess(int(model_cfg["input_size"]), opts.device),
+        Preprocess(int(model_cfg["input_size"]),
+                   on_device=opts.device == "cuda" and opts.backend == "torch"),
         Infer(cfg, opts.checkpoint, opts.backend, opts.device),
         Postprocess(opts.device, int(p["mask_max_pixels"])),
         TrackStage(TrackerConfig(**p["track"]), p["smooth"] if opts.smooth else None),

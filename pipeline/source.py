@@ -173,7 +173,8 @@ class CameraSource:
 
 class SyntheticSource:
     """An animated synthetic crowd; `truth=True` also sends the ground truth along
-    (arrays `truth_instances`, `truth_track_ids`) for evaluating the tracker."""
+    (arrays `truth_instances`, `truth_track_ids`) for evaluating the tracker.
+    `options` are trainers.synth's generator options (SynthOptions)."""
 
     name = "source"
 
@@ -186,6 +187,7 @@ class SyntheticSource:
         seed: int = 0,
         pace: bool = False,
         truth: bool = False,
+        options: dict[str, Any] | None = None,
     ) -> None:
         self.total = frames
         self.size = size
@@ -195,15 +197,22 @@ class SyntheticSource:
         self.pace = pace
         self.live = pace
         self.truth = truth
+        self.options = options or {}
 
     def open(self) -> None:
-        import trainers.synth  # noqa: F401 - fail here, at start-up, if it is missing
+        from trainers.synth import SynthOptions
+
+        try:
+            SynthOptions.from_kwargs(self.options)
+        except ValueError as exc:
+            raise StageError(f"synthetic source: {exc}") from exc
 
     def frames(self) -> Iterator[Message]:
         from trainers.synth import generate_video
 
         pacer = _Pacer(self.fps, self.pace)
-        scenes = generate_video(self.seed, self.size, self.total, self.people, self.fps)
+        scenes = generate_video(self.seed, self.size, self.total, self.people, self.fps,
+                                **self.options)
         for index in range(self.total):
             start = time.perf_counter()
             scene = next(scenes)

@@ -42,6 +42,6 @@ def test_stage_attaches_input_and_transform():
     out = Preprocess(64).process(msg)
     assert out.arrays["input"].shape == (3, 64, 64)
     assert Letterbox.from_dict(out.header["transform"]) == Letterbox.fit(40, 30, 64)
-    gpu = Preprocess(64, device="cuda").process(
+    gpu = Preprocess(64, on_device=True).process(
         frame_message(np.zeros((30, 40, 3), np.uint8), 0, 0.0, None, 10))
     assert "input" not in gpu.arrays and "transform" in gpu.header
