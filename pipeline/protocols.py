@@ -1,0 +1,129 @@
+"""Where video comes from and goes to: URL schemes, and the FFmpeg options each needs.
+
+One table for inputs and outputs so a scheme's quirks live in one place: which schemes
+are live (latest frame wins, reconnect when they drop), which muxer a stream output
+uses (FLV for RTMP, MPEG-TS for UDP/TCP/SRT), the low-latency demuxer options, and the
+protocols PyAV's wheels lack (libsrt).
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import PurePosixPath
+from urllib.parse import urlparse
+
+from pipeline.worker import StageError
+
+LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "udp", "tcp", "srt", "rtp")
+HTTP_SCHEMES = ("http", "https")
+# An http(s) URL with one of these endings is a file on a web server, not a stream.
+FILE_SUFFIXES = (".mp4", ".m4v", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg")
+# Muxer per output scheme: what OBS's Media Source and stream servers expect.
+STREAM_MUXERS = {"rtmp": "flv", "rtmps": "flv", "udp": "mpegts", "tcp": "mpegts",
+                 "srt": "mpegts"}
+RTSP_TRANSPORTS = ("tcp", "udp")
+# No input buffering and a short probe: a live frame is handed on as soon as it is
+# decoded, and (re)connecting takes ~1 s instead of FFmpeg's default 5 s analysis,
+# which RTMP always pays because its FLV header announces an audio stream.
+LOW_LATENCY = {"fflags": "nobuffer", "flags": "low_delay", "analyzeduration": "500000",
+               "probesize": "500000"}
+SRT_MISSING = ("srt:// needs FFmpeg with libsrt, which PyAV's wheels lack: install "
+               "PyAV built against an FFmpeg with --enable-libsrt, or use udp://, "
+               "tcp:// or rtmp:// instead")
+
+
+def scheme(location: str) -> str:
+    """The URL scheme in lower case, or "" for a file path ("C:" is a drive)."""
+    value = urlparse(str(location)).scheme.lower()
+    return value if len(value) > 1 else ""
+
+
+def is_live(location: str) -> bool:
+    """True for sources that keep producing whether we keep up or not."""
+    kind = scheme(location)
+    if kind in HTTP_SCHEMES:
+        suffix = PurePosixPath(urlparse(location).path).suffix.lower()
+        return suffix not in FILE_SUFFIXES
+    return kind in LIVE_SCHEMES
+
+
+def input_options(
+    location: str, rtsp_transport: str = "tcp", listen: bool = False,
+    listen_timeout_s: float | None = None,
+) -> dict[str, str]:
+    """FFmpeg demuxer/protocol options for reading `location`.
+
+    `listen`: PartStream is the server and waits for a publisher (OBS, ffmpeg, a
+    camera) to push to this URL: RTMP and RTSP only. `listen_timeout_s` bounds that
+    wait (None: wait forever).
+    """
+    kind = scheme(location)
+    if kind == "srt" and not protocol_available("srt"):
+        raise StageError(SRT_MISSING)
+    if rtsp_transport not in RTSP_TRANSPORTS:
+        raise StageError(f"unknown RTSP transport '{rtsp_transport}' "
+                         f"(use {' or '.join(RTSP_TRANSPORTS)})")
+    options = dict(LOW_LATENCY) if is_live(location) else {}
+    if kind in ("rtsp", "rtsps"):
+        options["rtsp_transport"] = rtsp_transport
+    if listen:
+        wait = "-1" if listen_timeout_s is None else str(max(1, int(listen_timeout_s)))
+        if kind in ("rtmp", "rtmps"):
+            options.update(listen="1", timeout=wait)
+        elif kind in ("rtsp", "rtsps"):
+            options.update(rtsp_flags="listen", listen_timeout=wait)
+        else:
+            raise StageError(f"--listen works with rtmp:// and rtsp:// sources, "
+                             f"not {kind or 'files'}")
+    return options
+
+
+def stream_muxer(location: str) -> str:
+    """The container format a stream output at `location` is sent in."""
+    kind = scheme(location)
+    if kind not in STREAM_MUXERS:
+        raise StageError(f"cannot stream to {location}: use "
+                         + ", ".join(f"{k}://" for k in STREAM_MUXERS))
+    if kind == "srt" and not protocol_available("srt"):
+        raise StageError(SRT_MISSING)
+    return STREAM_MUXERS[kind]
+
+
+def protocol_available(name: str) -> bool:
+    """Whether this FFmpeg build knows protocol `name`.
+
+    PyAV exposes no protocol list; opening a URL of that scheme on a closed loopback
+    port fails at once either way, with "protocol not found" only if it is missing.
+    """
+    import av
+
+    try:
+        av.open(f"{name}://127.0.0.1:1", timeout=(0.5, 0.5)).close()
+    except av.error.ProtocolNotFoundError:
+        return False
+    except (av.error.FFmpegError, OSError):
+        return True
+    return True
+
+
+def check_reachable(location: str, timeout_s: float = 3.0) -> None:
+    """Fail early, with one line, if a TCP-based output has nobody listening.
+
+    PyAV opens an output only when the first packet is written; checking the server
+    before the model loads turns a typo into an immediate, clear error.
+    """
+    kind = scheme(location)
+    if kind not in ("rtmp", "rtmps", "tcp"):
+        return
+    parsed = urlparse(location)
+    if "listen" in parsed.query:
+        return
+    default = {"rtmp": 1935, "rtmps": 443}.get(kind)
+    port = parsed.port or default
+    if parsed.hostname is None or port is None:
+        raise StageError(f"output {location} needs a host and a port")
+    try:
+        socket.create_connection((parsed.hostname, port), timeout=timeout_s).close()
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise StageError(f"cannot open output {location}: {why}") from exc
