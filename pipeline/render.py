@@ -98,19 +98,27 @@ class Render:
         ids = a.get("track_ids", np.full(len(a["scores"]), -1, np.int64))
         slot = np.where(ids >= 0, ids % PALETTE, UNCONFIRMED)
         slot_of_label = np.concatenate([[UNCONFIRMED], slot]).astype(np.int64)
-        person = slot_of_label[instances]
-        colour = self.lut[person, np.minimum(parts, self.lut.shape[1] - 1)]
+        # Colour only the person pixels (usually a small part of the frame).
         fg = instances > 0
+        where = np.flatnonzero(fg)
+        person = slot_of_label[instances.ravel()[where]]
+        n_parts = self.lut.shape[1]
+        part = np.minimum(parts.ravel()[where], n_parts - 1)
+        colour = self.lut.reshape(-1, 3)[person * n_parts + part]
         if self.mode == "overlay":
             out = image.copy()
-            blend = cv2.addWeighted(image, 1 - self.alpha, colour, self.alpha, 0)
-            np.copyto(out, blend, where=fg[..., None])
-            edge = _edges(instances, fg, _thickness(image.shape))
-            out[edge] = self.people[person[edge]]
+            flat = out.reshape(-1, 3)
+            flat[where] = (flat[where] * (1 - self.alpha) + colour * self.alpha
+                           + 0.5).astype(np.uint8)
+            edge = np.flatnonzero(_edges(instances, fg, _thickness(image.shape)))
+            flat[edge] = self.people[slot_of_label[instances.ravel()[edge]]]
             self._skeletons(out, a["keypoints"], slot)
             self._labels(out, a["boxes"], ids, slot)
         else:
-            out = np.dstack([colour * fg[..., None], fg.astype(np.uint8) * 255])
+            out = np.zeros((*instances.shape, 4), np.uint8)
+            flat = out.reshape(-1, 4)
+            flat[where, :3] = colour
+            flat[where, 3] = 255
         if self.hud:
             self._draw_hud(out, msg, int((ids >= 0).sum()))
         a["rendered"] = out

@@ -277,6 +277,13 @@ def make_source(opts: StreamOptions) -> Any:
     return VideoSource(opts.source, opts.max_frames, pace=opts.realtime)
 
 
+def make_sinks(opts: StreamOptions) -> list[Any]:
+    """Where rendered frames go; every entry is a `pipeline.sinks.Sink`."""
+    from pipeline.sinks import FileSink
+
+    return [FileSink(opts.output)]
+
+
 def build_stages(opts: StreamOptions, cfg: dict[str, Any],
                  model_cfg: dict[str, Any]) -> list[Any]:
     """source -> preprocess -> infer -> postprocess -> track -> render -> sink."""
@@ -284,7 +291,7 @@ def build_stages(opts: StreamOptions, cfg: dict[str, Any],
     from pipeline.postprocess import Postprocess
     from pipeline.preprocess import Preprocess
     from pipeline.render import Render
-    from pipeline.sinks import FileSink, SinkStage
+    from pipeline.sinks import SinkStage
     from pipeline.track import TrackerConfig, TrackStage
 
     p = cfg["pipeline"]
@@ -298,7 +305,7 @@ def build_stages(opts: StreamOptions, cfg: dict[str, Any],
         Render(model_cfg["model"]["taxonomy"], opts.render_mode, opts.hud,
                p["render"]["alpha"], p["render"]["tint"],
                p["render"]["keypoint_threshold"], p["render"]["regions"]),
-        SinkStage([FileSink(opts.output)]),
+        SinkStage(make_sinks(opts)),
     ]
 
 
