@@ -21,11 +21,12 @@ import torch
 import torch.nn.functional as F
 
 from configs import body
-from nets.matching import solve
+from nets.matching import greedy_match, hungarian_match, improve_swaps, solve
 from trainers.scene import Prediction
 
 Tensor = torch.Tensor
 NUM_JOINTS = 17
+JOIN_SWAPS = 5  # 2-opt rounds when joining pieces of people (few open pairs)
 
 
 class Candidates(NamedTuple):
@@ -43,17 +44,25 @@ def candidates(
     k: int,
     threshold: float,
     stride: int = 4,
+    heatmap: Tensor | None = None,
 ) -> Candidates:
-    """Local maxima of the Hough maps [B, J, h, w], best K per type.
+    """Keypoint candidates from the Hough maps [B, J, h, w], best K per type.
 
-    A peak is a cell equal to its 3x3 max; of two equal peaks in one 3x3 window (a vote
-    split evenly between cells) only the higher-ranked one is kept. Its score is the
-    vote mass in the 3x3 window (the bilinear splat spreads one keypoint's votes over up
-    to 4 cells; a full disk sums to ~1), clamped to [0, 1]. The position is the cell
-    centre moved by the offset field there, which points at the keypoint itself.
+    A cell is a candidate when it equals its 3x3 max, or (given offsets and the disk
+    heatmap) when it lies inside a disk (heatmap > 0.5) and its offset points inside
+    the cell itself: two people's same keypoints a cell or two apart merge into one
+    Hough peak but still each own the cell they fall in. The score is the vote mass in
+    the 3x3 window (the bilinear splat spreads one keypoint's votes over up to 4 cells;
+    a full disk sums to ~1), clamped to [0, 1]; the position is the cell centre moved
+    by the offset there. Duplicates (one keypoint found twice: the refined positions
+    less than a cell apart, or without offsets two peaks in one 3x3 window) keep the
+    best-scored one.
     """
     b, j, h, w = hough.shape
     peak = hough >= F.max_pool2d(hough, 3, 1, 1)
+    if offsets is not None and heatmap is not None:
+        inside = (offsets.abs() <= 0.5).all(2) & (heatmap > 0.5)
+        peak = peak | inside
     mass = F.avg_pool2d(hough, 3, 1, 1, count_include_pad=True) * 9.0
     ranked = torch.where(peak, mass, torch.zeros_like(mass)).reshape(b, j, h * w)
     score, index = ranked.topk(k, dim=-1)
@@ -65,10 +74,12 @@ def candidates(
         flat = offsets.reshape(b, j, 2, h * w)
         x = x + flat[:, :, 0].gather(-1, index)
         y = y + flat[:, :, 1].gather(-1, index)
-    # Plateau duplicates: a higher-ranked peak of the same type in the same 3x3 window.
-    near = ((row.unsqueeze(-1) - row.unsqueeze(-2)).abs() <= 1) & (
-        (col.unsqueeze(-1) - col.unsqueeze(-2)).abs() <= 1
-    )
+        dx, dy = x.unsqueeze(-1) - x.unsqueeze(-2), y.unsqueeze(-1) - y.unsqueeze(-2)
+        near = dx * dx + dy * dy < 1.0
+    else:
+        near = ((row.unsqueeze(-1) - row.unsqueeze(-2)).abs() <= 1) & (
+            (col.unsqueeze(-1) - col.unsqueeze(-2)).abs() <= 1
+        )
     earlier = torch.ones(k, k, dtype=torch.bool, device=hough.device).tril(-1)
     duplicate = (near & earlier).any(-1)
     valid = (score > threshold) & ~duplicate
@@ -83,22 +94,36 @@ def limb_pairs() -> Tensor:
 
 
 def limb_scores(
-    limbs: Tensor, cand: Candidates, samples: int, stride: int = 4
+    limbs: Tensor,
+    cand: Candidates,
+    samples: int,
+    stride: int = 4,
+    extend: float = 0.25,
 ) -> Tensor:
-    """Score matrices A [B, L, K, K]: mean of limb map l along the segment between
-    candidate n of its first type and candidate m of its second; 0 for invalid pairs.
+    """Score matrices A [B, L, K, K] for candidate n of limb l's first type and m of its
+    second; 0 for invalid pairs.
 
-    Sampling is bilinear (grid_sample) at `samples` evenly spaced points including both
-    ends; input px map to the limb map's normalised grid as x / (w * stride) * 2 - 1.
+    The limb map is sampled (bilinear, grid_sample) at `samples` points from -`extend`
+    to 1 + `extend` along the segment. The score is the mean over the segment itself
+    times how well the whole profile fits the one a true limb draws, exp(-(2t - 1)^2/2)
+    (the target ellipse's major sigma is half the limb length): fit = 1 - mean|Q - e| /
+    mean(e), floored at 0. In crowds the limb map is the max over people, so a wrong
+    pair running over other people's limbs can average as high as a true one; it rarely
+    has a true limb's bell shape, peaking mid-way and fading past both ends. Input px
+    map to the limb map's normalised grid as x / (w * stride) * 2 - 1.
     """
     b, n_limbs, h, w = limbs.shape
     k = cand.xy.shape[2]
     pairs = limb_pairs().to(limbs.device)
     start = cand.xy[:, pairs[:, 0]]  # B, L, K, 2
     end = cand.xy[:, pairs[:, 1]]
-    t = torch.linspace(0.0, 1.0, samples, dtype=limbs.dtype, device=limbs.device)
-    t = t.view(1, 1, 1, 1, samples, 1)
-    pts = start.unsqueeze(3).unsqueeze(4) * (1 - t) + end.unsqueeze(2).unsqueeze(4) * t
+    t = torch.linspace(
+        -extend, 1.0 + extend, samples, dtype=limbs.dtype, device=limbs.device
+    )
+    tt = t.view(1, 1, 1, 1, samples, 1)
+    pts = (
+        start.unsqueeze(3).unsqueeze(4) * (1 - tt) + end.unsqueeze(2).unsqueeze(4) * tt
+    )
     scale = torch.tensor(
         [2.0 / (w * stride), 2.0 / (h * stride)], dtype=limbs.dtype, device=limbs.device
     )
@@ -108,8 +133,12 @@ def limb_scores(
         mode="bilinear",
         padding_mode="zeros",
         align_corners=False,
-    )
-    score = sampled.reshape(b, n_limbs, k, k, samples).mean(-1)
+    ).reshape(b, n_limbs, k, k, samples)
+    expect = torch.exp(-0.5 * (2 * t - 1) ** 2)
+    inner = ((t >= 0) & (t <= 1)).to(limbs.dtype)
+    on_segment = (sampled * inner).sum(-1) / inner.sum()
+    fit = 1 - (sampled - expect).abs().mean(-1) / expect.mean()
+    score = on_segment * fit.clamp(min=0)
     valid = cand.valid[:, pairs[:, 0]].unsqueeze(-1) & cand.valid[
         :, pairs[:, 1]
     ].unsqueeze(-2)
@@ -118,13 +147,16 @@ def limb_scores(
 
 def match_limbs(
     A: Tensor, cand: Candidates, matcher: str, cfg: dict[str, Any]
-) -> Tensor:
-    """Binary one-partner-per-limb matchings [B, L, K, K] of the pairs scoring above
-    `decode.limb_threshold`; `cfg` is the decode section of the config."""
-    pairs = limb_pairs().to(A.device)
-    rows, cols = cand.valid[:, pairs[:, 0]], cand.valid[:, pairs[:, 1]]
+) -> tuple[Tensor, Tensor]:
+    """Matchings [B, 16, K, K] of the tree limbs, and every limb's scores with pairs at
+    or below `decode.limb_threshold` zeroed (never joined); `cfg` is the decode section.
+    """
     kept = torch.where(A > cfg["limb_threshold"], A, torch.zeros_like(A))  # noqa: SIM300
-    return solve(kept, rows, cols, matcher, **cfg["pgd"])
+    n_tree = len(body()["limbs"])
+    pairs = limb_pairs()[:n_tree].to(A.device)
+    rows, cols = cand.valid[:, pairs[:, 0]], cand.valid[:, pairs[:, 1]]
+    tree = solve(kept[:, :n_tree], rows, cols, matcher, **cfg["pgd"])
+    return tree, kept
 
 
 def _min_over_partner(match: Tensor, labels: Tensor, dim: int, big: int) -> Tensor:
@@ -134,50 +166,65 @@ def _min_over_partner(match: Tensor, labels: Tensor, dim: int, big: int) -> Tens
     return torch.where(match, other, torch.full_like(other, big)).amin(dim)
 
 
-def assemble(match: Tensor, cand: Candidates) -> Tensor:
+def assemble(
+    tree_match: Tensor, scores: Tensor, cand: Candidates, matcher: str
+) -> Tensor:
     """Person label of every candidate [B, J, K] (J * K = not a candidate).
 
     With one partner per limb, connected components over the 16 tree limbs hold at most
     one candidate per type, so they are people. Labels (the smallest node id, node =
     type * K + index) spread leaf-to-root in reverse head-to-foot order, then back down.
-    Components left over (a person whose head joints are missing splits into a left
-    and a right half) are then joined over each redundant limb when they share no
-    keypoint type. Within one redundant limb such joins pair components one-to-one (a
-    component that can join through its end a lacks type b): they apply at once.
+    A person missing a joint of the tree (an unlabelled ear splits off that side of the
+    body) is left in pieces; `_join` puts them back over the redundant limbs.
     """
     b, j, k = cand.valid.shape
     big = j * k
-    node = torch.arange(big, device=match.device).view(1, j, k).expand(b, j, k)
+    node = torch.arange(big, device=tree_match.device).view(1, j, k).expand(b, j, k)
     labels = list(torch.where(cand.valid, node, torch.full_like(node, big)).unbind(1))
     table = body()
     tree = table["limbs"]
     for li in reversed(range(len(tree))):
         a, c = tree[li]
         labels[a] = torch.minimum(
-            labels[a], _min_over_partner(match[:, li], labels[c], -1, big)
+            labels[a], _min_over_partner(tree_match[:, li], labels[c], -1, big)
         )
     for li, (a, c) in enumerate(tree):
         labels[c] = torch.minimum(
-            labels[c], _min_over_partner(match[:, li], labels[a], -2, big)
+            labels[c], _min_over_partner(tree_match[:, li], labels[a], -2, big)
         )
     flat = torch.stack(labels, 1).reshape(b, big)
     for offset, (a, c) in enumerate(table["redundant_limbs"]):
-        flat = _join(flat, match[:, len(tree) + offset], a, c, j, k)
+        flat = _join(flat, scores[:, len(tree) + offset], cand, a, c, matcher)
     return flat.reshape(b, j, k)
 
 
-def _join(flat: Tensor, match: Tensor, a: int, c: int, j: int, k: int) -> Tensor:
-    """Relabel the components joined by one redundant limb's matched pairs."""
-    labels = flat.reshape(-1, j, k)
+def _join(
+    flat: Tensor, scores: Tensor, cand: Candidates, a: int, c: int, matcher: str
+) -> Tensor:
+    """Join pieces of people over one redundant limb (types a, c).
+
+    Only pairs whose pieces share no keypoint type may join; those pairs are matched
+    among themselves (so a whole person's limb never takes a piece's partner) with the
+    Hungarian for matcher="hungarian", else greedy + 2-opt. A piece that can join
+    through its type a lacks type c, so joins pair pieces one-to-one and apply at once.
+    """
+    b, j, k = cand.valid.shape
+    labels = flat.reshape(b, j, k)
     left, right = labels[:, a], labels[:, c]  # B, K
 
-    def types(lab: Tensor) -> Tensor:  # B, K, J: which types the component of lab has
-        return (labels.unsqueeze(1) == lab.view(-1, k, 1, 1)).any(-1)
+    def types(lab: Tensor) -> Tensor:  # B, K, J: which types the piece of lab has
+        return (labels.unsqueeze(1) == lab.view(b, k, 1, 1)).any(-1)
 
     clash = (types(left).unsqueeze(2) & types(right).unsqueeze(1)).any(-1)  # B, K, K
+    open_scores = torch.where(clash, torch.zeros_like(scores), scores)
+    rows, cols = cand.valid[:, a], cand.valid[:, c]
+    if matcher == "hungarian":
+        accept = hungarian_match(open_scores, rows, cols)
+    else:
+        greedy = greedy_match(open_scores, rows, cols)
+        accept = improve_swaps(greedy, open_scores, rows, cols, JOIN_SWAPS)
     lo = torch.minimum(left.unsqueeze(-1), right.unsqueeze(-2))
     hi = torch.maximum(left.unsqueeze(-1), right.unsqueeze(-2))
-    accept = match & ~clash & (lo != hi)
     zero = torch.zeros_like(lo)
     hi_n = torch.where(accept, hi, zero).sum(-1)  # at most one accepted pair per row
     lo_n = torch.where(accept, lo, zero).sum(-1)
@@ -279,11 +326,16 @@ def decode_fixed(
     stride = int(cfg["output_stride"])
     dspf = maps["dspf"][0] if isinstance(maps["dspf"], (list, tuple)) else maps["dspf"]
     cand = candidates(
-        maps["hough"], maps.get("offsets"), d["top_k"], d["candidate_threshold"], stride
+        maps["hough"],
+        maps.get("offsets"),
+        d["top_k"],
+        d["candidate_threshold"],
+        stride,
+        maps.get("heatmap"),
     )
-    A = limb_scores(maps["limbs"], cand, d["limb_samples"], stride)
-    match = match_limbs(A, cand, matcher, d)
-    labels = assemble(match, cand)
+    A = limb_scores(maps["limbs"], cand, d["limb_samples"], stride, d["limb_extend"])
+    tree_match, kept = match_limbs(A, cand, matcher, d)
+    labels = assemble(tree_match, kept, cand, matcher)
     keypoints, person_scores, person_valid = select_people(
         labels, cand, d["max_people"], d["person_threshold"]
     )
