@@ -311,12 +311,13 @@ def build_stages(opts: StreamOptions, cfg: dict[str, Any],
 
 def preflight(stages: list[Any]) -> None:
     """Cheap checks in this process so common mistakes fail at once, before any model
-    loads: a local video that is missing or unreadable, an output type we cannot
-    write. (Cameras and network streams are opened only once, by their worker.)"""
-    from pipeline.source import VideoSource
+    loads: a local video or camera that is missing or unreadable, an output type we
+    cannot write. (Network streams are opened only once, by their worker.)"""
+    from pipeline.source import CameraSource, VideoSource
 
     source = stages[0]
-    if isinstance(source, VideoSource) and not source.is_url:
+    if isinstance(source, CameraSource) or (isinstance(source, VideoSource)
+                                            and not source.is_url):
         source.open()
         source.close()
     from pipeline.sinks import CONTAINERS, FileSink

@@ -168,6 +168,7 @@ class CameraSource:
     def close(self) -> dict[str, Any] | None:
         if self._cap is not None:
             self._cap.release()
+            self._cap = None
         return None
 
 

@@ -129,6 +129,7 @@ def write(tmp_path: Path, name: str, text: str) -> str:
     (lambda t: ["--checkpoint", write(t, "model.pt", "not a checkpoint")],
      "corrupt or not a checkpoint"),
     (lambda t: ["--output", str(t / "out.gif")], "unsupported file type"),
+    (lambda t: ["--camera", "57"], "camera 57 does not exist"),
 ])
 def test_bad_input_is_one_line_and_nonzero(tmp_path, capsys, args, message):
     code = run_stream.main([*args(tmp_path), "--max-frames", "2", "--quiet"])
