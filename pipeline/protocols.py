@@ -22,10 +22,11 @@ FILE_SUFFIXES = (".mp4", ".m4v", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg
 STREAM_MUXERS = {"rtmp": "flv", "rtmps": "flv", "udp": "mpegts", "tcp": "mpegts",
                  "srt": "mpegts"}
 RTSP_TRANSPORTS = ("tcp", "udp")
-# No input buffering and a short probe: a live frame is handed on as soon as it is
-# decoded, and (re)connecting takes ~1 s instead of FFmpeg's default 5 s analysis,
-# which RTMP always pays because its FLV header announces an audio stream.
-LOW_LATENCY = {"fflags": "nobuffer", "flags": "low_delay", "analyzeduration": "500000",
+# No input buffering and a short probe: the packets read while probing are dropped
+# instead of delivered late, and (re)connecting takes well under a second instead of
+# FFmpeg's default 5 s analysis, which RTMP always pays because its FLV header
+# announces an audio stream that never comes.
+LOW_LATENCY = {"fflags": "nobuffer", "flags": "low_delay", "analyzeduration": "200000",
                "probesize": "500000"}
 SRT_MISSING = ("srt:// needs FFmpeg with libsrt, which PyAV's wheels lack: install "
                "PyAV built against an FFmpeg with --enable-libsrt, or use udp://, "

@@ -87,7 +87,7 @@ class _Reader(threading.Thread):
     """Opens one container and decodes its first video stream into `events`.
 
     Events: ("open", fps, frames, duration), ("frame", image, seconds),
-    ("end", None), ("error", message). After `abandon()` it only closes up.
+    ("end", None), ("error", message, cause). After `abandon()` it only closes up.
     """
 
     def __init__(self, location: str, options: dict[str, str],
@@ -112,16 +112,18 @@ class _Reader(threading.Thread):
             container = av.open(self.location, options=self.options,
                                 timeout=self.timeout)
         except av.error.InvalidDataError:
-            what = "a video PyAV can read" if not scheme(self.location) else "a stream"
-            self._put(("error", f"{self.location} is not {what}"))
+            what = ("a video PyAV can read (damaged, truncated or another kind of file)"
+                    if not scheme(self.location) else "a video stream")
+            self._put(("error", f"{self.location} is not {what}", "not a stream"))
             return
         except (av.error.FFmpegError, OSError) as exc:
-            self._put(("error", f"cannot open {self.location}: {reason(exc)}"))
+            self._put(("error", f"cannot open {self.location}: {reason(exc)}",
+                       reason(exc)))
             return
         try:
             self._decode(container)
         except (av.error.FFmpegError, OSError) as exc:
-            self._put(("error", f"{self.location}: {reason(exc)}"))
+            self._put(("error", f"{self.location}: {reason(exc)}", reason(exc)))
         finally:
             container.close()
 
@@ -129,10 +131,12 @@ class _Reader(threading.Thread):
         import av
 
         if not container.streams.video:
-            self._put(("error", f"{self.location} has no video stream"))
+            self._put(("error", f"{self.location} has no video stream",
+                       "no video stream"))
             return
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        # frame threading holds back one frame per thread: fine for files, not live
+        stream.thread_type = "AUTO" if self.keep_all else "SLICE"
         rate = stream.average_rate or stream.guessed_rate
         duration = container.duration / 1e6 if container.duration else None
         self._put(("open", float(rate) if rate else DEFAULT_FPS, stream.frames or None,
@@ -251,7 +255,8 @@ class WatchedSource:
                 if time.monotonic() < deadline:
                     yield None
                     continue
-                event = ("error", f"no frame for {self._silence_s():.0f} s")
+                silence = f"no frame for {self._silence_s():.0f} s"
+                event = ("error", f"{self.location}: {silence}", silence)
             kind = event[0]
             if kind == "frame":
                 image, seconds = event[1], event[2]
@@ -276,19 +281,22 @@ class WatchedSource:
             # end or error: this reader is finished
             self._retire(reader)
             if not self.is_url or (kind == "end" and self.duration is not None):
-                if kind == "error" and index == 0:
-                    raise StageError(event[1])
+                if index == 0:
+                    cause = f" ({event[2]})" if kind == "error" else ""
+                    raise StageError(f"{self.location}: no frame could be decoded"
+                                     f"{cause}; the file may be damaged or truncated")
                 if kind == "error":
                     log.warning("%s; stopping after %d frames", event[1], index)
-                if not (self.loop and kind == "end" and index > 0):
+                if not (self.loop and kind == "end"):
                     return
                 offset = last_time + 1.0 / self.fps
                 reader = self._reader = self._start_reader()
                 continue
+            why = event[2] if kind == "error" else "stream ended"
             if not self.reconnect:
-                raise StageError(f"source lost: {event[1] or 'stream ended'}")
+                raise StageError(f"source {self.location} lost: {why}")
             offset = last_time + 1.0 / self.fps
-            reader = yield from self._reconnect(event[1] or "stream ended")
+            reader = yield from self._reconnect(why)
             deadline = time.monotonic() + self.deadlines.open_s + self.deadlines.grace_s
 
     def _reconnect(self, why: str) -> Generator[None, None, _Reader]:
@@ -297,10 +305,12 @@ class WatchedSource:
         self.lost += 1
         lost_at = time.monotonic()
         attempt = 1
+        log.warning("source %s lost (%s); reconnecting", self.location, why)
         while True:
             wait = self.backoff.delay(attempt)
-            log.warning("source %s lost (%s); reconnecting in %.1f s (attempt %d)",
-                        self.location, why, wait, attempt)
+            if attempt & (attempt - 1) == 0 and attempt > 1:     # 2, 4, 8...: no spam
+                log.warning("source %s: still reconnecting (attempt %d, %s)",
+                            self.location, attempt, why)
             end = time.monotonic() + wait
             while time.monotonic() < end:
                 yield None
@@ -321,7 +331,7 @@ class WatchedSource:
                             time.monotonic() - lost_at)
                 return reader
             self._retire(reader)
-            why = event[1]
+            why = event[2]
             attempt += 1
 
     def _await_publisher(self, reader: _Reader) -> Generator[None, None, _Reader]:
@@ -348,7 +358,7 @@ class WatchedSource:
         except queue.Empty:
             reader.abandon()
             return ("error", f"cannot open {self.location}: no answer in "
-                             f"{self.deadlines.open_s:.0f} s")
+                             f"{self.deadlines.open_s:.0f} s", "no answer")
 
     def _wait_open_yielding(
         self, reader: _Reader, limit_s: float | None
@@ -362,7 +372,8 @@ class WatchedSource:
             except queue.Empty:
                 yield None
         reader.abandon()
-        return ("error", f"no answer from {self.location} in {limit_s:.0f} s")
+        return ("error", f"no answer from {self.location} in {limit_s:.0f} s",
+                "no answer")
 
     def _opened(self, event: tuple) -> None:
         _, self.fps, frames, self.duration = event
