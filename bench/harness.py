@@ -11,6 +11,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,15 @@ class RecordSink:
         return {"path": None, "frames": len(self.rows), "rows": self.rows}
 
 
+@dataclass
+class PipelineRun:
+    """One run: per-frame rows, the pipeline's stats summary, each stage's report."""
+
+    rows: list[dict[str, Any]]
+    stats: dict[str, Any]
+    reports: dict[str, Any]
+
+
 def run_pipeline(
     source: Any,
     backend: str = "auto",
@@ -66,8 +76,8 @@ def run_pipeline(
     key_fn: Callable[[Message], int] | None = None,
     output: str | None = None,
     config: str | None = None,
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """(per-frame rows, the pipeline's own stats summary) for one run of `source`.
+) -> PipelineRun:
+    """Run `source` through the product's stages and collect what came out.
 
     config: a config file over configs/default.yaml (None: the default model)."""
     cfg = load_config(config)
@@ -85,7 +95,7 @@ def run_pipeline(
         raise BenchError("pipeline failed: " + "; ".join(result.errors))
     outputs = (result.reports.get("sink") or {}).get("outputs", [])
     rows = next(o["rows"] for o in outputs if o and "rows" in o)
-    return rows, result.stats or {}
+    return PipelineRun(rows, result.stats or {}, result.reports)
 
 
 def stage_percentiles(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:

@@ -70,7 +70,7 @@ def ours_by_count(scenes: dict[int, list[Scene]], passes: int, fps: float,
         for _ in range(passes):
             images += [s.image for s in group]
             owner += [n] * len(group)
-    rows, _ = run_pipeline(FramesSource(images, fps, lockstep=Lockstep()), **run)
+    rows = run_pipeline(FramesSource(images, fps, lockstep=Lockstep()), **run).rows
     out = {}
     for n in scenes:
         mine = [r for r in rows if owner[r["index"]] == n]
@@ -87,8 +87,8 @@ def ours_by_count(scenes: dict[int, list[Scene]], passes: int, fps: float,
 def throughput(scenes: list[Scene], passes: int, run: dict[str, Any]) -> float:
     """Frames per second with every frame kept and none paced (a file transcode)."""
     images = [s.image for s in scenes] * passes
-    _, stats = run_pipeline(FramesSource(images, fps=1e6, live=False), queue="all",
-                            **run)
+    stats = run_pipeline(FramesSource(images, fps=1e6, live=False), queue="all",
+                         **run).stats
     return round(float(stats.get("fps", 0.0)), 2)
 
 
@@ -124,7 +124,7 @@ def clips(paths: list[Path], peer: MediaPipePeer | None, count: int, fps: float,
     for path in paths:
         frames = clip_frames(path, count)
         source = FramesSource(frames[:1] * WARMUP + frames, fps, lockstep=Lockstep())
-        rows, _ = run_pipeline(source, **run)
+        rows = run_pipeline(source, **run).rows
         rows = [r for r in rows if r["index"] >= WARMUP]
         entry = {"frames": len(frames), "size": list(frames[0].shape[1::-1]),
                  **percentiles([r["latency_ms"] for r in rows]),

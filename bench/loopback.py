@@ -14,11 +14,14 @@ are lost, as with any live UDP feed. MPEG-TS over UDP adds about two frame perio
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing as mp
+import queue
 import socket
-import threading
 import time
 from collections.abc import Sequence
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
@@ -66,59 +69,80 @@ def endpoint(protocol: str) -> tuple[str, str, dict[str, str], dict[str, str]]:
     raise ValueError(f"unknown protocol '{protocol}' (use {', '.join(PROTOCOLS)})")
 
 
-class Publisher(threading.Thread):
-    """Sends `frames` (cycled, stamped with a running index) at `fps` until stopped."""
+class Publisher:
+    """Sends `frames` (cycled, stamped with a running index) at `fps` until stopped.
+
+    Runs in its own process so encoding never competes with the pipeline's threads for
+    the GIL; `stop()` returns {index: send wall-clock time}.
+    """
 
     def __init__(self, url: str, fmt: str, options: dict[str, str],
                  frames: Sequence[np.ndarray], fps: float, gop: int = 30) -> None:
-        super().__init__(name="bench-publisher", daemon=True)
-        self.url, self.fmt, self.options = url, fmt, options
-        self.frames = list(frames)
-        self.fps = fps
-        self.gop = gop
-        self.sent: dict[int, float] = {}
-        self.stopped = threading.Event()
-        self.error: str | None = None
+        ctx = mp.get_context("spawn")
+        self._stop = ctx.Event()
+        self._results = ctx.Queue()
+        self.process = ctx.Process(
+            target=_publish, name="bench-publisher", daemon=True,
+            args=(url, fmt, options, list(frames), fps, gop, self._stop, self._results))
 
-    def _connect(self):
-        import av
+    def start(self) -> None:
+        self.process.start()
 
-        while not self.stopped.is_set():
-            try:
-                return av.open(self.url, "w", format=self.fmt, options=self.options)
-            except (av.error.FFmpegError, OSError):
-                time.sleep(0.05)  # the server is not listening yet
-        return None
-
-    def run(self) -> None:
-        import av
-
+    def stop(self) -> dict[int, float]:
+        """Stop sending; {frame index: time.time() it was handed to the encoder}."""
+        self._stop.set()
         try:
-            out = self._connect()
-            if out is None:
-                return
-            height, width = self.frames[0].shape[:2]
-            rate = Fraction(self.fps).limit_denominator(1000)
+            error, sent = self._results.get(timeout=30)
+        except queue.Empty as exc:
+            raise RuntimeError("publisher did not report") from exc
+        finally:
+            self.process.join(timeout=10)
+        if error:
+            raise RuntimeError(f"publisher failed: {error}")
+        return sent
+
+
+def _connect(url: str, fmt: str, options: dict[str, str], stop: Any) -> Any:
+    import av
+
+    while not stop.is_set():
+        try:
+            return av.open(url, "w", format=fmt, options=options)
+        except (av.error.FFmpegError, OSError):
+            time.sleep(0.05)  # the server is not listening yet
+    return None
+
+
+def _publish(url: str, fmt: str, options: dict[str, str], frames: list[np.ndarray],
+             fps: float, gop: int, stop: Any, results: Any) -> None:
+    import av
+
+    sent: dict[int, float] = {}
+    try:
+        out = _connect(url, fmt, options, stop)
+        if out is not None:
+            rate = Fraction(fps).limit_denominator(1000)
             stream = out.add_stream("libx264", rate=rate)
+            height, width = frames[0].shape[:2]
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             stream.options = {"preset": "ultrafast", "tune": "zerolatency",
-                              "g": str(self.gop)}
+                              "g": str(gop)}
             start, index = time.monotonic(), 0
-            while not self.stopped.is_set() and index < 2 ** STAMP_BITS:
-                image = stamp(self.frames[index % len(self.frames)], index)
+            while not stop.is_set() and index < 2 ** STAMP_BITS:
+                image = stamp(frames[index % len(frames)], index)
                 frame = av.VideoFrame.from_ndarray(image, format="rgb24")
                 frame.pts, frame.time_base = index, 1 / rate
-                self.sent[index] = time.time()
-                for packet in stream.encode(frame):
-                    out.mux(packet)
+                sent[index] = time.time()
+                try:
+                    out.mux(stream.encode(frame))
+                except (av.error.FFmpegError, OSError):
+                    break  # the receiver has gone: the run is over
                 index += 1
-                delay = start + index / self.fps - time.monotonic()
+                delay = start + index / fps - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-            out.close()
-        except Exception as exc:  # noqa: BLE001 - reported by the benchmark
-            self.error = f"publisher failed: {exc}"
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.join(timeout=10)
+            with contextlib.suppress(av.error.FFmpegError, OSError):
+                out.close()
+        results.put((None, sent))
+    except Exception as exc:  # noqa: BLE001 - reported by stop()
+        results.put((str(exc), sent))

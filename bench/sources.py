@@ -6,6 +6,9 @@
   stage with no queueing and no drops.
 * `LoopedVideoSource`: a clip decoded by the pipeline's own VideoSource, replayed for a
   given wall-clock time (long memory runs on a short clip).
+* `TimedSource`: any source, cut after a wall-clock time from the pipeline's start,
+  which it reports (frames sent before it, e.g. to a live stream's server while the
+  model loaded, are a start-up backlog, not steady state).
 """
 
 from __future__ import annotations
@@ -109,3 +112,31 @@ class LoopedVideoSource:
 
     def close(self) -> dict[str, Any] | None:
         return {"loops": self.loops}
+
+
+class TimedSource:
+    """Wraps a source: stops after `seconds` and reports when it started."""
+
+    name = "source"
+
+    def __init__(self, inner: Any, seconds: float) -> None:
+        self.inner = inner
+        self.seconds = seconds
+        self.live = inner.live
+        self.total: int | None = None
+        self.fps = 30.0
+        self.started = 0.0
+
+    def open(self) -> None:
+        self.inner.open()
+        self.fps = self.inner.fps
+
+    def frames(self) -> Iterator[Message]:
+        self.started = time.time()
+        for msg in self.inner.frames():
+            if time.time() - self.started > self.seconds:
+                return
+            yield msg
+
+    def close(self) -> dict[str, Any] | None:
+        return {**(self.inner.close() or {}), "started": self.started}
