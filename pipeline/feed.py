@@ -91,8 +91,7 @@ def label_rles(labels: np.ndarray, wanted: list[int]) -> dict[int, dict[str, Any
             for v, r in zip(wanted, encoded, strict=True)}
 
 
-def results_record(msg: Message, part_names: list[str],
-                   masks: bool = True) -> dict[str, Any]:
+def results_record(msg: Message, part_names: list[str]) -> dict[str, Any]:
     """One frame of `partstream.results/1` (see docs/FEED.md)."""
     a, head = msg.arrays, msg.header
     scores = a.get("scores", np.zeros(0, np.float32))
@@ -107,7 +106,7 @@ def results_record(msg: Message, part_names: list[str],
               for k in range(count)]
     instances = a.get("instances")
     height, width = a["image"].shape[:2]
-    if masks and count and instances is not None:
+    if count and instances is not None:
         _add_masks(people, instances, a["parts"], part_names)
     return {"schema": SCHEMA, "frame": int(head.get("index", 0)),
             "capture_ts": float(head.get("capture_ts", 0.0)),
@@ -151,7 +150,7 @@ class FeedSink:
     """Publishes `results_record` of every frame (a `pipeline.sinks.Sink`)."""
 
     def __init__(self, address: str, part_names: list[str], fmt: str = "json",
-                 any_host: bool = False, masks: bool = True) -> None:
+                 any_host: bool = False) -> None:
         if fmt not in FORMATS:
             raise StageError(f"unknown feed format '{fmt}' "
                              f"(use {' or '.join(FORMATS)})")
@@ -160,7 +159,6 @@ class FeedSink:
         self.part_names = list(part_names)
         self.fmt = fmt
         self.any_host = any_host
-        self.masks = masks
         self.frames = 0
         self._ctx: Any = None
         self._socket: Any = None
@@ -182,7 +180,7 @@ class FeedSink:
     def write(self, msg: Message) -> None:
         import zmq
 
-        payload = encode(results_record(msg, self.part_names, self.masks), self.fmt)
+        payload = encode(results_record(msg, self.part_names), self.fmt)
         try:
             self._socket.send(payload, zmq.NOBLOCK)
         except zmq.Again:      # every subscriber is full: they lose this frame
