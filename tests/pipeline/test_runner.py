@@ -16,7 +16,7 @@ def run(stages, **options):
     return Runner(stages, RunOptions(progress=False, hwm=2, **options)).run()
 
 
-@pytest.mark.parametrize("transport", ["inproc", "ipc"])
+@pytest.mark.parametrize("transport", ["inproc", "ipc", "tcp"])
 def test_every_frame_arrives_in_order(transport):
     result = run([PatternSource(25), Slow("a"), Slow("b"), Collect()],
                  transport=transport)

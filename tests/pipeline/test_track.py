@@ -117,6 +117,25 @@ def test_one_euro_smooths_jitter_and_follows_motion():
     assert abs(moving[-1][0] - 590) < 10       # little lag at speed
 
 
+def test_track_stage_smooths_received_read_only_keypoints():
+    from pipeline.messages import Message, decode, encode
+    from pipeline.track import TrackStage
+
+    stage = TrackStage(TrackerConfig(min_hits=1), smooth={"min_cutoff": 0.5})
+    stage.open()
+    out = []
+    for i, x in enumerate([100.0, 110.0, 100.0, 110.0]):
+        k, s, b, inst = draw([(x, 120, 0.9)])
+        msg = Message("frame", {"pts": i / 30, "capture_ts": 0.0},
+                      {"keypoints": k, "scores": s, "boxes": b, "instances": inst})
+        msg = stage.process(decode(encode(msg)))      # arrays as a socket gives them
+        out.append(msg.arrays["keypoints"][0, 0, 0])
+        assert msg.arrays["track_ids"].tolist() == [0]
+    raw = draw([(110.0, 120, 0.9)])[0][0, 0, 0]
+    assert out[0] == draw([(100.0, 120, 0.9)])[0][0, 0, 0]
+    assert abs(out[3] - raw) > 1                      # jitter damped
+
+
 def scene_detections(scene, step: int = 1):
     """The postprocess outputs a perfect detector would give for a Scene."""
     k = scene.keypoints.copy()
