@@ -6,10 +6,9 @@ when it sent each frame. Each frame carries its index as a row of black/white bl
 that survive H.264, so whatever leaves the pipeline can be matched to its send time:
 capture-to-output latency including encode, network, decode and every queue.
 
-RTMP: the pipeline's source is the server (`listen=1`), the publisher connects to it,
-retrying until it listens. UDP: the source binds the port; frames sent before it does
-are lost, as with any live UDP feed. MPEG-TS over UDP adds about two frame periods
-(the demuxer only finishes a video packet when the next one starts).
+RTMP, RTSP: the pipeline's source is the server (the product's listen mode), the
+publisher connects to it, retrying until it listens. UDP: the source binds the port;
+frames sent before it does are lost, as with any live UDP feed.
 """
 
 from __future__ import annotations
@@ -25,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.protocols import input_options
+
 STAMP_BITS = 16
 STAMP_BLOCK = 16  # pixels per bit; survives H.264 at default quality
-PROTOCOLS = ("rtmp", "udp")
-_LOW_DELAY = {"fflags": "nobuffer", "flags": "low_delay", "probesize": "32768",
-              "analyzeduration": "0"}
+PROTOCOLS = ("rtmp", "rtsp", "udp")
 
 
 def stamp(image: np.ndarray, index: int) -> np.ndarray:
@@ -58,15 +57,23 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 
 def endpoint(protocol: str) -> tuple[str, str, dict[str, str], dict[str, str]]:
-    """(publisher URL, muxer format, publisher options, reader options), free port."""
-    if protocol == "rtmp":
-        url = f"rtmp://127.0.0.1:{free_port()}/live/bench"
-        return url, "flv", {}, {"listen": "1", **_LOW_DELAY}
+    """(URL, publisher muxer, publisher options, the product's reader options).
+
+    RTMP and RTSP: the pipeline's source is the server (the product's `listen`
+    options) and the publisher connects to it. UDP: the source binds the port.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol '{protocol}' (use {', '.join(PROTOCOLS)})")
     if protocol == "udp":
         url = f"udp://127.0.0.1:{free_port(socket.SOCK_DGRAM)}"
-        return (url + "?pkt_size=1316", "mpegts", {"flush_packets": "1"},
-                {"timeout": "5000000", **_LOW_DELAY})
-    raise ValueError(f"unknown protocol '{protocol}' (use {', '.join(PROTOCOLS)})")
+        return url, "mpegts", {"flush_packets": "1"}, input_options(url)
+    url = f"{protocol}://127.0.0.1:{free_port()}/live/bench"
+    fmt, options = ("flv", {}) if protocol == "rtmp" else ("rtsp",
+                                                          {"rtsp_transport": "tcp"})
+    # RTSP's listen mode rejects the product's "wait forever" (-1); RTMP's takes only
+    # that (a finite `timeout` also reaches TCP, which reads it as microseconds).
+    wait = 60.0 if protocol == "rtsp" else None
+    return url, fmt, options, input_options(url, listen=True, listen_timeout_s=wait)
 
 
 class Publisher:
