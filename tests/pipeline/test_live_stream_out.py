@@ -13,7 +13,7 @@ import pytest
 
 from bench.loopback import free_port, read_stamp, stamp
 from pipeline.messages import frame_message
-from pipeline.protocols import protocol_available
+from pipeline.protocols import check_reachable, protocol_available
 from pipeline.sinks import FileSink, SinkStage
 from pipeline.stream_out import StreamSink, stream_url
 from pipeline.worker import StageError
@@ -121,6 +121,20 @@ def test_dead_stream_is_dropped_and_the_file_keeps_every_frame(tmp_path, capsys,
     assert report["failed"] == [f"stream:{receiver.url}"]
     assert len(warnings) == 1 and why in warnings[0] and receiver.url in warnings[0]
     assert len(decode_frames(path)) == frames == report["outputs"][0]["frames"]
+
+
+def test_rtmp_server_that_never_answers_is_refused_before_pyav_connects():
+    """PyAV would connect holding the GIL, without a timeout: the whole process would
+    hang on a server that accepts and stays silent."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    url = f"rtmp://127.0.0.1:{server.getsockname()[1]}/live/key"
+    start = time.monotonic()
+    with pytest.raises(StageError, match=f"cannot open output {url}: no answer"):
+        check_reachable(url, timeout_s=0.5)
+    assert time.monotonic() - start < 2.0
+    server.close()
 
 
 def test_outputs_that_cannot_be_opened_fail_at_start():
