@@ -19,7 +19,8 @@ What happens when frames stop:
 * the first connection failing is an error (a typo should not retry forever), except
   when listening for a publisher, which may come whenever it likes.
 
-While waiting, `frames()` yields None now and then so the worker can still obey a stop.
+While a network source waits, `frames()` yields None now and then so the worker can
+still obey a stop.
 """
 
 from __future__ import annotations
@@ -253,7 +254,8 @@ class WatchedSource:
                 event = reader.events.get(timeout=HEARTBEAT_S)
             except queue.Empty:
                 if time.monotonic() < deadline:
-                    yield None
+                    if self.is_url:         # files never wait long: no heartbeats
+                        yield None
                     continue
                 silence = f"no frame for {self._silence_s():.0f} s"
                 event = ("error", f"{self.location}: {silence}", silence)
