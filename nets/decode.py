@@ -45,6 +45,7 @@ def candidates(
     threshold: float,
     stride: int = 4,
     heatmap: Tensor | None = None,
+    dedup: float = 2.0,
 ) -> Candidates:
     """Keypoint candidates from the Hough maps [B, J, h, w], best K per type.
 
@@ -54,8 +55,8 @@ def candidates(
     Hough peak but still each own the cell they fall in. The score is the vote mass in
     the 3x3 window (the bilinear splat spreads one keypoint's votes over up to 4 cells;
     a full disk sums to ~1), clamped to [0, 1]; the position is the cell centre moved
-    by the offset there. Duplicates (one keypoint found twice: the refined positions
-    less than a cell apart, or without offsets two peaks in one 3x3 window) keep the
+    by the offset there. Duplicates (one keypoint found twice: refined positions less
+    than `dedup` px apart, or without offsets two peaks in one 3x3 window) keep the
     best-scored one.
     """
     b, j, h, w = hough.shape
@@ -75,7 +76,7 @@ def candidates(
         x = x + flat[:, :, 0].gather(-1, index)
         y = y + flat[:, :, 1].gather(-1, index)
         dx, dy = x.unsqueeze(-1) - x.unsqueeze(-2), y.unsqueeze(-1) - y.unsqueeze(-2)
-        near = dx * dx + dy * dy < 1.0
+        near = (dx * dx + dy * dy) * stride**2 < dedup**2
     else:
         near = ((row.unsqueeze(-1) - row.unsqueeze(-2)).abs() <= 1) & (
             (col.unsqueeze(-1) - col.unsqueeze(-2)).abs() <= 1
@@ -332,6 +333,7 @@ def decode_fixed(
         d["candidate_threshold"],
         stride,
         maps.get("heatmap"),
+        d["dedup_radius"],
     )
     A = limb_scores(maps["limbs"], cand, d["limb_samples"], stride, d["limb_extend"])
     tree_match, kept = match_limbs(A, cand, matcher, d)
