@@ -20,7 +20,7 @@ from bench.sources import Lockstep
 from configs import load_config
 from pipeline.infer import resolve_model
 from pipeline.messages import Message
-from pipeline.runner import Runner, RunOptions, StreamOptions, build_stages
+from pipeline.runner import Runner, RunOptions, StreamOptions, build_stages, make_sinks
 
 
 class RecordSink:
@@ -85,9 +85,9 @@ def run_pipeline(
         opts = StreamOptions(output=output or str(Path(tmp) / "out.mp4"),
                              backend=backend, config=config, transport=transport,
                              queue=queue, progress=False)
-        stages = build_stages(opts, cfg, resolve_model(None, cfg))
-        stages[0] = source
-        stages[-1].sinks.append(RecordSink(key_fn, getattr(source, "lockstep", None)))
+        record = RecordSink(key_fn, getattr(source, "lockstep", None))
+        sinks = [*make_sinks(opts), record]
+        stages = build_stages(opts, cfg, resolve_model(None, cfg), source, sinks)
         result = Runner(stages, RunOptions(transport, queue,
                                            int(cfg["pipeline"]["queue_hwm"]),
                                            progress=False)).run()

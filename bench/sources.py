@@ -75,17 +75,20 @@ class FramesSource:
 
 
 class LoopedVideoSource:
-    """Replays a video file for `seconds` of wall-clock time at its frame rate."""
+    """Replays a video file for `seconds` of wall-clock time, at its frame rate when
+    `pace` (a live source) or as fast as the pipeline takes frames (a file)."""
 
     name = "source"
-    live = True
 
-    def __init__(self, path: str, seconds: float) -> None:
+    def __init__(self, path: str, seconds: float, pace: bool = True) -> None:
         self.path = path
         self.seconds = seconds
+        self.pace = pace
+        self.live = pace
         self.total: int | None = None
         self.fps = 30.0
         self.loops = 0
+        self.started = 0.0
 
     def open(self) -> None:
         probe = VideoSource(self.path)
@@ -94,10 +97,11 @@ class LoopedVideoSource:
         probe.close()
 
     def frames(self) -> Iterator[Message]:
+        self.started = time.time()
         end = time.monotonic() + self.seconds
         index = 0
         while time.monotonic() < end:
-            clip = VideoSource(self.path, pace=True)
+            clip = VideoSource(self.path, pace=self.pace)
             clip.open()
             try:
                 for msg in clip.frames():
@@ -111,7 +115,7 @@ class LoopedVideoSource:
             self.loops += 1
 
     def close(self) -> dict[str, Any] | None:
-        return {"loops": self.loops}
+        return {"loops": self.loops, "started": self.started}
 
 
 class TimedSource:
