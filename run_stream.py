@@ -111,14 +111,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted before the pipeline started", file=sys.stderr)
         return 130
-    for message in result.errors:
-        print(f"error: {message}", file=sys.stderr)
-    if result.stats is not None:
+    if result.errors:                  # the first is the cause, the rest follow from it
+        print(f"error: {result.errors[0]}", file=sys.stderr)
+    if result.stats is not None and result.stats["frames"]:
         print(format_summary(result.stats))
         if args.stats_json:
             write_json(result.stats, args.stats_json)
     for out in (result.reports.get("sink") or {}).get("outputs", []):
-        print(f"wrote {out['path']} ({out['frames']} frames)")
+        if out["frames"]:
+            print(f"wrote {out['path']} ({out['frames']} frames)")
     if result.errors:
         return 1
     return 130 if result.interrupted else 0

@@ -109,19 +109,18 @@ def evaluate(seed: int, frames: int, opts: Any) -> dict[str, Any]:
     from configs import load_config
     from pipeline.infer import resolve_model
     from pipeline.runner import Runner, RunOptions, StreamOptions, build_stages
-    from pipeline.sinks import FileSink, SinkStage
+    from pipeline.sinks import FileSink
     from pipeline.source import SyntheticSource
 
     cfg = load_config(opts.config)
     model_cfg = resolve_model(opts.checkpoint, cfg)
     stream = StreamOptions(config=opts.config, checkpoint=opts.checkpoint,
                            backend=opts.backend, hud=False)
-    stages = build_stages(stream, cfg, model_cfg)
-    stages[0] = SyntheticSource(frames=frames, size=opts.size, seed=seed, truth=True)
+    source = SyntheticSource(frames=frames, size=opts.size, seed=seed, truth=True)
     sinks: list[Any] = [TruthScorer()]
     if opts.output:
         sinks.append(FileSink(Path(opts.output) / f"seed{seed}.mp4"))
-    stages[-1] = SinkStage(sinks)
+    stages = build_stages(stream, cfg, model_cfg, source, sinks)
     result = Runner(stages, RunOptions(progress=False)).run()
     if result.errors:
         raise RuntimeError("; ".join(result.errors))

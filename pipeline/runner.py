@@ -284,8 +284,8 @@ def make_sinks(opts: StreamOptions) -> list[Any]:
     return [FileSink(opts.output)]
 
 
-def build_stages(opts: StreamOptions, cfg: dict[str, Any],
-                 model_cfg: dict[str, Any]) -> list[Any]:
+def build_stages(opts: StreamOptions, cfg: dict[str, Any], model_cfg: dict[str, Any],
+                 source: Any, sinks: list[Any]) -> list[Any]:
     """source -> preprocess -> infer -> postprocess -> track -> render -> sink."""
     from pipeline.infer import Infer
     from pipeline.postprocess import Postprocess
@@ -296,7 +296,7 @@ def build_stages(opts: StreamOptions, cfg: dict[str, Any],
 
     p = cfg["pipeline"]
     return [
-        make_source(opts),
+        source,
         Preprocess(int(model_cfg["input_size"]),
                    on_device=opts.device == "cuda" and opts.backend == "torch"),
         Infer(cfg, opts.checkpoint, opts.backend, opts.device),
@@ -305,39 +305,43 @@ def build_stages(opts: StreamOptions, cfg: dict[str, Any],
         Render(model_cfg["model"]["taxonomy"], opts.render_mode, opts.hud,
                p["render"]["alpha"], p["render"]["tint"],
                p["render"]["keypoint_threshold"], p["render"]["regions"]),
-        SinkStage(make_sinks(opts)),
+        SinkStage(sinks),
     ]
 
 
-def preflight(stages: list[Any]) -> None:
-    """Cheap checks in this process so common mistakes fail at once, before any model
-    loads: a local video or camera that is missing or unreadable, an output type we
-    cannot write. (Network streams are opened only once, by their worker.)"""
+def preflight(source: Any, sinks: list[Any], device: str) -> None:
+    """Cheap checks before the network is even imported, so common mistakes fail at
+    once: a local video or camera that is missing or unreadable, an output type we
+    cannot write, a GPU that is not there. (Network streams are opened only once, by
+    their worker.)"""
+    from pipeline.postprocess import get_array_module
+    from pipeline.sinks import CONTAINERS, FileSink
     from pipeline.source import CameraSource, VideoSource
+    from pipeline.worker import StageError
 
-    source = stages[0]
+    for sink in sinks:
+        if isinstance(sink, FileSink) and sink.path.suffix.lower() not in CONTAINERS:
+            raise StageError(f"output {sink.path}: unsupported file type (use "
+                             f"{', '.join(CONTAINERS)})")
+    get_array_module(device)
     if isinstance(source, CameraSource) or (isinstance(source, VideoSource)
                                             and not source.is_url):
         source.open()
         source.close()
-    from pipeline.sinks import CONTAINERS, FileSink
-    from pipeline.worker import StageError
-
-    for sink in getattr(stages[-1], "sinks", []):
-        if isinstance(sink, FileSink) and sink.path.suffix.lower() not in CONTAINERS:
-            raise StageError(f"output {sink.path}: unsupported file type (use "
-                             f"{', '.join(CONTAINERS)})")
 
 
 def run_stream(opts: StreamOptions) -> RunResult:
-    """Load the config and model config, build the stages, run them."""
+    """Check the cheap things, load the config and the model's config, build the
+    stages, run them."""
     from configs import load_config
     from pipeline.infer import resolve_model
 
     cfg = load_config(opts.config)
+    source, sinks = make_source(opts), make_sinks(opts)
+    preflight(source, sinks, opts.device)
     model_cfg = resolve_model(opts.checkpoint, cfg)
-    stages = build_stages(opts, cfg, model_cfg)
-    preflight(stages)
+    stages = build_stages(opts, cfg, model_cfg, source, sinks)
+
     def announce(info: dict[str, Any]) -> None:
         backend = (info.get("infer") or {}).get("backend", opts.backend)
         print(f"running: {_describe_source(opts)} -> {opts.output} "
