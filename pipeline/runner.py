@@ -10,6 +10,7 @@ SIGINT or when something fails while starting.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import signal
 import sys
 import threading
@@ -113,7 +114,8 @@ class Runner:
         finally:
             deadline = time.monotonic() + 10.0
             while any(w.is_alive() for w in workers) and time.monotonic() < deadline:
-                control.publish(FINISH)
+                control.publish(ABORT)      # for workers still running (interrupted
+                control.publish(FINISH)     # start-up); harmless for finished ones
                 workers[0].join(timeout=0.05)
             for w in workers:
                 if isinstance(w, mp.process.BaseProcess) and w.is_alive():
@@ -128,6 +130,7 @@ class Runner:
             worker = threading.Thread(target=run_worker, args=(spec, ctx),
                                       name=f"partstream-{spec.name}", daemon=True)
         else:
+            spec.parent_pid = os.getpid()
             worker = mp.get_context("spawn").Process(
                 target=process_main, args=(spec,), name=f"partstream-{spec.name}")
         worker.start()

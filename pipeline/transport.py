@@ -167,18 +167,23 @@ START, STOP, ABORT, FINISH = "start", "stop", "abort", "finish"
 class ControlListener:
     """A worker's view of the runner's commands."""
 
-    def __init__(self, ctx: zmq.Context, address: str) -> None:
+    def __init__(self, ctx: zmq.Context, address: str,
+                 parent_pid: int | None = None) -> None:
         self.socket = ctx.socket(zmq.SUB)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.SUBSCRIBE, b"")
         self.socket.connect(address)
+        self.parent_pid = parent_pid
         self.seen: set[str] = set()
 
     def poll(self, timeout_ms: int = 0) -> set[str]:
-        """Commands received so far (they are sticky: a stop stays a stop)."""
+        """Commands received so far (they are sticky: a stop stays a stop). A worker
+        process whose runner died is told to abort, so it never lingers orphaned."""
         while self.socket.poll(timeout_ms, zmq.POLLIN):
             self.seen.add(self.socket.recv_string())
             timeout_ms = 0
+        if self.parent_pid is not None and os.getppid() != self.parent_pid:
+            self.seen.add(ABORT)
         return self.seen
 
     def close(self) -> None:

@@ -93,6 +93,7 @@ class WorkerSpec:
     status: str
     input: Link | None = None
     output: Link | None = None
+    parent_pid: int | None = None     # a worker process's runner
 
     @property
     def name(self) -> str:
@@ -121,7 +122,7 @@ def run_worker(spec: WorkerSpec, ctx: zmq.Context | None = None) -> None:
     own_ctx = ctx is None
     ctx = ctx or zmq.Context()
     status = StatusSender(ctx, spec.status, spec.name)
-    control = ControlListener(ctx, spec.control)
+    control = ControlListener(ctx, spec.control, spec.parent_pid)
     receiver = sender = None
     try:
         if spec.input:
