@@ -59,8 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                        "configs/default.yaml")
     model.add_argument("--backend", default="auto",
                        choices=("auto", "torch", "onnxruntime", "openvino", "tensorrt"),
-                       help="inference engine (default: auto = the fastest installed "
-                       "one for the device)")
+                       help="inference engine (default: auto = ONNX Runtime on the "
+                       "CPU, TensorRT with --device cuda)")
     model.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
                        help="cuda needs an NVIDIA GPU (and CuPy for post-processing)")
     look = p.add_argument_group("what is drawn")
