@@ -125,8 +125,9 @@ class MGLoss(nn.Module):
     def matching_loss(
         self, outputs: dict[str, Any], keypoints: torch.Tensor
     ) -> torch.Tensor:
-        """BCE between PGD's relaxed assignments on the predicted candidates and limb
-        scores and the GT assignments, over pairs of existing candidates."""
+        """BCE between PGD's relaxed assignments and the GT assignments, over pairs of
+        existing candidates; candidates and limb scores are made exactly as
+        `nets.decode.decode_fixed` makes them, so this trains what inference runs."""
         d, stride = self.cfg["decode"], int(self.cfg["output_stride"])
         cand = candidates(
             outputs["hough"],
@@ -134,10 +135,11 @@ class MGLoss(nn.Module):
             d["top_k"],
             d["candidate_threshold"],
             stride,
+            torch.sigmoid(outputs["heatmap"]),
+            d["dedup_radius"],
         )
-        A = limb_scores(
-            torch.sigmoid(outputs["limbs"]), cand, d["limb_samples"], stride
-        )
+        limbs = torch.sigmoid(outputs["limbs"])
+        A = limb_scores(limbs, cand, d["limb_samples"], stride, d["limb_extend"])
         pairs = limb_pairs().to(A.device)
         rows, cols = cand.valid[:, pairs[:, 0]], cand.valid[:, pairs[:, 1]]
         pgd = d["pgd"]
