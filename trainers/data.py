@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from configs import mapping
+from configs import ConfigError
 from trainers.augment import augment
+from trainers.datasets.common import map_parts
 from trainers.scene import Scene
 from trainers.synth import generate_scene
 from trainers.targets import encode_batch
@@ -38,7 +39,7 @@ def train_seed(index: int) -> int:
 def heldout_seeds(count: int, start: int = 0) -> range:
     """Seeds of `count` held-out evaluation scenes; never overlaps training seeds."""
     if start < 0 or start + count > EVAL_SEED_LIMIT:
-        raise ValueError(
+        raise ConfigError(
             f"held-out seeds must lie in [0, {EVAL_SEED_LIMIT}): "
             f"got {start}..{start + count}"
         )
@@ -47,19 +48,20 @@ def heldout_seeds(count: int, start: int = 0) -> range:
 
 def synthetic_scene(seed: int, cfg: dict[str, Any]) -> Scene:
     """One synthetic scene at the network input size with the configured crowd."""
-    return generate_scene(seed, cfg["input_size"], tuple(cfg["data"]["people"]))
+    data = cfg["data"]
+    return generate_scene(
+        seed, cfg["input_size"], tuple(data["people"]), **data["synth"]
+    )
 
 
 def to_taxonomy(scene: Scene, name: str) -> Scene:
     """The scene with its part ids mapped into taxonomy `name` (255 stays ignore)."""
     if scene.taxonomy == name:
         return scene
-    lut = np.full(256, 255, np.uint8)
-    table = mapping(scene.taxonomy, name)
-    lut[: len(table)] = table
+    parts = map_parts(scene.parts, scene.taxonomy, name)
     return Scene(
         scene.image,
-        lut[scene.parts],
+        parts,
         scene.instances,
         scene.keypoints,
         scene.track_ids,
@@ -86,7 +88,7 @@ class TrainScenes(Dataset):
         weights += [float(item.get("weight", 1.0)) for item in real]
         total = sum(weights)
         if total <= 0:
-            raise ValueError("data: no source has a positive weight")
+            raise ConfigError("data: no source has a positive weight")
         self.cumulative = np.cumsum(weights) / total
 
     def __len__(self) -> int:
@@ -111,7 +113,7 @@ def _open_real(spec: str) -> Sequence[Scene]:
     try:
         from trainers.datasets import open_dataset
     except ImportError as exc:
-        raise ValueError(f"real data set '{spec}' needs trainers.datasets") from exc
+        raise ConfigError(f"real data set '{spec}' needs trainers.datasets") from exc
     return open_dataset(spec)
 
 
@@ -135,7 +137,7 @@ class BatchPlan(Sampler[list[int]]):
     ):
         chunks = world * accumulate
         if batch_size % chunks:
-            raise ValueError(
+            raise ConfigError(
                 f"train.batch_size {batch_size} is not divisible by processes x "
                 f"accumulate = {chunks}"
             )
@@ -156,7 +158,7 @@ class BatchPlan(Sampler[list[int]]):
 def build_pool(cfg: dict[str, Any], size: int, processes: int = 2) -> list[Scene]:
     """Pre-generate training scenes 0..size-1 (seeds as in `train_seed`) in parallel."""
     seeds = [train_seed(i) for i in range(size)]
-    if processes <= 1:
+    if processes <= 1 or size < 64:  # starting workers costs more than a few scenes
         return [synthetic_scene(s, cfg) for s in seeds]
     with multiprocessing.get_context("spawn").Pool(processes) as workers:
         return workers.map(partial(synthetic_scene, cfg=cfg), seeds, chunksize=16)

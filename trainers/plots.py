@@ -9,8 +9,8 @@ import cv2
 import matplotlib
 import numpy as np
 
-from configs import body, taxonomy
 from trainers.scene import Prediction, Scene
+from trainers.synth.preview import preview
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
@@ -46,50 +46,19 @@ def loss_curve(csv_path: Path, png_path: Path) -> None:
     plt.close(fig)
 
 
-def overlay(
-    image: np.ndarray,
-    parts: np.ndarray,
-    instances: np.ndarray,
-    keypoints: np.ndarray,
-    taxonomy_name: str,
-) -> np.ndarray:
-    """Image with part colours blended in, person outlines and skeletons.
-
-    Label maps may be at a coarser grid than the image (the network's stride): they are
-    scaled up by nearest neighbour.
-    """
-    h, w = image.shape[:2]
-    colors = np.array(taxonomy(taxonomy_name)["colors"], np.uint8)
-    lut = np.zeros((256, 3), np.uint8)
-    lut[: len(colors)] = colors
-    parts = cv2.resize(parts.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
-    inst = cv2.resize(
-        instances.astype(np.uint16), (w, h), interpolation=cv2.INTER_NEAREST
+def as_scene(pred: Prediction, image: np.ndarray, taxonomy_name: str) -> Scene:
+    """A prediction dressed as a Scene so the synthetic world's preview can draw it;
+    keypoints with a score count as visible."""
+    kps = np.asarray(pred.keypoints, np.float32).reshape(-1, 17, 3).copy()
+    kps[..., 2] = np.where(kps[..., 2] > 0, 2.0, 0.0)
+    return Scene(
+        image,
+        pred.parts.astype(np.uint8),
+        pred.instances.astype(np.uint16),
+        kps,
+        np.arange(len(kps), dtype=np.int64),
+        taxonomy_name,
     )
-    out = image.copy()
-    fg = (parts > 0) & (parts != 255)
-    out[fg] = (0.45 * image[fg] + 0.55 * lut[parts[fg]]).astype(np.uint8)
-    edges = (inst != np.roll(inst, 1, 0)) | (inst != np.roll(inst, 1, 1))
-    out[edges & (inst > 0)] = 255
-    limbs = body()["limbs"]
-    for k, person in enumerate(np.asarray(keypoints).reshape(-1, 17, 3)):
-        hue = int(37 * k) % 180
-        col = cv2.cvtColor(np.uint8([[[hue, 220, 255]]]), cv2.COLOR_HSV2RGB)[0, 0]
-        col = tuple(int(c) for c in col)
-        for a, b in limbs:
-            if person[a, 2] > 0 and person[b, 2] > 0:
-                cv2.line(
-                    out,
-                    tuple(int(v) for v in person[a, :2]),
-                    tuple(int(v) for v in person[b, :2]),
-                    col,
-                    1,
-                    cv2.LINE_AA,
-                )
-        for x, y, v in person:
-            if v > 0:
-                cv2.circle(out, (int(x), int(y)), 2, col, -1, cv2.LINE_AA)
-    return out
 
 
 def save_overlays(
@@ -99,16 +68,15 @@ def save_overlays(
     taxonomy_name: str,
     names: list[str],
 ) -> list[Path]:
-    """One PNG per scene: ground truth left, prediction right."""
+    """One PNG per scene: ground truth above, prediction below (image | parts |
+    instances | skeletons, trainers.synth.preview)."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for gt, pred, name in zip(gts, preds, names, strict=True):
-        left = overlay(gt.image, gt.parts, gt.instances, gt.keypoints, taxonomy_name)
-        right = overlay(
-            gt.image, pred.parts, pred.instances, pred.keypoints, taxonomy_name
-        )
-        gap = np.full((left.shape[0], 4, 3), 255, np.uint8)
+        top = preview(gt)
+        bottom = preview(as_scene(pred, gt.image, taxonomy_name))
+        gap = np.full((6, top.shape[1], 3), 255, np.uint8)
         path = folder / f"{name}.png"
-        cv2.imwrite(str(path), np.hstack([left, gap, right])[:, :, ::-1])
+        cv2.imwrite(str(path), np.vstack([top, gap, bottom])[:, :, ::-1])
         paths.append(path)
     return paths

@@ -24,11 +24,11 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from nets.losses import MGLoss
 from torch import nn
 from tqdm import tqdm
 
 from configs import ConfigError, body, load_config, taxonomy
+from nets.losses import MGLoss
 from nets.model import CheckpointError, build_model, load_checkpoint, save_checkpoint
 from trainers.data import build_pool, make_loader
 from trainers.plots import loss_curve
@@ -125,7 +125,7 @@ def checkpoint_meta(cfg: dict[str, Any], **extra: Any) -> dict[str, Any]:
             "flip": tax["flip"],
         },
         "keypoints": body()["keypoints"],
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         **extra,
     }
 
@@ -142,6 +142,25 @@ class TrainStep(nn.Module):
 
     def forward(self, images: torch.Tensor, batch: dict[str, torch.Tensor]):
         return self.criterion(self.model(images), batch)
+
+
+def _loss_state(criterion: nn.Module) -> dict[str, Any]:
+    return {
+        "loss_terms": list(criterion.terms),
+        "loss_weights": criterion.log_vars.detach().clone(),
+    }
+
+
+def carry_loss_weights(criterion: nn.Module, state: dict[str, Any]) -> None:
+    """Start each learned loss weight where it was, by term name (step 2 adds the
+    matching term, which starts at 0)."""
+    old = dict(
+        zip(state.get("loss_terms", []), state.get("loss_weights", []), strict=True)
+    )
+    with torch.no_grad():
+        for i, name in enumerate(criterion.terms):
+            if name in old:
+                criterion.log_vars[i] = old[name]
 
 
 def freeze_batchnorm(model: nn.Module) -> None:
@@ -203,14 +222,23 @@ class ScalarLog:
 
 
 def train(
-    cfg: dict[str, Any], out: Path, resume: bool = False, where: Dist | None = None
+    cfg: dict[str, Any],
+    out: Path,
+    resume: bool = False,
+    where: Dist | None = None,
+    stop_at: int | None = None,
 ) -> dict[str, Any]:
-    """Run (or continue) training; returns the last logged row."""
+    """Run (or continue) training; returns the last logged row.
+
+    stop_at: leave after that iteration with a checkpoint (a planned interruption:
+    `--resume` continues exactly where it stopped).
+    """
     where = where or Dist()
     t = cfg["train"]
     torch.set_num_threads(int(t["threads"]))
     torch.manual_seed(int(t["seed"]))
     total = int(t["step1_iters"]) + int(t["step2_iters"])
+    end = total if stop_at is None else min(total, stop_at)
     fmt = torch.channels_last if t["channels_last"] else torch.contiguous_format
     model = build_model(cfg)
     start, resumed = 0, {}
@@ -234,12 +262,11 @@ def train(
     state = resumed.get("resume", {})
     iteration = start
     try:
-        while iteration < total:
+        while iteration < end:
             step = step_of(iteration, cfg)
-            stop = int(t["step1_iters"]) if step == 1 else total
+            stop = min(end, int(t["step1_iters"]) if step == 1 else total)
             criterion = MGLoss(cfg, with_matching=step == 2).to(where.device)
-            if state.get("criterion"):
-                criterion.load_state_dict(state["criterion"], strict=False)
+            carry_loss_weights(criterion, state)
             runner: nn.Module = TrainStep(model, criterion)
             if where.world > 1:
                 runner = nn.parallel.DistributedDataParallel(
@@ -248,12 +275,14 @@ def train(
             optimizer = build_optimizer(list(runner.parameters()), cfg)
             if resumed.get("step") == step and state.get("optimizer"):
                 optimizer.load_state_dict(state["optimizer"])
-            loader = make_loader(cfg, iteration, stop, where.rank, where.world, pool)
+            loader = make_loader(
+                data_config(cfg, step), iteration, stop, where.rank, where.world, pool
+            )
             iteration, row = _run_step(
                 runner, optimizer, loader, cfg, iteration, stop, step, out, where, log
             )
-            state, resumed = {"criterion": criterion.state_dict()}, {}
-            if where.main and step == 1:
+            state, resumed = _loss_state(criterion), {}
+            if where.main and iteration == int(t["step1_iters"]):
                 _save(out / "step1.pt", runner, optimizer, cfg, iteration, step)
     except KeyboardInterrupt:
         if where.main:
@@ -266,11 +295,21 @@ def train(
     finally:
         if log:
             log.close()
-    if where.main:
+    if where.main and iteration == total:
         meta = checkpoint_meta(cfg, iteration=iteration, step=2)
         save_checkpoint(out / "final.pt", model, cfg, meta)
+    if where.main:
         loss_curve(out / "scalars.csv", out / "loss.png")
     return row
+
+
+def data_config(cfg: dict[str, Any], step: int) -> dict[str, Any]:
+    """The config the data of a step is made with: step 1 may use a smaller input
+    (`train.step1_input_size`); the network is fully convolutional."""
+    size = cfg["train"]["step1_input_size"]
+    if step != 1 or not size or size == cfg["input_size"]:
+        return cfg
+    return {**cfg, "input_size": int(size)}
 
 
 def _save(
@@ -284,10 +323,7 @@ def _save(
     """A resumable checkpoint: weights + config, with loss weights and optimizer
     state under meta["resume"] (dropped from the shipped final.pt)."""
     inner = _unwrap(runner)
-    resume = {
-        "criterion": inner.criterion.state_dict(),
-        "optimizer": optimizer.state_dict(),
-    }
+    resume = {**_loss_state(inner.criterion), "optimizer": optimizer.state_dict()}
     meta = checkpoint_meta(cfg, iteration=iteration, step=step, resume=resume)
     save_checkpoint(path, inner.model, cfg, meta)
 
@@ -336,7 +372,7 @@ def _run_step(
             with runner.no_sync() if defer else contextlib.nullcontext():
                 loss, terms = _split_loss(runner(images, batch))
                 (loss / accumulate).backward()
-            for k, v in {"loss": float(loss), **terms}.items():
+            for k, v in {"loss": float(loss.detach()), **terms}.items():
                 values[k] = values.get(k, 0.0) + v / accumulate
             seen += images.shape[0] * where.world
         if t["grad_clip"]:
@@ -402,13 +438,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--resume", action="store_true", help="continue from <out>/last.pt if it exists"
     )
+    parser.add_argument(
+        "--stop-at",
+        type=int,
+        default=None,
+        metavar="N",
+        help="stop after iteration N with a checkpoint (--resume continues)",
+    )
     args = parser.parse_args(argv)
     where = None
     try:
         cfg = load_config(args.config)
         out = Path(args.out or Path("runs") / Path(args.config).stem)
         where = setup_distributed()
-        train(cfg, out, args.resume, where)
+        train(cfg, out, args.resume, where, args.stop_at)
     except (ConfigError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

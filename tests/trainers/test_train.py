@@ -1,0 +1,140 @@
+"""Training: the loss falls, interrupted runs resume exactly, bad checkpoints are
+refused in one line, and two DDP processes compute what one process computes."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from configs import load_config
+from nets.model import load_checkpoint
+from trainers.data import EVAL_SEED_LIMIT, BatchPlan, heldout_seeds, train_seed
+from trainers.train import Dist, lr_at, main, train
+
+
+def tiny_cfg(**train_keys) -> dict:
+    """A network and data small enough for a test: 64 px, 8 channels, 1-3 people."""
+    cfg = load_config()
+    cfg["input_size"] = 64
+    cfg["model"].update(fpn_channels=8, head_channels=8)
+    cfg["data"]["people"] = [1, 3]
+    cfg["train"].update(
+        batch_size=2, step1_iters=2, step2_iters=1, warmup_iters=0, threads=1,
+        num_workers=0, checkpoint_every=1, log_every=1, lr=0.003,
+    )  # fmt: skip
+    cfg["train"].update(train_keys)
+    return cfg
+
+
+def losses(out: Path) -> dict[int, float]:
+    with (out / "scalars.csv").open() as f:
+        return {int(r["iteration"]): float(r["loss"]) for r in csv.DictReader(f)}
+
+
+def test_seed_ranges_never_overlap():
+    assert train_seed(0) >= EVAL_SEED_LIMIT
+    assert max(heldout_seeds(500, EVAL_SEED_LIMIT - 500)) < train_seed(0)
+    with pytest.raises(ValueError):
+        heldout_seeds(10, EVAL_SEED_LIMIT - 5)
+
+
+def test_batch_plan_ddp_equals_accumulation():
+    """2 processes x 1 micro-batch see the groups 1 process sees in 2 micro-batches."""
+    one = list(BatchPlan(8, 3, 5, rank=0, world=1, accumulate=2))
+    two = [list(BatchPlan(8, 3, 5, rank=r, world=2, accumulate=1)) for r in (0, 1)]
+    assert one == [x for pair in zip(*two, strict=True) for x in pair]
+    assert sorted(i for b in one for i in b) == list(range(24, 40))
+
+
+def test_schedules():
+    cfg = tiny_cfg(
+        lr=0.05,
+        schedule="step",
+        lr_steps=[0.5],
+        lr_gamma=0.1,
+        step1_iters=10,
+        step2_lr=1e-4,
+        step2_schedule="constant",
+    )
+    assert [round(lr_at(i, cfg), 6) for i in (0, 4, 5, 9, 10, 11)] == [
+        0.05, 0.05, 0.005, 0.005, 1e-4, 1e-4]  # fmt: skip
+    cfg["train"].update(schedule="cosine", min_lr_ratio=0.0, warmup_iters=2)
+    assert lr_at(0, cfg) == pytest.approx(0.025)  # half-way through warm-up
+    assert lr_at(5, cfg) == pytest.approx(0.025)  # half-way down the cosine
+
+
+def test_loss_falls_on_fixed_data(tmp_path):
+    """Two fixed scenes (a pool of 2, no augmentation): the loss must go down."""
+    cfg = tiny_cfg(
+        step1_iters=8, step2_iters=0, lr=0.001, grad_clip=1.0, checkpoint_every=100
+    )
+    cfg["data"]["pool_size"] = 2
+    cfg["augment"].update(flip=0.0, scale=[1.0, 1.0], rotate=0.0, color=0.0)
+    train(cfg, tmp_path)
+    curve = losses(tmp_path)
+    assert sorted(curve) == list(range(1, 9))
+    assert (curve[7] + curve[8]) / 2 < 0.8 * curve[1]
+    assert (tmp_path / "final.pt").exists() and (tmp_path / "loss.png").exists()
+
+
+def test_resume_continues_at_the_same_iteration(tmp_path):
+    """Stopped after iteration 1 and resumed == never stopped (data, optimizer, both
+    training steps), and the checkpoints load as models."""
+    cfg = tiny_cfg()
+    train(cfg, tmp_path / "whole")
+    train(cfg, tmp_path / "split", stop_at=1)
+    meta = torch.load(tmp_path / "split" / "last.pt", weights_only=True)["meta"]
+    assert meta["iteration"] == 1 and meta["step"] == 1
+    assert meta["taxonomy"]["classes"][0] == "background"
+    assert not (tmp_path / "split" / "final.pt").exists()
+    train(cfg, tmp_path / "split", resume=True)
+    whole, split = losses(tmp_path / "whole"), losses(tmp_path / "split")
+    assert sorted(split) == [1, 2, 3]
+    for it in (2, 3):  # 3 is step 2, with the matching loss
+        assert split[it] == pytest.approx(whole[it], rel=1e-5, abs=1e-6)
+    model, cfg_back = load_checkpoint(tmp_path / "split" / "final.pt", cfg)
+    assert cfg_back["model"]["fpn_channels"] == 8
+    assert (tmp_path / "split" / "step1.pt").exists()
+
+
+def test_mismatched_checkpoint_is_a_one_line_error(tmp_path, capsys):
+    cfg = tiny_cfg(step1_iters=1, step2_iters=0)
+    train(cfg, tmp_path / "run", stop_at=1)
+    other = tmp_path / "other.yaml"
+    default = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
+    other.write_text(f"base: {default}\ninput_size: 64\nmodel: {{fpn_channels: 16}}\n")
+    capsys.readouterr()
+    code = main(["--config", str(other), "--out", str(tmp_path / "run"), "--resume"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("error:") and "checkpoint" in err[0]
+
+
+def _ddp_worker(rank: int, cfg: dict, out: str, init: str) -> None:
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
+    try:
+        train(cfg, Path(out), where=Dist(rank=rank, world=2))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_two_processes_equal_one(tmp_path):
+    """gloo, 2 CPU processes x 2 scenes == 1 process x 2 accumulated micro-batches of
+    2 (same samples, same batch-norm groups): the same loss at every iteration."""
+    cfg = tiny_cfg(batch_size=4, accumulate=1)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    init = f"file://{tmp_path / 'rendezvous'}"
+    mp.start_processes(_ddp_worker, args=(cfg, str(tmp_path / "ddp"), init), nprocs=2,
+                       start_method="spawn")  # fmt: skip
+    single = tiny_cfg(batch_size=4, accumulate=2)
+    train(single, tmp_path / "one")
+    ddp, one = losses(tmp_path / "ddp"), losses(tmp_path / "one")
+    assert sorted(ddp) == [1, 2, 3]
+    for it in ddp:
+        assert ddp[it] == pytest.approx(one[it], rel=1e-4)
