@@ -85,12 +85,24 @@ def _displacement(
     return (box[:2] + box[2:]) / 2 - (old_box[:2] + old_box[2:]) / 2
 
 
+def person_area(keypoints: np.ndarray, box: np.ndarray) -> float:
+    """A person's scale squared: the larger of its mask's box and its joints' extent
+    (a person mostly hidden has a tiny mask but joints spread over a whole body)."""
+    seen = keypoints[:, 2] > KP_MIN_SCORE
+    area = float((box[2] - box[0]) * (box[3] - box[1]))
+    if seen.sum() >= 2:
+        extent = keypoints[seen, :2].max(0) - keypoints[seen, :2].min(0)
+        area = max(area, float(extent[0] * extent[1]))
+    return area
+
+
 def oks(pred: np.ndarray, dets: np.ndarray, areas: np.ndarray) -> np.ndarray:
     """T x D object keypoint similarity between T poses and D poses (17 x 3 each),
-    over joints present in both; `areas` (D) is each detection's scale squared."""
+    over joints present in both; `areas` (T x D, or D) is the scale squared."""
     sigmas = np.asarray(body()["oks_sigmas"], np.float32)
     d2 = ((pred[:, None, :, :2] - dets[None, :, :, :2]) ** 2).sum(-1)
-    var = (2 * sigmas) ** 2 * np.maximum(areas, 1.0)[None, :, None] * 2
+    areas = np.broadcast_to(np.maximum(areas, 1.0), d2.shape[:2])
+    var = (2 * sigmas) ** 2 * areas[..., None] * 2
     both = (pred[:, None, :, 2] > KP_MIN_SCORE) & (dets[None, :, :, 2] > KP_MIN_SCORE)
     sim = np.exp(-d2 / var) * both
     return sim.sum(-1) / np.maximum(both.sum(-1), 1)
@@ -171,7 +183,10 @@ class Tracker:
         # Where the track should be now, and where it was last seen: the better of
         # the two, so a poor velocity estimate (a person half in view) cannot hurt.
         predicted = [t.predicted(self.config.mask_step) for t in self.tracks]
-        areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        det_area = np.array([person_area(k, b)
+                             for k, b in zip(kps, boxes, strict=True)])
+        track_area = np.array([person_area(t.keypoints, t.box) for t in self.tracks])
+        areas = np.maximum(track_area[:, None], det_area[None, :])
         pose = np.maximum(oks(np.stack([p[0] for p in predicted]), kps, areas),
                           oks(np.stack([t.keypoints for t in self.tracks]), kps, areas))
         remap = np.zeros(count + 1, np.int64)     # kept detections -> 1..len(keep)
