@@ -108,7 +108,7 @@ def round_greedy(
     mask = _pair_mask(A, valid_rows, valid_cols) * (A > 0).to(A.dtype)
     key = Y + tie * A
     neg = torch.finfo(A.dtype).min
-    rows, cols = A.shape[-2], A.shape[-1]
+    rows, cols = int(A.shape[-2]), int(A.shape[-1])
     lead = A.shape[:-2]
     row_ids = torch.arange(rows, device=A.device).reshape(rows, 1)
     col_ids = torch.arange(cols, device=A.device).reshape(1, cols)
@@ -190,17 +190,19 @@ def improve_swaps(
     valid_cols: Tensor | None = None,
     rounds: int = 10,
 ) -> Tensor:
-    """Polish a binary matching by pairwise exchanges (2-opt), fixed `rounds` times.
+    """Polish a binary matching by exchanges of partners, fixed `rounds` times (3-opt).
 
-    The matching is completed to a permutation (free rows paired with free columns in
-    order; their pairs score 0 or more, so nothing is lost), then each round applies the
-    single exchange (i, p(i)), (k, p(k)) -> (i, p(k)), (k, p(i)) of largest positive
-    gain. With a free row or column on one side an exchange is a re-assignment or a
-    length-3 augmenting path. Pairs scoring <= 0 are dropped at the end.
+    The [..., K, K] matching is completed to a permutation p (free rows paired with
+    free columns in order; those pairs score 0 or more, so nothing is lost). Each round
+    applies the single best move with positive gain among the rotations of three rows'
+    partners, i <- p(j), j <- p(k), k <- p(i), which include the pairwise exchanges
+    (j = k): gain = w[i,p(j)] + w[j,p(k)] + w[k,p(i)] minus their current three.
+    A move through a free row or column is a re-assignment or a short augmenting path.
+    Pairs scoring <= 0 are dropped at the end.
     """
     mask = _pair_mask(A, valid_rows, valid_cols) * (A > 0).to(A.dtype)
     W = A * mask
-    n = A.shape[-1]
+    n = int(A.shape[-1])
     lead = A.shape[:-2]
     P = M.to(A.dtype)
     # Complete: the r-th free row takes the r-th free column.
@@ -211,18 +213,37 @@ def improve_swaps(
     P = P + (
         (rank_r.unsqueeze(-1) == rank_c.unsqueeze(-2)) & (rank_r.unsqueeze(-1) > 0)
     ).to(A.dtype)
+    ids = torch.arange(n, device=A.device)
     eye = torch.eye(n, dtype=A.dtype, device=A.device)
+    # k == i != j would be written as "swap i, j then swap them back": left out (the
+    # same exchange is the move with j == k).
+    allowed = ~(
+        (ids.view(n, 1, 1) == ids.view(1, 1, n))
+        & (ids.view(n, 1, 1) != ids.view(1, n, 1))
+    )
     for _ in range(rounds):
-        B = W @ P.transpose(-1, -2)  # B[i, k] = w[i, p(k)]
+        B = W @ P.transpose(-1, -2)  # B[i, j] = w[i, p(j)]
         d = torch.diagonal(B, dim1=-2, dim2=-1)
-        gain = B + B.transpose(-1, -2) - d.unsqueeze(-1) - d.unsqueeze(-2)
-        best, index = gain.reshape(*lead, n * n).max(-1)
+        gain = (
+            B.unsqueeze(-1)  # [i, j, .]
+            + B.unsqueeze(-3)  # [., j, k]
+            + B.transpose(-1, -2).unsqueeze(-2)  # [i, ., k] = B[k, i]
+            - d.view(*lead, n, 1, 1)
+            - d.view(*lead, 1, n, 1)
+            - d.view(*lead, 1, 1, n)
+        )
+        gain = torch.where(allowed, gain, torch.full_like(gain, -1.0))
+        best, index = gain.reshape(*lead, n * n * n).max(-1)
         do = (best > 1e-7).to(A.dtype).reshape(*lead, 1, 1)
-        i = (index // n).reshape(*lead, 1)
+        i = (index // (n * n)).reshape(*lead, 1)
+        j = ((index // n) % n).reshape(*lead, 1)
         k = (index % n).reshape(*lead, 1)
-        ei = (torch.arange(n, device=A.device) == i).to(A.dtype)  # [..., K]
-        ek = (torch.arange(n, device=A.device) == k).to(A.dtype)
-        diff = (ei - ek).unsqueeze(-1)
-        swap = eye - diff * diff.transpose(-1, -2)  # exchanges rows i and k
-        P = do * (swap @ P) + (1.0 - do) * P
+        rotated = _swap_rows(_swap_rows(P, i, j, ids, eye), j, k, ids, eye)
+        P = do * rotated + (1.0 - do) * P
     return (P > 0.5) & (mask > 0)
+
+
+def _swap_rows(P: Tensor, a: Tensor, b: Tensor, ids: Tensor, eye: Tensor) -> Tensor:
+    """P with rows a and b exchanged (per leading index; a == b leaves P as is)."""
+    diff = ((ids == a).to(P.dtype) - (ids == b).to(P.dtype)).unsqueeze(-1)
+    return (eye - diff * diff.transpose(-1, -2)) @ P

@@ -1,0 +1,273 @@
+"""Matching: how often the in-graph matcher reaches the Hungarian optimum, and its cost.
+
+    python -m bench.matching [--quick] --json OUT [--sweep] [--decode]
+
+For each candidate count K, on structured problems (a partial permutation of true
+pairs plus sparse conflicting scores, padded candidates: what a limb-scoring network
+gives), the fraction whose rounded PGD solution (the decode's settings,
+`decode.pgd`) has the Hungarian optimum's total weight, the same for OpenPose's greedy,
+and median solve times over all 19 limbs at once. The JSON holds exactly K,
+optimal_fraction, greedy_optimal_fraction, pgd_ms and hungarian_ms.
+
+--sweep prints the (T, N, alpha, 2-opt rounds) table of docs/MATCHING.md on structured,
+uniform random and decode-derived problems; --decode times the whole fixed-size decode
+on 1- and 30-person scenes.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from bench.common import machine, machine_line, main_guard, parser, time_ms, write_json
+from configs import load_config, taxonomy
+from nets.decode import candidates, decode_fixed, limb_pairs, limb_scores
+from nets.hough import hough_vote
+from nets.matching import hungarian_match, matching_weight, solve
+
+Problems = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+LIMBS = 19
+TOLERANCE = 1e-5  # "reaches the optimum": total weight within this of the Hungarian's
+
+
+def structured_problems(
+    rng: np.random.Generator, k: int, count: int, margin: float = 0.0
+) -> Problems:
+    """Limb-score-like problems [count, k, k] with their validity masks.
+
+    1..k valid candidates on each side; between half and all of the possible true
+    pairs (people seen at both ends of the limb) score 0.4..1; 30% of the other pairs
+    score 0.05..0.5 - margin (conflicts: neighbouring people, limbs crossing); up to
+    two candidates are double detections of a true one (its row, perturbed by 0.05);
+    scores under 0.05 are 0. With margin >= 0.1 every true pair outscores every
+    conflict and the optimum is the set of true pairs.
+    """
+    A = np.zeros((count, k, k), np.float32)
+    rows = np.zeros((count, k), bool)
+    cols = np.zeros((count, k), bool)
+    for i in range(count):
+        m, n = rng.integers(1, k + 1, size=2)
+        rows[i, :m], cols[i, :n] = True, True
+        noise = rng.uniform(0.05, 0.5 - margin, (m, n))
+        A[i, :m, :n] = noise * (rng.uniform(size=(m, n)) < 0.3)
+        most = min(m, n)
+        pairs = int(rng.integers(max(1, most // 2), most + 1))
+        r, c = rng.permutation(m)[:pairs], rng.permutation(n)[:pairs]
+        A[i, r, c] = rng.uniform(0.4 + margin, 1.0, pairs)
+        spare = np.setdiff1d(np.arange(m), r)
+        for _ in range(int(rng.integers(0, 3)) if margin == 0 else 0):
+            if len(spare):
+                dst, spare = spare[0], spare[1:]
+                row = A[i, r[rng.integers(pairs)], :n] + rng.normal(0, 0.05, n)
+                A[i, dst, :n] = np.clip(row, 0, 1)
+    A[A < 0.05] = 0
+    return torch.from_numpy(A), torch.from_numpy(rows), torch.from_numpy(cols)
+
+
+def uniform_problems(rng: np.random.Generator, k: int, count: int) -> Problems:
+    """Dense uniform [0, 1] scores with 1..k valid candidates on each side."""
+    A = torch.from_numpy(rng.uniform(size=(count, k, k)).astype(np.float32))
+    m = torch.from_numpy(rng.integers(1, k + 1, size=(count, 1)))
+    n = torch.from_numpy(rng.integers(1, k + 1, size=(count, 1)))
+    rows, cols = torch.arange(k) < m, torch.arange(k) < n
+    return A * (rows.unsqueeze(-1) & cols.unsqueeze(-2)), rows, cols
+
+
+def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    taps = torch.exp(-0.5 * (torch.arange(-3.0, 4.0) / sigma) ** 2)
+    taps = taps / taps.sum()
+    c = x.shape[1]
+    x = F.conv2d(x, taps.view(1, 1, 1, 7).repeat(c, 1, 1, 1), padding=(0, 3), groups=c)
+    return F.conv2d(
+        x, taps.view(1, 1, 7, 1).repeat(c, 1, 1, 1), padding=(3, 0), groups=c
+    )
+
+
+def decode_problems(count: int, seed: int = 0, noisy: bool = True) -> Problems:
+    """The decode's own score matrices (K = decode.top_k) on synthetic scenes, from
+    ground-truth maps made network-like when `noisy`: blurred, rescaled by 0.5..1 per
+    channel, speckled, offsets jittered by 0.4 cells."""
+    from trainers.synth import generate_scene
+    from trainers.targets import encode
+
+    cfg = load_config()
+    d = cfg["decode"]
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for i in tqdm(range(count), desc="decode problems", leave=False):
+        t = encode(generate_scene(seed * 100_000 + i, size=cfg["input_size"]), cfg)
+        heat = torch.from_numpy(t["heatmap"])[None]
+        off = torch.from_numpy(t["offsets"])[None]
+        limbs = torch.from_numpy(t["limbs"])[None]
+        if noisy:
+            gain = torch.empty(1, 17, 1, 1).uniform_(0.5, 1.0, generator=gen)
+            heat = (_blur(heat, 1.0) * gain).clamp(0, 1)
+            off = off + 0.4 * torch.randn(off.shape, generator=gen)
+            gain = torch.empty(1, LIMBS, 1, 1).uniform_(0.5, 1.0, generator=gen)
+            speckle = 0.25 * torch.rand(limbs.shape, generator=gen) ** 3
+            limbs = (_blur(limbs, 1.0) * gain + speckle).clamp(0, 1)
+        radius = cfg["targets"]["disk_radius"] / cfg["output_stride"]
+        cand = candidates(
+            hough_vote(heat, off, radius),
+            off,
+            d["top_k"],
+            d["candidate_threshold"],
+            cfg["output_stride"],
+            heat,
+            d["dedup_radius"],
+        )
+        A = limb_scores(
+            limbs, cand, d["limb_samples"], cfg["output_stride"], d["limb_extend"]
+        )
+        A = torch.where(A > d["limb_threshold"], A, torch.zeros_like(A))  # noqa: SIM300
+        pairs = limb_pairs()
+        out.append((A[0], cand.valid[0, pairs[:, 0]], cand.valid[0, pairs[:, 1]]))
+    A, rows, cols = (torch.cat([o[i] for o in out]) for i in range(3))
+    busy = (A > 0).flatten(1).sum(1) > 1  # problems with a choice to make
+    return A[busy], rows[busy], cols[busy]
+
+
+def optimum(problems: Problems) -> torch.Tensor:
+    """The Hungarian optimum's total weight of each problem."""
+    A, rows, cols = problems
+    return matching_weight(A.double(), hungarian_match(A, rows, cols))
+
+
+def reached(
+    problems: Problems, matcher: str, best: torch.Tensor | None = None, **settings: Any
+) -> float:
+    """Fraction of problems whose matching weighs as much as the Hungarian optimum."""
+    A, rows, cols = problems
+    best = optimum(problems) if best is None else best
+    got = matching_weight(A.double(), solve(A, rows, cols, matcher, **settings))
+    return float((got >= best - TOLERANCE).double().mean())
+
+
+def solve_times(k: int, repeats: int, settings: dict) -> tuple[float, float]:
+    """Median ms of the PGD matcher and of scipy's Hungarian over 19 limbs of K x K."""
+    A, rows, cols = structured_problems(np.random.default_rng(k), k, LIMBS)
+    pgd = time_ms(lambda: solve(A, rows, cols, "pgd", **settings), repeats)
+    hungarian = time_ms(lambda: hungarian_match(A, rows, cols), repeats)
+    return float(np.median(pgd)), float(np.median(hungarian))
+
+
+def sweep(quick: bool) -> list[str]:
+    """Markdown rows: reach fraction per (T, N, alpha, swaps) and problem family."""
+    count = 40 if quick else 200
+    families = {
+        f"structured K={k}": structured_problems(np.random.default_rng(k), k, count)
+        for k in (10, 20, 30)
+    }
+    families["uniform K=30"] = uniform_problems(np.random.default_rng(30), 30, count)
+    families["decode (noisy maps)"] = decode_problems(10 if quick else 100)
+    grid = itertools.product((10, 20, 50), (2, 5, 10), (0.01, 0.1, 1.0, 3.0), (0, 5))
+    if quick:
+        grid = [(20, 5, 0.01, 0), (50, 5, 0.01, 0), (20, 5, 1.0, 0), (20, 5, 1.0, 5)]
+    best = {name: optimum(p) for name, p in families.items()}
+    rows = [
+        "| T | N | alpha | 2-opt | " + " | ".join(families) + " |",
+        "|---|---|---|---|" + "---|" * len(families),
+    ]
+    for steps, inner, alpha, swaps in tqdm(list(grid), desc="sweep"):
+        settings = dict(steps=steps, inner_steps=inner, alpha=alpha, swaps=swaps)
+        cells = [
+            f"{reached(p, 'pgd', best[name], **settings):.3f}"
+            for name, p in families.items()
+        ]
+        rows.append(
+            f"| {steps} | {inner} | {alpha} | {swaps} | " + " | ".join(cells) + " |"
+        )
+    greedy = [f"{reached(p, 'greedy', best[n]):.3f}" for n, p in families.items()]
+    rows.append("| greedy | | | | " + " | ".join(greedy) + " |")
+    return rows
+
+
+def decode_times(repeats: int) -> dict[str, float]:
+    """Median ms of decode_fixed (batch 1, default config, eager), 1 and 30 people."""
+    from trainers.synth import generate_scene
+    from trainers.targets import encode
+
+    cfg = load_config()
+    classes = len(taxonomy(cfg["model"]["taxonomy"])["classes"])
+    radius = cfg["targets"]["disk_radius"] / cfg["output_stride"]
+    out = {}
+    for people in (1, 30):
+        scene = generate_scene(people, size=cfg["input_size"], people=(people, people))
+        t = {k: torch.from_numpy(v)[None] for k, v in encode(scene, cfg).items()}
+        maps = {
+            "parts": F.one_hot(t["parts"] % 255, classes).permute(0, 3, 1, 2).float(),
+            "heatmap": t["heatmap"],
+            "offsets": t["offsets"],
+            "limbs": t["limbs"],
+            "hough": hough_vote(t["heatmap"], t["offsets"], radius),
+            "dspf": t["dspf_4"],
+        }
+        for matcher in ("pgd", "greedy", "hungarian"):
+            with torch.inference_mode():
+                ms = time_ms(lambda m=maps, k=matcher: decode_fixed(m, cfg, k), repeats)
+            out[f"{people} people, {matcher}"] = float(np.median(ms))
+    return out
+
+
+def run() -> None:
+    ap = parser(__doc__.splitlines()[0])
+    ap.add_argument(
+        "--sweep",
+        action="store_true",
+        help="also print the settings table of docs/MATCHING.md",
+    )
+    ap.add_argument(
+        "--decode",
+        action="store_true",
+        help="also time the whole decode for 1 and 30 people",
+    )
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    info = machine()
+    settings = load_config()["decode"]["pgd"]
+    ks = [1, 2, 5, 10, 20, 30] if args.quick else [1, 2, 3, 5, 8, 10, 15, 20, 25, 30]
+    count = 50 if args.quick else 300
+    repeats = 5 if args.quick else 20
+    record: dict[str, list] = {
+        key: []
+        for key in (
+            "K",
+            "optimal_fraction",
+            "greedy_optimal_fraction",
+            "pgd_ms",
+            "hungarian_ms",
+        )
+    }
+    for k in tqdm(ks, desc="K"):
+        problems = structured_problems(np.random.default_rng(1000 + k), k, count)
+        pgd_ms, hungarian_ms = solve_times(k, repeats, settings)
+        record["K"].append(k)
+        record["optimal_fraction"].append(
+            round(reached(problems, "pgd", **settings), 4)
+        )
+        record["greedy_optimal_fraction"].append(round(reached(problems, "greedy"), 4))
+        record["pgd_ms"].append(round(pgd_ms, 3))
+        record["hungarian_ms"].append(round(hungarian_ms, 3))
+    write_json(record, args.json)
+    print(machine_line(info))
+    print(f"decode.pgd = {settings}")
+    for i, k in enumerate(record["K"]):
+        print(
+            f"K={k:2d}: PGD optimal {record['optimal_fraction'][i]:.3f}, greedy "
+            f"{record['greedy_optimal_fraction'][i]:.3f}; PGD {record['pgd_ms'][i]:.2f}"
+            f" ms, Hungarian {record['hungarian_ms'][i]:.2f} ms (19 limbs)"
+        )
+    if args.decode:
+        for name, ms in decode_times(3 if args.quick else 15).items():
+            print(f"decode_fixed, {name}: {ms:.1f} ms")
+    if args.sweep:
+        print("\n".join(sweep(args.quick)))
+
+
+if __name__ == "__main__":
+    main_guard(run)
