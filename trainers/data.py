@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from configs import ConfigError
 from trainers.augment import augment
+from trainers.datasets import open_dataset
 from trainers.datasets.common import map_parts
 from trainers.scene import Scene
 from trainers.synth import generate_scene
@@ -83,7 +84,7 @@ class TrainScenes(Dataset):
         self.pool = pool
         self.taxonomy = cfg["model"]["taxonomy"]
         real = cfg["data"].get("real") or []
-        self.real = [_open_real(item["spec"]) for item in real]
+        self.real = [open_dataset(item["spec"]) for item in real]
         weights = [cfg["data"]["synthetic_weight"] if cfg["data"]["synthetic"] else 0.0]
         weights += [float(item.get("weight", 1.0)) for item in real]
         total = sum(weights)
@@ -94,8 +95,15 @@ class TrainScenes(Dataset):
     def __len__(self) -> int:
         return 2**31 - 1 - TRAIN_SEED_BASE
 
+    def _rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.cfg["train"]["seed"], int(index)])
+
+    def source(self, index: int) -> int:
+        """0 for a synthetic sample, k for the k-th entry of `data.real`."""
+        return int(np.searchsorted(self.cumulative, self._rng(index).random(), "right"))
+
     def __getitem__(self, index: int) -> Scene:
-        rng = np.random.default_rng([self.cfg["train"]["seed"], int(index)])
+        rng = self._rng(index)
         source = int(np.searchsorted(self.cumulative, rng.random(), side="right"))
         if source == 0:
             scene = (
@@ -107,14 +115,6 @@ class TrainScenes(Dataset):
             data = self.real[source - 1]
             scene = data[int(rng.integers(len(data)))]
         return augment(to_taxonomy(scene, self.taxonomy), rng, self.cfg)
-
-
-def _open_real(spec: str) -> Sequence[Scene]:
-    try:
-        from trainers.datasets import open_dataset
-    except ImportError as exc:
-        raise ConfigError(f"real data set '{spec}' needs trainers.datasets") from exc
-    return open_dataset(spec)
 
 
 class BatchPlan(Sampler[list[int]]):

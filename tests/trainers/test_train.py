@@ -14,7 +14,14 @@ import torch.multiprocessing as mp
 
 from configs import load_config
 from nets.model import load_checkpoint
-from trainers.data import EVAL_SEED_LIMIT, BatchPlan, heldout_seeds, train_seed
+from trainers.data import (
+    EVAL_SEED_LIMIT,
+    BatchPlan,
+    TrainScenes,
+    heldout_seeds,
+    train_seed,
+)
+from trainers.targets import encode_batch
 from trainers.train import Dist, lr_at, main, train
 
 
@@ -50,6 +57,23 @@ def test_batch_plan_ddp_equals_accumulation():
     two = [list(BatchPlan(8, 3, 5, rank=r, world=2, accumulate=1)) for r in (0, 1)]
     assert one == [x for pair in zip(*two, strict=True) for x in pair]
     assert sorted(i for b in one for i in b) == list(range(24, 40))
+
+
+def test_real_data_mixes_with_synthetic():
+    """data.real: COCO's real sample (parts derived from keypoints) beside synthetic
+    scenes, by weight, every sample at the input size and encodable."""
+    coco = Path(__file__).resolve().parents[3] / "shared" / "data" / "formats" / "coco"
+    cfg = tiny_cfg()
+    cfg["data"]["real"] = [{"spec": f"coco:{coco / 'test_coco.json'},images={coco}",
+                            "weight": 1.0}]  # fmt: skip
+    data = TrainScenes(cfg)
+    sources = [data.source(i) for i in range(8)]
+    assert set(sources) == {0, 1}
+    scenes = [data[i] for i in range(8)]
+    assert all(s.image.shape == (64, 64, 3) and s.taxonomy == "fine" for s in scenes)
+    assert encode_batch(scenes, cfg)["image"].shape == (8, 3, 64, 64)
+    cfg["data"]["synthetic"] = False
+    assert {TrainScenes(cfg).source(i) for i in range(8)} == {1}
 
 
 def test_schedules():
