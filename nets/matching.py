@@ -34,18 +34,19 @@ def _pair_mask(
     return mask
 
 
-def _project_rows(X: Tensor, spread: Tensor) -> Tensor:
-    """Exact Euclidean projection onto {each row sums to <= 1} within the active pairs.
+def _excess(X: Tensor, spread: Tensor, dim: int) -> Tensor:
+    """What the exact Euclidean projection onto {sums along `dim` <= 1} subtracts.
 
-    The set is a product of half-spaces, one per row, so the projection moves only the
-    rows that violate, each by its excess spread evenly over its active entries
-    (`spread` = pair mask / active count per row). The supplement's operator subtracts
-    the mean excess from the whole matrix once any row violates, which also moves rows
-    that satisfy the constraint; per row it is the same formula and exact.
-    X is zero outside the active pairs, so plain sums are sums over them.
+    The set is a product of half-spaces, one per row (dim=-1) or column (dim=-2), so
+    the projection moves only the lines that violate, each by its own excess spread
+    evenly over its active entries (`spread` = pair mask / active count per line).
+    The supplement's operator subtracts the mean excess from the whole matrix once any
+    line violates, which also moves lines that satisfy the constraint; per line it is
+    the same formula and exact. X is zero outside the active pairs, so plain sums are
+    sums over them. The projection is X - excess, and excess is also Dykstra's
+    correction for that set.
     """
-    excess = torch.relu(X.sum(-1, keepdim=True) - 1.0)
-    return X - excess * spread
+    return torch.relu(X.sum(dim, keepdim=True) - 1.0) * spread
 
 
 def pgd_match(
@@ -68,7 +69,7 @@ def pgd_match(
     """
     mask = _pair_mask(A, valid_rows, valid_cols) * (A > 0).to(A.dtype)
     spread_rows = mask / mask.sum(-1, keepdim=True).clamp(min=1.0)
-    spread_cols = (mask / mask.sum(-2, keepdim=True).clamp(min=1.0)).transpose(-1, -2)
+    spread_cols = mask / mask.sum(-2, keepdim=True).clamp(min=1.0)
     step = alpha * A * mask
     Y = torch.zeros_like(A)
     total = torch.zeros_like(A)
@@ -78,13 +79,11 @@ def pgd_match(
         u2 = torch.zeros_like(A)
         u3 = torch.zeros_like(A)
         for _ in range(inner_steps):
-            Z = X + u1
-            X1 = _project_rows(Z, spread_rows)
-            u1 = Z - X1
-            Z = X1 + u2
-            X2 = _project_rows(Z.transpose(-1, -2), spread_cols).transpose(-1, -2)
-            u2 = Z - X2
-            Z = X2 + u3
+            Z = X + u1  # C1, rows
+            u1 = _excess(Z, spread_rows, -1)
+            Z = Z - u1 + u2  # C2, columns
+            u2 = _excess(Z, spread_cols, -2)
+            Z = Z - u2 + u3  # C3, Y >= 0
             X = torch.relu(Z)
             u3 = Z - X
         Y = X
