@@ -9,7 +9,7 @@ gives), the fraction whose rounded PGD solution (the decode's settings,
 and median solve times over all 19 limbs at once. The JSON holds exactly K,
 optimal_fraction, greedy_optimal_fraction, pgd_ms and hungarian_ms.
 
---sweep prints the (T, N, alpha, 2-opt rounds) table of docs/MATCHING.md on structured,
+--sweep prints the (T, N, alpha, polish rounds) table of docs/MATCHING.md on structured,
 uniform random and decode-derived problems; --decode times the whole fixed-size decode
 on 1- and 30-person scenes.
 """
@@ -170,7 +170,7 @@ def sweep(quick: bool) -> list[str]:
         grid = [(20, 5, 0.01, 0), (50, 5, 0.01, 0), (20, 5, 1.0, 0), (20, 5, 1.0, 5)]
     best = {name: optimum(p) for name, p in families.items()}
     rows = [
-        "| T | N | alpha | 2-opt | " + " | ".join(families) + " |",
+        "| T | N | alpha | polish | " + " | ".join(families) + " |",
         "|---|---|---|---|" + "---|" * len(families),
     ]
     for steps, inner, alpha, swaps in tqdm(list(grid), desc="sweep"):

@@ -7,8 +7,8 @@ one person as for thirty (docs/ARCHITECTURE.md, "Decode" and "Decode input").
 
 Steps: Hough-map peaks -> candidates (`candidates`); limb maps sampled along every
 candidate pair -> score matrices (`limb_scores`); one-partner-per-limb matching
-(`nets.matching`); candidates joined into people over the 16 tree limbs, then halves of
-a person whose head is missing re-joined over the redundant limbs (`assemble`); the
+(`nets.matching`); candidates joined into people over the 16 tree limbs, then pieces
+of a person missing a tree joint re-joined over the redundant limbs (`assemble`); the
 P best people (`select_people`); each foreground pixel given to a person by the paper's
 Eq. 17 (`assign_pixels`).
 """
@@ -25,8 +25,7 @@ from nets.matching import greedy_match, hungarian_match, improve_swaps, solve
 from trainers.scene import Prediction
 
 Tensor = torch.Tensor
-NUM_JOINTS = 17
-JOIN_SWAPS = 5  # 2-opt rounds when joining pieces of people (few open pairs)
+JOIN_SWAPS = 5  # polish rounds when joining pieces of people (few open pairs)
 
 
 class Candidates(NamedTuple):
@@ -206,8 +205,9 @@ def _join(
 
     Only pairs whose pieces share no keypoint type may join; those pairs are matched
     among themselves (so a whole person's limb never takes a piece's partner) with the
-    Hungarian for matcher="hungarian", else greedy + 2-opt. A piece that can join
-    through its type a lacks type c, so joins pair pieces one-to-one and apply at once.
+    Hungarian for matcher="hungarian", else greedy + `improve_swaps`. A piece that can
+    join through its type a lacks type c, so joins pair pieces one-to-one and apply at
+    once.
     """
     b, j, k = cand.valid.shape
     labels = flat.reshape(b, j, k)
