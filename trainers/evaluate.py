@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -37,7 +38,7 @@ from trainers.data import heldout_seeds, synthetic_scene, to_taxonomy
 from trainers.datasets.common import DatasetError
 from trainers.metrics import evaluate as score
 from trainers.metrics import miou, part_ap
-from trainers.plots import save_overlays
+from trainers.plots import save_figure, save_overlays
 from trainers.scene import Prediction, Scene
 
 # The paper's tables: MHP v2 (instance-level parts), PASCAL-Person-Part (regions), COCO.
@@ -167,6 +168,34 @@ def format_table(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def read_frame(spec: str) -> np.ndarray:
+    """'VIDEO:N' -> frame N of the video as H x W x 3 uint8 RGB."""
+    path, _, index = spec.rpartition(":")
+    if not path or not index.isdigit():
+        raise ConfigError(f"--frame needs VIDEO:N, got '{spec}'")
+    try:
+        with av.open(path) as container:
+            for i, frame in enumerate(container.decode(video=0)):
+                if i == int(index):
+                    return frame.to_ndarray(format="rgb24")
+    except (OSError, av.FFmpegError) as exc:
+        raise ConfigError(f"cannot read video {path}: {exc}") from exc
+    raise ConfigError(f"{path} has no frame {index}")
+
+
+def show_frame(model: InferenceModel, image: np.ndarray, path: Path) -> Prediction:
+    """What the model makes of one real picture (no ground truth): the picture
+    letterboxed to the input, and the prediction's parts, people and skeletons."""
+    h, w = image.shape[:2]
+    empty = Scene(image, np.zeros((h, w), np.uint8), np.zeros((h, w), np.uint16),
+                  np.zeros((0, 17, 3), np.float32), np.zeros(0, np.int64),
+                  model.cfg["model"]["taxonomy"])  # fmt: skip
+    scene = letterbox(empty, model.cfg["input_size"])
+    pred = predict(model, [scene])[0]
+    save_figure(path, scene, pred, model.cfg["model"]["taxonomy"])
+    return pred
+
+
 def load_model(checkpoint: str | None) -> tuple[InferenceModel, dict[str, Any], str]:
     if checkpoint:
         model, cfg = load_checkpoint(checkpoint)
@@ -198,6 +227,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the metrics here")
     parser.add_argument("--overlays", help="folder for the worst scenes' overlays")
     parser.add_argument("--worst", type=int, default=4, help="overlays to draw")
+    parser.add_argument(
+        "--frame",
+        metavar="VIDEO:N",
+        help="instead: draw the model's output on frame N of a real video (PNG in "
+        "--overlays)",
+    )
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
@@ -206,6 +241,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.count < 1:
             raise ConfigError("--count must be at least 1")
         model, cfg, name = load_model(args.checkpoint)
+        if args.frame:
+            out = Path(args.overlays or ".") / f"{Path(args.frame).stem}_frame.png"
+            pred = show_frame(model, read_frame(args.frame), out)
+            print(f"{name}: {len(pred.scores)} people on {args.frame} -> {out}")
+            return 0
         scenes = scenes_for(args.data, cfg, args.count, args.seed)
         metrics, gts, preds = run(model, cfg, scenes, args.count, args.batch)
     except (ConfigError, CheckpointError, DatasetError) as exc:

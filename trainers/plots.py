@@ -74,9 +74,15 @@ def save_overlays(
     paths = []
     for gt, pred, name in zip(gts, preds, names, strict=True):
         top = preview(gt)
-        bottom = preview(as_scene(pred, gt.image, taxonomy_name))
         gap = np.full((6, top.shape[1], 3), 255, np.uint8)
-        path = folder / f"{name}.png"
-        cv2.imwrite(str(path), np.vstack([top, gap, bottom])[:, :, ::-1])
-        paths.append(path)
+        bottom = preview(as_scene(pred, gt.image, taxonomy_name))
+        paths.append(folder / f"{name}.png")
+        cv2.imwrite(str(paths[-1]), np.vstack([top, gap, bottom])[:, :, ::-1])
     return paths
+
+
+def save_figure(path: Path, scene: Scene, pred: Prediction, taxonomy_name: str) -> None:
+    """The prediction alone on a picture (image | parts | instances | skeletons)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = preview(as_scene(pred, scene.image, taxonomy_name))
+    cv2.imwrite(str(path), image[:, :, ::-1])
