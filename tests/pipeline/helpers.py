@@ -22,6 +22,7 @@ decode:
   max_people: 6
   candidate_threshold: 0.0   # random weights: let candidates through so people appear
   person_threshold: 0.0
+  limb_threshold: 0.0
 pipeline:
   queue_hwm: 2
 """

@@ -1,6 +1,6 @@
 """The real pipeline end to end (real ZeroMQ sockets, real PyAV decode and encode, the
-real network with random weights in a tiny config): frame counts, stats, transports
-agreeing, Ctrl-C, and one-line errors for bad input."""
+real network: a tiny one, seeded random weights saved as a checkpoint): frame counts,
+stats, transports agreeing, Ctrl-C, and one-line errors for bad input."""
 
 import json
 import os
@@ -26,10 +26,24 @@ STAGES = {"source", "preprocess", "infer", "postprocess", "track", "render", "si
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("cfg") / "tiny.yaml"
-    path.write_text(TINY_CONFIG)
-    return str(path)
+def tiny(tmp_path_factory) -> dict[str, str]:
+    """A tiny network (random weights, seeded) as a checkpoint, and its config."""
+    import torch
+
+    from configs import load_config
+    from nets.model import build_model, save_checkpoint
+
+    folder = tmp_path_factory.mktemp("tiny")
+    (folder / "tiny.yaml").write_text(TINY_CONFIG)
+    cfg = load_config(folder / "tiny.yaml")
+    torch.manual_seed(0)
+    save_checkpoint(folder / "tiny.pt", build_model(cfg), cfg)
+    return {"config": str(folder / "tiny.yaml"), "checkpoint": str(folder / "tiny.pt")}
+
+
+def cli(tiny: dict[str, str]) -> list[str]:
+    return ["--config", tiny["config"], "--checkpoint", tiny["checkpoint"],
+            "--backend", "torch"]
 
 
 @pytest.fixture(autouse=True)
@@ -44,13 +58,13 @@ def count_frames(path: Path) -> int:
 
 def test_synthetic_crowd_transcodes_every_frame_and_writes_stats(tiny, tmp_path):
     out, stats = tmp_path / "overlay.mp4", tmp_path / "stats.json"
-    opts = StreamOptions(config=tiny, backend="torch", output=str(out), hud=False,
+    opts = StreamOptions(**tiny, backend="torch", output=str(out), hud=False,
                          progress=False, synthetic={"frames": 6, "size": 128})
     result = run_pipeline(opts)
     assert result.errors == []
     assert count_frames(out) == 6 == result.stats["frames"]
     assert result.stats["dropped"] == 0
-    run_stream.main(["--config", tiny, "--backend", "torch", "--source",
+    run_stream.main([*cli(tiny), "--source",
                      str(write_clip(tmp_path / "in.mp4", 5)), "--output",
                      str(tmp_path / "o.mkv"), "--stats-json", str(stats), "--quiet"])
     data = json.loads(stats.read_text())
@@ -67,7 +81,7 @@ def test_shared_clips_keep_frame_count(tiny, tmp_path, name):
     if not clip.is_file():
         pytest.skip(f"{clip} is not here (../shared is only on the dev machines)")
     out = tmp_path / "out.mp4"
-    code = run_stream.main(["--config", tiny, "--backend", "torch", "--source",
+    code = run_stream.main([*cli(tiny), "--source",
                             str(clip), "--output", str(out), "--max-frames", "4",
                             "--quiet"])
     assert code == 0
@@ -84,7 +98,7 @@ def test_threads_and_processes_give_identical_outputs(tiny, tmp_path):
     for transport in ("inproc", "ipc"):
         out = tmp_path / f"{transport}.mp4"
         result = run_pipeline(StreamOptions(
-            source=str(clip), config=tiny, backend="torch", output=str(out),
+            source=str(clip), **tiny, backend="torch", output=str(out),
             hud=False, transport=transport, progress=False))
         assert result.errors == [] and result.stats["people_mean"] > 0
         outputs[transport] = decode_frames(out)
@@ -98,7 +112,7 @@ def test_sigint_finalises_a_playable_file(tiny, tmp_path):
     out = tmp_path / "cut.mp4"
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     proc = subprocess.Popen(
-        [sys.executable, "run_stream.py", "--config", tiny, "--backend", "torch",
+        [sys.executable, "run_stream.py", *cli(tiny),
          "--source", str(clip), "--realtime", "--output", str(out), "--quiet"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in proc.stderr:                 # wait until frames flow
