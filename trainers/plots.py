@@ -23,7 +23,7 @@ def loss_curve(csv_path: Path, png_path: Path) -> None:
     if not rows:
         return
     its = [int(r["iteration"]) for r in rows]
-    skip = {"iteration", "step", "lr", "img_per_s", "loss"}
+    skip = {"iteration", "step", "lr", "img_per_s", "unix_time", "loss"}
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     for key in rows[0]:
         if key in skip:

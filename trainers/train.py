@@ -204,7 +204,7 @@ class ScalarLog:
     def add(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
         for key, value in row.items():
-            if key != "iteration":
+            if key not in ("iteration", "unix_time"):
                 self.tb.add_scalar(key, value, row["iteration"])
         keys = list(dict.fromkeys(k for r in self.rows for k in r))
         tmp = self.path.with_suffix(".tmp")
@@ -396,6 +396,7 @@ def _run_step(
                 "lr": lr,
                 **{k: v / logged for k, v in sums.items()},
                 "img_per_s": seen / max(elapsed, 1e-9),
+                "unix_time": time.time(),
             }
             if log:
                 log.add(row)
