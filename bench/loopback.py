@@ -109,15 +109,36 @@ class Publisher:
         return sent
 
 
-def _connect(url: str, fmt: str, options: dict[str, str], stop: Any) -> Any:
+def _connect(url: str, fmt: str, options: dict[str, str], first: np.ndarray,
+             fps: float, gop: int, stop: Any) -> tuple[Any, Any, float]:
+    """(container, stream, send time) once frame 0 is through, or Nones if stopped.
+
+    A client muxer only reaches the server when it writes its header, with the first
+    packet: until that succeeds the server is not listening yet, so try again.
+    """
     import av
 
+    rate = Fraction(fps).limit_denominator(1000)
     while not stop.is_set():
+        out = None
         try:
-            return av.open(url, "w", format=fmt, options=options)
+            out = av.open(url, "w", format=fmt, options=options)
+            stream = out.add_stream("libx264", rate=rate)
+            stream.width, stream.height = first.shape[1], first.shape[0]
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"preset": "ultrafast", "tune": "zerolatency",
+                              "g": str(gop)}
+            frame = av.VideoFrame.from_ndarray(stamp(first, 0), format="rgb24")
+            frame.pts, frame.time_base = 0, 1 / rate
+            sent = time.time()
+            out.mux(stream.encode(frame))
+            return out, stream, sent
         except (av.error.FFmpegError, OSError):
-            time.sleep(0.05)  # the server is not listening yet
-    return None
+            if out is not None:
+                with contextlib.suppress(av.error.FFmpegError, OSError):
+                    out.close()
+            time.sleep(0.05)
+    return None, None, 0.0
 
 
 def _publish(url: str, fmt: str, options: dict[str, str], frames: list[np.ndarray],
@@ -126,28 +147,24 @@ def _publish(url: str, fmt: str, options: dict[str, str], frames: list[np.ndarra
 
     sent: dict[int, float] = {}
     try:
-        out = _connect(url, fmt, options, stop)
+        out, stream, first_sent = _connect(url, fmt, options, frames[0], fps, gop, stop)
         if out is not None:
-            rate = Fraction(fps).limit_denominator(1000)
-            stream = out.add_stream("libx264", rate=rate)
-            height, width = frames[0].shape[:2]
-            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            stream.options = {"preset": "ultrafast", "tune": "zerolatency",
-                              "g": str(gop)}
-            start, index = time.monotonic(), 0
+            sent[0] = first_sent
+            time_base = 1 / Fraction(fps).limit_denominator(1000)
+            start, index = time.monotonic(), 1
             while not stop.is_set() and index < 2 ** STAMP_BITS:
+                delay = start + index / fps - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
                 image = stamp(frames[index % len(frames)], index)
                 frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-                frame.pts, frame.time_base = index, 1 / rate
+                frame.pts, frame.time_base = index, time_base
                 sent[index] = time.time()
                 try:
                     out.mux(stream.encode(frame))
                 except (av.error.FFmpegError, OSError):
                     break  # the receiver has gone: the run is over
                 index += 1
-                delay = start + index / fps - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
             with contextlib.suppress(av.error.FFmpegError, OSError):
                 out.close()
         results.put((None, sent))

@@ -4,8 +4,8 @@
 
 The pipeline `run_stream.py` runs (threads in this process, the default transport)
 transcodes a clip replayed over and over for S seconds (600; --quick 60), every frame
-kept, as fast as it goes. A sampler thread reads this process's RSS every second from
-the moment the source starts (model loading is over by then).
+kept, as fast as it goes. A sampler thread reads this process's RSS twice a second
+from the moment the source starts (model loading is over by then).
 Growth compares the median RSS of the last tenth of the run with that of the second
 tenth (the first is start-up: model load, first inferences, allocator warm-up);
 the goal is under 5%.
@@ -55,7 +55,7 @@ def peak_rss_mb() -> float:
 class Sampler(threading.Thread):
     """Samples RSS every `period` seconds until stopped: [(time.time(), MiB), ...]."""
 
-    def __init__(self, period: float = 1.0) -> None:
+    def __init__(self, period: float = 0.5) -> None:
         super().__init__(name="bench-rss", daemon=True)
         self.period = period
         self.samples: list[tuple[float, float]] = []
@@ -98,7 +98,7 @@ def run(args: Any) -> dict[str, Any]:
     started = (done.reports.get("source") or {}).get("started", 0.0)
     samples = [(round(t - started, 2), mb) for t, mb in samples if t >= started]
     if len(samples) < 10:
-        raise BenchError("run too short to judge memory (need at least 10 s)")
+        raise BenchError("run too short to judge memory (need at least 5 s)")
     early, late, rel = growth(samples)
     return {"machine": info, "clip": clip.name, "seconds": seconds,
             "backend": args.backend, "frames": done.stats.get("frames", 0),
@@ -137,7 +137,7 @@ def doc_section(record: dict[str, Any]) -> str:
         machine_line(record["machine"]),
         f"Backend {record['backend']}; threads transport; every frame kept (transcode "
         "mode) into an H.264 file. RSS of the whole process (model, pipeline, "
-        "encoder), sampled every second.",
+        "encoder), sampled twice a second.",
         table(["clip", "seconds", "frames", "loops", "FPS", "RSS 2nd tenth MiB",
                "RSS last tenth MiB", "growth", "peak MiB"], [row]),
         "![memory](bench/memory.png)",

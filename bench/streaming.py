@@ -105,7 +105,7 @@ def live_run(name: str, frames: list[np.ndarray], fps: float, seconds: float,
 def run(args: Any) -> dict[str, Any]:
     info = machine()
     run_opts = {"backend": args.backend, "config": args.config}
-    seconds = 6.0 if args.quick else args.seconds
+    seconds = args.seconds or (6.0 if args.quick else 20.0)
     frames = crowd(30 if args.quick else 90, (3, 6), args.seed)
     cap = capacity(frames[:20] if args.quick else frames + frames, run_opts)
     plans = [("live", CAMERA_FPS, "auto"), ("overload", 2 * cap, "auto")]
@@ -170,13 +170,13 @@ def doc_section(record: dict[str, Any]) -> str:
 def main() -> None:
     ap = parser(__doc__.splitlines()[0])
     ap.add_argument("--protocol", choices=PROTOCOLS, default="rtmp")
-    ap.add_argument("--seconds", type=float, default=20.0,
-                    help="length of each live run (full run)")
+    ap.add_argument("--seconds", type=float,
+                    help="length of each live run (default 20, quick 6)")
     ap.add_argument("--backend", default="auto", help="inference backend")
     ap.add_argument("--config", help="config file over configs/default.yaml")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    if args.seconds <= 0:
+    if args.seconds is not None and args.seconds <= 0:
         raise BenchError("--seconds must be positive")
     record = run(args)
     write_json(record, args.json)
