@@ -34,7 +34,13 @@ from bench.common import (
 from bench.report import table, update_section
 from nets.decode import decode_fixed
 from nets.export import export_onnx
-from nets.model import DEFAULT_WEIGHTS, InferenceModel, activations, load_default_model
+from nets.model import (
+    DEFAULT_WEIGHTS,
+    InferenceModel,
+    activations,
+    load_checkpoint,
+    load_default_model,
+)
 from nets.runtimes import (
     OnnxRuntime,
     OpenVinoRuntime,
@@ -138,7 +144,8 @@ def run(args: Any) -> dict[str, Any]:
     threads = args.threads
     torch.set_num_threads(threads)
     info = machine()
-    model, cfg = load_default_model()
+    model, cfg = (load_checkpoint(args.checkpoint) if args.checkpoint
+                  else load_default_model())
     model.eval()
     sizes = [256] if args.quick else [256, 384, 512]
     repeats, warmup = (3, 1) if args.quick else (30, 3)
@@ -151,9 +158,11 @@ def run(args: Any) -> dict[str, Any]:
             rows += bench_size(model, cfg, size, backends, repeats, warmup, threads,
                                Path(tmp))
     decode = eager_decode(model, cfg, int(cfg["input_size"]), repeats, matchers)
-    return {"machine": info, "weights": "trained" if DEFAULT_WEIGHTS.is_file()
-            else "random", "threads": threads, "repeats": repeats, "rows": rows,
-            "warmup": warmup, "eager_decode_ms": decode}
+    weights = (args.checkpoint or "nets/weights/default.pt"
+               if args.checkpoint or DEFAULT_WEIGHTS.is_file() else "random")
+    return {"machine": info, "weights": weights, "threads": threads,
+            "repeats": repeats, "warmup": warmup, "rows": rows,
+            "eager_decode_ms": decode}
 
 
 def doc_section(record: dict[str, Any]) -> str:
@@ -182,6 +191,7 @@ def doc_section(record: dict[str, Any]) -> str:
 def main() -> None:
     ap = parser(__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2, help="threads per backend")
+    ap.add_argument("--checkpoint", help="trained model (default: the shipped one)")
     args = ap.parse_args()
     if args.threads < 1:
         raise BenchError("--threads must be at least 1")

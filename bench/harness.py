@@ -76,18 +76,20 @@ def run_pipeline(
     key_fn: Callable[[Message], int] | None = None,
     output: str | None = None,
     config: str | None = None,
+    checkpoint: str | None = None,
 ) -> PipelineRun:
     """Run `source` through the product's stages and collect what came out.
 
-    config: a config file over configs/default.yaml (None: the default model)."""
+    config: a config file over configs/default.yaml; checkpoint: a trained model (None:
+    the shipped one, nets/weights/default.pt)."""
     cfg = load_config(config)
     with tempfile.TemporaryDirectory(prefix="bench-run-") as tmp:
         opts = StreamOptions(output=output or str(Path(tmp) / "out.mp4"),
-                             backend=backend, config=config, transport=transport,
-                             queue=queue, progress=False)
+                             backend=backend, config=config, checkpoint=checkpoint,
+                             transport=transport, queue=queue, progress=False)
         record = RecordSink(key_fn, getattr(source, "lockstep", None))
         sinks = [*make_sinks(opts), record]
-        stages = build_stages(opts, cfg, resolve_model(None, cfg), source, sinks)
+        stages = build_stages(opts, cfg, resolve_model(checkpoint, cfg), source, sinks)
         result = Runner(stages, RunOptions(transport, queue,
                                            int(cfg["pipeline"]["queue_hwm"]),
                                            progress=False)).run()

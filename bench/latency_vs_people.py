@@ -152,7 +152,8 @@ def run(args: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     counts = sorted(set(args.people) | ({GOAL_PEOPLE} if not args.quick else set()))
     frames = args.frames or (3 if args.quick else 20)
     passes = 2 if args.quick else 3
-    run_opts = {"backend": args.backend, "config": args.config}
+    run_opts = {"backend": args.backend, "config": args.config,
+                "checkpoint": args.checkpoint}
     scenes = make_scenes(counts, frames, args.seed)
     ours = ours_by_count(scenes, passes, args.fps, run_opts)
     tput = ({} if args.quick else
@@ -171,7 +172,7 @@ def run(args: Any) -> tuple[dict[str, Any], dict[str, Any]]:
             "p50_ms": [ours[n]["p50"] for n in args.people],
             "p99_ms": [ours[n]["p99"] for n in args.people],
             "peer_p50_ms": [theirs[n]["p50"] if theirs else None for n in args.people]}
-    model_cfg = resolve_model(None, load_config(args.config))
+    model_cfg = resolve_model(args.checkpoint, load_config(args.config))
     details = {"machine": info, "size": SIZE, "input_size": model_cfg["input_size"],
                "fps": args.fps, "config": args.config,
                "frames_per_count": frames, "passes": passes, "backend": args.backend,
@@ -265,8 +266,8 @@ def main() -> None:
                     help="most frames released per second (a camera's rate); a frame "
                          "is also held until the previous one has left the pipeline")
     ap.add_argument("--backend", default="auto", help="inference backend")
-    ap.add_argument("--config", help="config file over configs/default.yaml (model, "
-                    "input size); default: the shipped model")
+    ap.add_argument("--config", help="config file over configs/default.yaml")
+    ap.add_argument("--checkpoint", help="trained model (default: the shipped one)")
     ap.add_argument("--peer", choices=("on", "off"), default="on",
                     help="on: run the MediaPipe peer (builds .venv-peer the first "
                          "time, about a minute); off: skip it (peer_p50_ms: nulls)")

@@ -92,7 +92,7 @@ def run(args: Any) -> dict[str, Any]:
     source = LoopedVideoSource(str(clip), seconds, pace=False)
     try:
         done = run_pipeline(source, backend=args.backend, config=args.config,
-                            queue="all")
+                            checkpoint=args.checkpoint, queue="all")
     finally:
         samples = sampler.stop()
     started = (done.reports.get("source") or {}).get("started", 0.0)
@@ -151,6 +151,7 @@ def main() -> None:
                     help="length of the run (default 600, quick 60)")
     ap.add_argument("--backend", default="auto", help="inference backend")
     ap.add_argument("--config", help="config file over configs/default.yaml")
+    ap.add_argument("--checkpoint", help="trained model (default: the shipped one)")
     args = ap.parse_args()
     if args.seconds is not None and args.seconds <= 0:
         raise BenchError("--seconds must be positive")

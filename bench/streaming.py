@@ -104,7 +104,8 @@ def live_run(name: str, frames: list[np.ndarray], fps: float, seconds: float,
 
 def run(args: Any) -> dict[str, Any]:
     info = machine()
-    run_opts = {"backend": args.backend, "config": args.config}
+    run_opts = {"backend": args.backend, "config": args.config,
+                "checkpoint": args.checkpoint}
     seconds = args.seconds or (6.0 if args.quick else 20.0)
     frames = crowd(30 if args.quick else 90, (3, 6), args.seed)
     cap = capacity(frames[:20] if args.quick else frames + frames, run_opts)
@@ -174,6 +175,7 @@ def main() -> None:
                     help="length of each live run (default 20, quick 6)")
     ap.add_argument("--backend", default="auto", help="inference backend")
     ap.add_argument("--config", help="config file over configs/default.yaml")
+    ap.add_argument("--checkpoint", help="trained model (default: the shipped one)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     if args.seconds is not None and args.seconds <= 0:

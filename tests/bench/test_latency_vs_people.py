@@ -10,17 +10,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_json_contract(tmp_path: Path, tiny_config: str) -> None:
+def test_json_contract(tmp_path: Path, tiny: dict[str, str]) -> None:
     out = tmp_path / "latency.json"
     subprocess.run(
         [sys.executable, "-m", "bench.latency_vs_people", "--quick", "--json", str(out),
          "--people", "2,1", "--frames", "1", "--fps", "20", "--peer", "off",
-         "--no-clips", "--backend", "torch", "--config", tiny_config],
+         "--no-clips", "--backend", "torch", "--config", tiny["config"],
+         "--checkpoint", tiny["checkpoint"]],
         cwd=ROOT, check=True, capture_output=True, timeout=300)
     record = json.loads(out.read_text())
     assert set(record) == {"people", "p50_ms", "p99_ms", "peer_p50_ms"}
     assert record["people"] == [1, 2]
-    assert all(0 < p50 <= p99 for p50, p99 in zip(record["p50_ms"], record["p99_ms"]))
+    pairs = zip(record["p50_ms"], record["p99_ms"], strict=True)
+    assert all(0 < p50 <= p99 for p50, p99 in pairs)
     assert record["peer_p50_ms"] == [None, None]
     details = json.loads(out.with_suffix(".details.json").read_text())
     assert details["input_size"] == 64

@@ -35,12 +35,13 @@ def test_growth_uses_second_and_last_tenths() -> None:
     assert abs(rel - 0.1) < 1e-9
 
 
-def test_json_contract(tmp_path: Path, tiny_config: str) -> None:
+def test_json_contract(tmp_path: Path, tiny: dict[str, str]) -> None:
     clip, out = tmp_path / "clip.mp4", tmp_path / "memory.json"
     write_clip(clip)
     subprocess.run(
         [sys.executable, "-m", "bench.memory", "--json", str(out), "--clip", str(clip),
-         "--seconds", "8", "--backend", "torch", "--config", tiny_config],
+         "--seconds", "8", "--backend", "torch", "--config", tiny["config"],
+         "--checkpoint", tiny["checkpoint"]],
         cwd=ROOT, check=True, capture_output=True, timeout=300)
     record = json.loads(out.read_text())
     assert record["loops"] >= 1 and record["frames"] > 4  # it looped

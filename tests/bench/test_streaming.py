@@ -29,10 +29,10 @@ def test_stamps_survive_h264() -> None:
     assert read == indices
 
 
-def test_live_run_over_rtmp(tiny_config: str) -> None:
+def test_live_run_over_rtmp(tiny: dict[str, str]) -> None:
     frames = [np.full((96, 320, 3), 90, np.uint8)] * 4
     result = live_run("live", frames, 15.0, 2.5, "rtmp", "auto",
-                      {"backend": "torch", "config": tiny_config})
+                      {"backend": "torch", **tiny})
     assert result["frames_out"] >= 2
     assert result["frames_out"] + result["not_output"] == result["sent"]
     assert 0 < result["latency_ms"]["p50"] <= result["latency_ms"]["p99"]

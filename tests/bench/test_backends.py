@@ -1,0 +1,28 @@
+"""Smoke test of bench.backends on a tiny network: rows, parity, doc section."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.backends import bench_size, doc_section, eager_decode
+from bench.common import machine
+from nets.model import load_checkpoint
+
+
+def test_rows_and_parity(tmp_path: Path, tiny: dict[str, str]) -> None:
+    model, cfg = load_checkpoint(tiny["checkpoint"])
+    model.eval()
+    rows = bench_size(model, cfg, 64, ["torch", "onnxruntime"], repeats=2, warmup=1,
+                      threads=1, tmp=tmp_path)
+    assert [r["backend"] for r in rows] == ["torch", "onnxruntime"]
+    ref, ort = rows
+    assert ref["valid_agree"] == ref["parts_agree"] == 1.0 and ref["map_rel_err"] == 0
+    assert ort["map_rel_err"] < 1e-3 and ort["parts_agree"] > 0.99
+    for r in rows:
+        assert r["network_ms"] > 0 and 0 < r["median_ms"] <= r["p90_ms"]
+        assert abs(r["fps"] - 1000 / r["median_ms"]) < 0.1
+    decode = eager_decode(model, cfg, 64, repeats=1, matchers=("greedy",))
+    assert set(decode) == {"greedy_1", "greedy_30"}
+    record = {"machine": machine(), "weights": "random", "threads": 1, "repeats": 2,
+              "warmup": 1, "rows": rows, "eager_decode_ms": decode}
+    assert "| 64 | onnxruntime |" in doc_section(record)
