@@ -77,15 +77,32 @@ def runtime(backend: str, module: nn.Module, onnx_path: Path, threads: int) -> A
     return OpenVinoRuntime(onnx_path, threads, backend.split("-")[1])
 
 
+def person_distance_px(ref: np.ndarray, out: np.ndarray) -> float:
+    """Worst over ref's people of the mean joint distance to the closest out person.
+
+    People are matched as sets, not by slot: a backend may order equal-score people
+    differently. Joints absent (score 0) in ref do not count; no partner is inf.
+    """
+    worst = 0.0
+    for person in ref:
+        present = person[:, 2] > 0
+        if not present.any():
+            continue
+        if not len(out):
+            return float("inf")
+        d = np.linalg.norm(out[:, present, :2] - person[present, :2], axis=-1)
+        worst = max(worst, float(d.mean(-1).min()))
+    return worst
+
+
 def parity(ref: dict[str, np.ndarray], out: dict[str, np.ndarray]) -> dict[str, float]:
     """How far a backend's decode outputs are from torch's on the same frame."""
-    both = ref["person_valid"][0] & out["person_valid"][0]
-    kp_ref, kp_out = ref["keypoints"][0][both], out["keypoints"][0][both]
+    valid_ref, valid_out = ref["person_valid"][0], out["person_valid"][0]
     return {
-        "people": int(ref["person_valid"][0].sum()),
-        "valid_agree": float((ref["person_valid"] == out["person_valid"]).mean()),
-        "keypoint_max_px": float(np.abs(kp_ref[..., :2] - kp_out[..., :2]).max())
-        if both.any() else 0.0,
+        "people": int(valid_ref.sum()),
+        "people_out": int(valid_out.sum()),
+        "keypoint_px": person_distance_px(ref["keypoints"][0][valid_ref],
+                                          out["keypoints"][0][valid_out]),
         "parts_agree": float((ref["parts"] == out["parts"]).mean()),
         "instances_agree": float((ref["instances"] == out["instances"]).mean()),
     }
@@ -167,11 +184,11 @@ def run(args: Any) -> dict[str, Any]:
 
 def doc_section(record: dict[str, Any]) -> str:
     header = ["size", "backend", "median ms", "p90 ms", "FPS", "network ms",
-              "decode ms", "map rel. err", "people", "valid agree", "kp max px",
-              "parts agree", "inst. agree"]
+              "decode ms", "map rel. err", "people (torch / this)",
+              "keypoint px", "parts agree", "inst. agree"]
     rows = [[r["size"], r["backend"], r["median_ms"], r["p90_ms"], r["fps"],
-             r["network_ms"], r["decode_ms"], f"{r['map_rel_err']:.1e}", r["people"],
-             r["valid_agree"], r["keypoint_max_px"], r["parts_agree"],
+             r["network_ms"], r["decode_ms"], f"{r['map_rel_err']:.1e}",
+             f"{r['people']} / {r['people_out']}", r["keypoint_px"], r["parts_agree"],
              r["instances_agree"]] for r in record["rows"]]
     d = record["eager_decode_ms"]
     matchers = sorted({k.rsplit("_", 1)[0] for k in d})
@@ -181,7 +198,10 @@ def doc_section(record: dict[str, Any]) -> str:
         f"Weights: {record['weights']}; {record['threads']} threads per backend; "
         f"median of {record['repeats']} runs after {record['warmup']} warm-up runs; "
         "parity against "
-        "torch eager on the same 5-person frame.",
+        "torch eager on the same 5-person frame: map rel. err is the largest "
+        "difference of the network's activated maps over their range; keypoint px the "
+        "worst, over torch's people, mean joint distance to the closest person of this "
+        "backend (people matched as sets).",
         table(header, rows),
         "Eager-torch decode alone (ms, median) on the network's maps:",
         table(["matcher", "1 person", "30 people"], decode_rows),

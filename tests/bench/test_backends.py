@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.backends import bench_size, doc_section, eager_decode
+import numpy as np
+
+from bench.backends import bench_size, doc_section, eager_decode, person_distance_px
 from bench.common import machine
 from nets.model import load_checkpoint
 
@@ -16,7 +18,8 @@ def test_rows_and_parity(tmp_path: Path, tiny: dict[str, str]) -> None:
                       threads=1, tmp=tmp_path)
     assert [r["backend"] for r in rows] == ["torch", "onnxruntime"]
     ref, ort = rows
-    assert ref["valid_agree"] == ref["parts_agree"] == 1.0 and ref["map_rel_err"] == 0
+    assert ref["parts_agree"] == 1.0 and ref["map_rel_err"] == 0
+    assert ref["keypoint_px"] == 0 and ref["people"] == ref["people_out"]
     assert ort["map_rel_err"] < 1e-3 and ort["parts_agree"] > 0.99
     for r in rows:
         assert r["network_ms"] > 0 and 0 < r["median_ms"] <= r["p90_ms"]
@@ -26,3 +29,14 @@ def test_rows_and_parity(tmp_path: Path, tiny: dict[str, str]) -> None:
     record = {"machine": machine(), "weights": "random", "threads": 1, "repeats": 2,
               "warmup": 1, "rows": rows, "eager_decode_ms": decode}
     assert "| 64 | onnxruntime |" in doc_section(record)
+
+
+def test_people_are_matched_as_sets() -> None:
+    a = np.zeros((2, 17, 3), np.float32)
+    a[0, :, :2], a[1, :, :2], a[..., 2] = 10, 50, 1
+    assert person_distance_px(a, a[::-1]) == 0
+    moved = a.copy()
+    moved[1, :, 0] += 3
+    assert person_distance_px(a, moved) == 3
+    assert person_distance_px(a, a[:0]) == float("inf")
+    assert person_distance_px(a[:0], a) == 0
