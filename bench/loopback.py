@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.protocols import input_options
+from pipeline.watchdog import WatchedSource
 
 STAMP_BITS = 16
 STAMP_BLOCK = 16  # pixels per bit; survives H.264 at default quality
@@ -56,24 +56,28 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return s.getsockname()[1]
 
 
-def endpoint(protocol: str) -> tuple[str, str, dict[str, str], dict[str, str]]:
-    """(URL, publisher muxer, publisher options, the product's reader options).
-
-    RTMP and RTSP: the pipeline's source is the server (the product's `listen`
-    options) and the publisher connects to it. UDP: the source binds the port.
-    """
+def endpoint(protocol: str) -> tuple[str, str, dict[str, str]]:
+    """(URL on a free port, publisher muxer, publisher options)."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol '{protocol}' (use {', '.join(PROTOCOLS)})")
     if protocol == "udp":
         url = f"udp://127.0.0.1:{free_port(socket.SOCK_DGRAM)}"
-        return url, "mpegts", {"flush_packets": "1"}, input_options(url)
+        return url, "mpegts", {"flush_packets": "1"}
     url = f"{protocol}://127.0.0.1:{free_port()}/live/bench"
-    fmt, options = ("flv", {}) if protocol == "rtmp" else ("rtsp",
-                                                          {"rtsp_transport": "tcp"})
+    if protocol == "rtmp":
+        return url, "flv", {}
+    return url, "rtsp", {"rtsp_transport": "tcp"}
+
+
+def live_source(protocol: str, url: str) -> WatchedSource:
+    """The product's network source reading `url`: RTMP and RTSP as the server
+    (listen mode, the publisher connects to it), UDP bound to the port."""
+    if protocol == "udp":
+        return WatchedSource(url)
     # RTSP's listen mode rejects the product's "wait forever" (-1); RTMP's takes only
     # that (a finite `timeout` also reaches TCP, which reads it as microseconds).
     wait = 60.0 if protocol == "rtsp" else None
-    return url, fmt, options, input_options(url, listen=True, listen_timeout_s=wait)
+    return WatchedSource(url, listen=True, listen_timeout_s=wait)
 
 
 class Publisher:

@@ -4,8 +4,6 @@
   we time), released at a fixed rate like a live camera; with a `Lockstep`, only once
   the previous frame has left the pipeline, so latency is one frame's way through every
   stage with no queueing and no drops.
-* `LoopedVideoSource`: a clip decoded by the pipeline's own VideoSource, replayed for a
-  given wall-clock time (long memory runs on a short clip).
 * `TimedSource`: any source, cut after a wall-clock time from the pipeline's start,
   which it reports (frames sent before it, e.g. to a live stream's server while the
   model loaded, are a start-up backlog, not steady state).
@@ -21,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from pipeline.messages import Message, frame_message
-from pipeline.source import VideoSource
 
 
 class Lockstep:
@@ -74,50 +71,6 @@ class FramesSource:
         return None
 
 
-class LoopedVideoSource:
-    """Replays a video file for `seconds` of wall-clock time, at its frame rate when
-    `pace` (a live source) or as fast as the pipeline takes frames (a file)."""
-
-    name = "source"
-
-    def __init__(self, path: str, seconds: float, pace: bool = True) -> None:
-        self.path = path
-        self.seconds = seconds
-        self.pace = pace
-        self.live = pace
-        self.total: int | None = None
-        self.fps = 30.0
-        self.loops = 0
-        self.started = 0.0
-
-    def open(self) -> None:
-        probe = VideoSource(self.path)
-        probe.open()  # fails here, at start-up, for a bad path
-        self.fps = probe.fps
-        probe.close()
-
-    def frames(self) -> Iterator[Message]:
-        self.started = time.time()
-        end = time.monotonic() + self.seconds
-        index = 0
-        while time.monotonic() < end:
-            clip = VideoSource(self.path, pace=self.pace)
-            clip.open()
-            try:
-                for msg in clip.frames():
-                    if time.monotonic() >= end:
-                        return
-                    msg.header["index"] = index
-                    index += 1
-                    yield msg
-            finally:
-                clip.close()
-            self.loops += 1
-
-    def close(self) -> dict[str, Any] | None:
-        return {"loops": self.loops, "started": self.started}
-
-
 class TimedSource:
     """Wraps a source: stops after `seconds` and reports when it started."""
 
@@ -135,9 +88,9 @@ class TimedSource:
         self.inner.open()
         self.fps = self.inner.fps
 
-    def frames(self) -> Iterator[Message]:
+    def frames(self) -> Iterator[Message | None]:
         self.started = time.time()
-        for msg in self.inner.frames():
+        for msg in self.inner.frames():  # None: a waiting source's heartbeat
             if time.time() - self.started > self.seconds:
                 return
             yield msg

@@ -32,10 +32,9 @@ from bench.common import (
     write_json,
 )
 from bench.harness import run_pipeline, stage_percentiles
-from bench.loopback import PROTOCOLS, Publisher, endpoint, read_stamp
+from bench.loopback import PROTOCOLS, Publisher, endpoint, live_source, read_stamp
 from bench.report import PLOTS, table, update_section
 from bench.sources import FramesSource, TimedSource
-from pipeline.source import VideoSource
 from trainers.synth import generate_video
 
 SIZE = 384
@@ -64,12 +63,12 @@ def live_run(name: str, frames: list[np.ndarray], fps: float, seconds: float,
     Frames sent before the pipeline started plus a 1 s settling time are start-up
     backlog and are left out of every figure but the pipeline's total drop count.
     """
-    url, fmt, pub_options, reader_options = endpoint(protocol)
+    url, fmt, pub_options = endpoint(protocol)
     publisher = Publisher(url, fmt, pub_options, frames, fps)
     publisher.start()
     try:
-        source = VideoSource(url.split("?")[0], options=reader_options)
-        done = run_pipeline(TimedSource(source, seconds + SETTLE_S), queue=queue,
+        done = run_pipeline(TimedSource(live_source(protocol, url), seconds + SETTLE_S),
+                            queue=queue,
                             key_fn=lambda m: read_stamp(m.arrays["image"]), **run)
     finally:
         sent = publisher.stop()
