@@ -77,11 +77,13 @@ def run_pipeline(
     output: str | None = None,
     config: str | None = None,
     checkpoint: str | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> PipelineRun:
     """Run `source` through the product's stages and collect what came out.
 
     config: a config file over configs/default.yaml; checkpoint: a trained model (None:
-    the shipped one, nets/weights/default.pt)."""
+    the shipped one, nets/weights/default.pt); on_start: called when the source starts
+    (every stage is ready: the model has loaded)."""
     cfg = load_config(config)
     with tempfile.TemporaryDirectory(prefix="bench-run-") as tmp:
         opts = StreamOptions(output=output or str(Path(tmp) / "out.mp4"),
@@ -90,9 +92,10 @@ def run_pipeline(
         record = RecordSink(key_fn, getattr(source, "lockstep", None))
         sinks = [*make_sinks(opts), record]
         stages = build_stages(opts, cfg, resolve_model(checkpoint, cfg), source, sinks)
+        started = None if on_start is None else (lambda _info: on_start())
         result = Runner(stages, RunOptions(transport, queue,
                                            int(cfg["pipeline"]["queue_hwm"]),
-                                           progress=False)).run()
+                                           progress=False, on_start=started)).run()
     if result.errors:
         raise BenchError("pipeline failed: " + "; ".join(result.errors))
     outputs = (result.reports.get("sink") or {}).get("outputs", [])

@@ -101,6 +101,8 @@ class Publisher:
 
     def stop(self) -> dict[int, float]:
         """Stop sending; {frame index: time.time() it was handed to the encoder}."""
+        if not self.process.is_alive() and self.process.exitcode is None:
+            return {}  # never started
         self._stop.set()
         try:
             error, sent = self._results.get(timeout=30)

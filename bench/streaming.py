@@ -60,15 +60,19 @@ def live_run(name: str, frames: list[np.ndarray], fps: float, seconds: float,
              protocol: str, queue: str, run: dict[str, Any]) -> dict[str, Any]:
     """Publish at `fps` into the pipeline for `seconds` after it starts; match stamps.
 
-    Frames sent before the pipeline started plus a 1 s settling time are start-up
-    backlog and are left out of every figure but the pipeline's total drop count.
+    The publisher connects once the pipeline has started (RTMP, RTSP: the source
+    listens for it), as a camera that comes online; a UDP source needs packets to
+    open, so its publisher starts first. Frames sent before the pipeline started and
+    in its first second are left out of every figure but the pipeline's drop count.
     """
     url, fmt, pub_options = endpoint(protocol)
     publisher = Publisher(url, fmt, pub_options, frames, fps)
-    publisher.start()
+    early = protocol == "udp"
+    if early:
+        publisher.start()
     try:
         done = run_pipeline(TimedSource(live_source(protocol, url), seconds + SETTLE_S),
-                            queue=queue,
+                            queue=queue, on_start=None if early else publisher.start,
                             key_fn=lambda m: read_stamp(m.arrays["image"]), **run)
     finally:
         sent = publisher.stop()
