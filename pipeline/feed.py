@@ -149,24 +149,28 @@ def decode(payload: bytes, fmt: str) -> dict[str, Any]:
 class FeedSink:
     """Publishes `results_record` of every frame (a `pipeline.sinks.Sink`)."""
 
-    def __init__(self, address: str, part_names: list[str], fmt: str = "json",
-                 any_host: bool = False) -> None:
-        if fmt not in FORMATS:
-            raise StageError(f"unknown feed format '{fmt}' "
-                             f"(use {' or '.join(FORMATS)})")
+    def __init__(self, address: str, fmt: str = "json", any_host: bool = False,
+                 part_names: list[str] | None = None) -> None:
         self.address = address
         self.name = f"feed:{address}"
-        self.part_names = list(part_names)
         self.fmt = fmt
         self.any_host = any_host
+        # the model's taxonomy; set once the model is known (before the run starts)
+        self.part_names = part_names or []
         self.frames = 0
         self._ctx: Any = None
         self._socket: Any = None
 
+    def check(self) -> None:
+        if self.fmt not in FORMATS:
+            raise StageError(f"unknown feed format '{self.fmt}' "
+                             f"(use {' or '.join(FORMATS)})")
+        check_address(self.address, self.any_host)
+
     def open(self) -> None:
         import zmq
 
-        check_address(self.address, self.any_host)
+        self.check()
         self._ctx = zmq.Context()
         self._socket = self._ctx.socket(zmq.PUB)
         self._socket.setsockopt(zmq.SNDHWM, SEND_HWM)

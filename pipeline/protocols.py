@@ -22,6 +22,7 @@ FILE_SUFFIXES = (".mp4", ".m4v", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg
 STREAM_MUXERS = {"rtmp": "flv", "rtmps": "flv", "udp": "mpegts", "tcp": "mpegts",
                  "srt": "mpegts"}
 RTSP_TRANSPORTS = ("tcp", "udp")
+RTSP_FOREVER = "86400"
 RTMP_C0, RTMP_C1_SIZE = b"\x03", 1536     # RTMP version byte, then a 1536-byte hello
 # No input buffering and a short probe: the packets read while probing are dropped
 # instead of delivered late, and (re)connecting takes well under a second instead of
@@ -69,11 +70,11 @@ def input_options(
     if kind in ("rtsp", "rtsps"):
         options["rtsp_transport"] = rtsp_transport
     if listen:
-        wait = "-1" if listen_timeout_s is None else str(max(1, int(listen_timeout_s)))
+        wait = None if listen_timeout_s is None else str(max(1, int(listen_timeout_s)))
         if kind in ("rtmp", "rtmps"):
-            options.update(listen="1", timeout=wait)
-        elif kind in ("rtsp", "rtsps"):
-            options.update(rtsp_flags="listen", listen_timeout=wait)
+            options.update(listen="1", timeout=wait or "-1")
+        elif kind in ("rtsp", "rtsps"):       # RTSP rejects -1: "forever" is a day
+            options.update(rtsp_flags="listen", listen_timeout=wait or RTSP_FOREVER)
         else:
             raise StageError(f"--listen works with rtmp:// and rtsp:// sources, "
                              f"not {kind or 'files'}")

@@ -61,15 +61,20 @@ class StreamSink:
         self.dropped = 0
         self._muxer = ""
         self._mailbox: tuple[np.ndarray, int, float] | None = None
-        self._wake = threading.Condition()
+        self._wake: Any = None            # made in open(): a sink must pickle before
         self._closing = False
         self._busy_since: float | None = None
         self._error: str | None = None
         self._thread: threading.Thread | None = None
 
-    def open(self) -> None:
+    def check(self) -> None:
+        """A URL we can stream to, and (TCP-based) a server answering there."""
         self._muxer = stream_muxer(self.location)
         check_reachable(self.location)
+
+    def open(self) -> None:
+        self.check()
+        self._wake = threading.Condition()
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name=f"partstream-{self.name}")
         self._thread.start()
@@ -79,7 +84,7 @@ class StreamSink:
             raise StageError(self._error)
         busy = self._busy_since
         if busy is not None and time.monotonic() - busy > self.stall_s:
-            raise StageError(f"{self.location}: no progress for {self.stall_s:.0f} s")
+            raise StageError(f"no progress for {self.stall_s:.0f} s")
         image = msg.arrays[self.key]
         item = (image, int(msg.header.get("index", 0)),
                 float(msg.header.get("fps") or 30.0))
@@ -90,10 +95,10 @@ class StreamSink:
             self._wake.notify()
 
     def close(self) -> dict[str, Any]:
-        with self._wake:
-            self._closing = True
-            self._wake.notify()
         if self._thread is not None:
+            with self._wake:
+                self._closing = True
+                self._wake.notify()
             self._thread.join(timeout=self.stall_s)
         return {"path": self.location, "frames": self.frames, "dropped": self.dropped}
 
@@ -130,7 +135,7 @@ class StreamSink:
                 for packet in stream.encode():
                     container.mux(packet)
         except (av.error.FFmpegError, OSError) as exc:
-            self._error = f"{self.location}: {_cause(exc)}"
+            self._error = _cause(exc)
         finally:
             if container is not None:
                 with contextlib.suppress(av.error.FFmpegError, OSError):

@@ -47,8 +47,12 @@ class VirtualCamSink:
         self.frames = 0
         self._camera: Any = None
 
-    def open(self) -> None:
+    def check(self) -> None:
+        """Try the device now: frames (and their size) come only once the run is on."""
         self._make(*PROBE_SIZE, 30.0).close()
+
+    def open(self) -> None:
+        self.check()
 
     def write(self, msg: Message) -> None:
         image = np.ascontiguousarray(msg.arrays[self.key][..., :3])
@@ -102,10 +106,13 @@ class WindowSink:
         self.title = title
         self.frames = 0
 
-    def open(self) -> None:
+    def check(self) -> None:
         problem = display_problem()
         if problem:
             raise StageError(problem)
+
+    def open(self) -> None:
+        self.check()
         import cv2
 
         cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)

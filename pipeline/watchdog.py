@@ -171,9 +171,11 @@ class _Reader(threading.Thread):
 
 
 class WatchedSource:
-    """Files and network URLs through PyAV, under a watchdog (see the module doc).
+    """Files and network URLs through PyAV, under a watchdog (see the module doc):
+    the pipeline's source for everything but cameras and the synthetic crowd.
 
     A `pipeline.worker.Source`: `frames()` may also yield None while it waits.
+    `options` replaces the FFmpeg options chosen from the URL.
     """
 
     name = "source"
@@ -191,6 +193,7 @@ class WatchedSource:
         reconnect: bool | None = None,
         give_up_s: float | None = None,
         listen_timeout_s: float | None = None,
+        options: dict[str, str] | None = None,
     ) -> None:
         self.location = str(location)
         self.max_frames = max_frames
@@ -213,17 +216,22 @@ class WatchedSource:
         self.corrupt = 0
         self.dropped = 0
         self._reader: _Reader | None = None
-        self._options: dict[str, str] = {}
+        self._options = options        # None: chosen from the URL (protocols.py)
 
     # -- lifecycle -------------------------------------------------------------------
 
-    def open(self) -> None:
+    def check(self) -> None:
+        """What can be checked without connecting: paths, flags, protocols."""
         if not self.is_url and not Path(self.location).is_file():
             raise StageError(f"no such video file: {self.location}")
         if self.loop and self.is_url:
             raise StageError("--loop is for files; live sources reconnect instead")
-        self._options = input_options(self.location, self.rtsp_transport, self.listen,
-                                      self.listen_timeout_s)
+        if self._options is None:
+            self._options = input_options(self.location, self.rtsp_transport,
+                                          self.listen, self.listen_timeout_s)
+
+    def open(self) -> None:
+        self.check()
         self._reader = self._start_reader()
         if self.listen:
             return                      # the publisher may come later: frames() waits
@@ -235,6 +243,7 @@ class WatchedSource:
     def close(self) -> dict[str, Any]:
         if self._reader is not None:
             self._retire(self._reader)
+            self._reader = None           # threads do not pickle (process transports)
         return {"corrupt_packets": self.corrupt, "source_lost": self.lost,
                 "reconnects": self.reconnects, "source_dropped": self.dropped}
 
@@ -348,8 +357,8 @@ class WatchedSource:
 
     def _start_reader(self) -> _Reader:
         open_s = None if self.listen else self.deadlines.open_s
-        reader = _Reader(self.location, self._options, (open_s, self.deadlines.read_s),
-                         keep_all=not self.live)
+        reader = _Reader(self.location, self._options or {},
+                         (open_s, self.deadlines.read_s), keep_all=not self.live)
         reader.start()
         return reader
 

@@ -91,7 +91,7 @@ def receive(sink: FeedSink, address: str, count: int, fmt: str) -> list[dict]:
 @pytest.mark.parametrize("fmt", ["json", "msgpack"])
 def test_subscriber_gets_the_documented_schema(fmt):
     address = f"tcp://127.0.0.1:{free_port()}"
-    sink = FeedSink(address, PARTS, fmt)
+    sink = FeedSink(address, fmt, part_names=PARTS)
     sink.open()
     try:
         frames = receive(sink, address, 3, fmt)
@@ -128,18 +128,18 @@ def test_subscriber_gets_the_documented_schema(fmt):
 
 def test_a_taken_port_is_one_line_error():
     address = f"tcp://127.0.0.1:{free_port()}"
-    first = FeedSink(address, PARTS)
+    first = FeedSink(address, part_names=PARTS)
     first.open()
     try:
         with pytest.raises(StageError, match="cannot publish on"):
-            FeedSink(address, PARTS).open()
+            FeedSink(address, part_names=PARTS).open()
     finally:
         first.close()
 
 
 def test_example_subscriber_reads_the_feed():
     address = f"tcp://127.0.0.1:{free_port()}"
-    sink = FeedSink(address, PARTS, "msgpack")
+    sink = FeedSink(address, "msgpack", part_names=PARTS)
     sink.open()
     proc = subprocess.Popen(
         [sys.executable, "docs/examples/subscriber.py", address, "--format",

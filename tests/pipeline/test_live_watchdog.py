@@ -60,7 +60,8 @@ def test_input_options_per_scheme():
     assert input_options("clip.mp4") == {}
     assert input_options("rtmp://0.0.0.0:1935/live/x", listen=True,
                          listen_timeout_s=7)["listen"] == "1"
-    assert input_options("rtsp://0.0.0.0:8554/x", listen=True)["rtsp_flags"] == "listen"
+    rtsp = input_options("rtsp://0.0.0.0:8554/x", listen=True)    # wait "forever"
+    assert rtsp["rtsp_flags"] == "listen" and rtsp["listen_timeout"] == "86400"
     with pytest.raises(StageError, match="--listen works with rtmp:// and rtsp://"):
         input_options("udp://127.0.0.1:5000", listen=True)
     with pytest.raises(StageError, match="unknown RTSP transport"):
