@@ -74,10 +74,7 @@ def live_source(protocol: str, url: str) -> WatchedSource:
     (listen mode, the publisher connects to it), UDP bound to the port."""
     if protocol == "udp":
         return WatchedSource(url)
-    # RTSP's listen mode rejects the product's "wait forever" (-1); RTMP's takes only
-    # that (a finite `timeout` also reaches TCP, which reads it as microseconds).
-    wait = 60.0 if protocol == "rtsp" else None
-    return WatchedSource(url, listen=True, listen_timeout_s=wait)
+    return WatchedSource(url, listen=True)
 
 
 class Publisher:
