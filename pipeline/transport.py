@@ -136,8 +136,8 @@ class Receiver:
         """Next message (blocks); with the latest policy, the newest one queued."""
         if self._pending is not None:
             msg, self._pending = self._pending, None
-            return msg
-        msg = decode(self.socket.recv_multipart(copy=False))
+        else:
+            msg = decode(self.socket.recv_multipart(copy=False))
         while self.policy == "latest" and not msg.is_eof:
             try:
                 parts = self.socket.recv_multipart(flags=zmq.NOBLOCK, copy=False)
@@ -145,7 +145,7 @@ class Receiver:
                 break
             newer = decode(parts)
             if newer.is_eof:
-                self._pending = newer
+                self._pending = newer       # counted when it is returned
                 break
             self.dropped += 1
             msg = newer

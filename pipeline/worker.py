@@ -15,6 +15,7 @@ timing and the shutdown rules:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -139,15 +140,23 @@ def run_worker(spec: WorkerSpec, ctx: zmq.Context | None = None) -> None:
         status.report("error", message=describe(exc), phase="setup")
         status.report("done", report=None, stats=None)
     finally:
-        deadline = time.monotonic() + FINISH_WAIT_S
+        try:
+            _await_finish(control)
+        finally:        # sockets left open would block the context's term() forever
+            for part in (receiver, sender, control, status):
+                if part is not None:
+                    part.close()
+            if own_ctx:
+                ctx.term()
+
+
+def _await_finish(control: ControlListener) -> None:
+    """Keep the sockets open until the runner says everything arrived (or aborts)."""
+    deadline = time.monotonic() + FINISH_WAIT_S
+    with contextlib.suppress(zmq.ContextTerminated):
         while not control.poll(POLL_MS) & {FINISH, ABORT}:
             if time.monotonic() > deadline:
                 break
-        for part in (receiver, sender, control, status):
-            if part is not None:
-                part.close()
-        if own_ctx:
-            ctx.term()
 
 
 def _open(stage: Any, status: StatusSender) -> bool:
