@@ -9,19 +9,26 @@ from __future__ import annotations
 import argparse
 import sys
 
+DEFAULT_OUTPUT = "out/overlay.mp4"
+
 EXAMPLES = """\
 examples:
   python run_stream.py                    # synthetic crowd -> out/overlay.mp4
   python run_stream.py --source clip.mp4 --output out/clip.mp4
   python run_stream.py --camera 0 --output out/cam.mkv --max-frames 300
   python run_stream.py --source rtsp://192.168.1.20/stream --render-mode masks
+  python run_stream.py --camera 0 --output rtmp://127.0.0.1/live/ps --publish \
+      tcp://127.0.0.1:5555                # to OBS / a server, results to your app
+  python run_stream.py --listen --source rtmp://127.0.0.1:1935/live/in --show
   python run_stream.py --source clip.mp4 --transport ipc --stats-json out/stats.json
 
 Every stage (decode, preprocess, inference, post-processing, tracking, rendering,
 output) runs in its own worker; --transport ipc or tcp puts each in its own process.
 Files are transcoded frame by frame; cameras and streams drop stale frames instead of
-falling behind (see the "dropped" count in the summary). Ctrl-C stops cleanly and the
-output file keeps every frame processed so far; press it twice to stop at once.
+falling behind (see the "dropped" count in the summary); a stream that stops is
+reconnected with backoff while the pipeline keeps running. Ctrl-C stops cleanly and
+the output file keeps every frame processed so far; press it twice to stop at once.
+OBS set-up: docs/OBS.md; results feed schema: docs/FEED.md.
 """
 
 
@@ -40,9 +47,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     "(default)")
     io.add_argument("--camera", type=int, metavar="N",
                     help="read camera number N instead of --source (0 = first camera)")
-    io.add_argument("--output", default="out/overlay.mp4", metavar="PATH",
-                    help="video to write: .mp4 or .mkv (H.264), .mov; default "
-                    "%(default)s")
+    io.add_argument("--output", action="append", metavar="PATH|URL",
+                    help="where the overlay goes; repeat for several: a file (.mp4, "
+                    ".mkv, .mov) or a stream (rtmp://, udp://, tcp:// as MPEG-TS, "
+                    "srt:// if FFmpeg has it); default out/overlay.mp4 unless "
+                    "--publish, --virtual-cam or --show is given")
     io.add_argument("--max-frames", type=int, metavar="N",
                     help="stop after N frames (default: the whole input; the synthetic "
                     "crowd is 60 frames)")
@@ -51,6 +60,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     io.add_argument("--realtime", action="store_true",
                     help="play a file or the synthetic crowd at its frame rate, like a "
                     "camera: stale frames are dropped instead of queued")
+    io.add_argument("--loop", action="store_true",
+                    help="play a file again and again (with --max-frames to stop)")
+    live = p.add_argument_group("cameras and streams")
+    live.add_argument("--camera-size", metavar="WxH", type=_size,
+                      help="ask the camera for this resolution, e.g. 1280x720")
+    live.add_argument("--camera-fps", type=float, metavar="FPS",
+                      help="ask the camera for this frame rate")
+    live.add_argument("--rtsp-transport", default="tcp", choices=("tcp", "udp"),
+                      help="RTSP over TCP (default, survives packet loss) or UDP")
+    live.add_argument("--listen", action="store_true",
+                      help="be the server for --source rtmp:// or rtsp:// and wait "
+                      "for a publisher (OBS, ffmpeg, a camera) to push to it")
+    live.add_argument("--timeout", type=float, metavar="S",
+                      help="seconds without a frame before a stream counts as dead "
+                      "and is reconnected (default 5)")
+    live.add_argument("--publish", metavar="ADDRESS",
+                      help="publish per-frame results (track ids, boxes, keypoints, "
+                      "part masks as RLE) on a ZeroMQ PUB socket, e.g. "
+                      "tcp://127.0.0.1:5555 (schema: docs/FEED.md)")
+    live.add_argument("--publish-format", default="json", choices=("json", "msgpack"))
+    live.add_argument("--publish-any-host", action="store_true",
+                      help="allow --publish on an address other than loopback")
+    live.add_argument("--virtual-cam", nargs="?", const="", metavar="DEVICE",
+                      help="send the overlay to a virtual camera (pyvirtualcam; "
+                      "v4l2loopback on Linux, e.g. /dev/video10; default: the first "
+                      "one) for OBS or video calls")
+    live.add_argument("--show", action="store_true",
+                      help="show the overlay in a window (needs a display)")
     model = p.add_argument_group("model")
     model.add_argument("--checkpoint", metavar="PATH",
                        help="trained model (default: nets/weights/default.pt)")
@@ -84,7 +121,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.max_frames is not None and args.max_frames < 1:
         p.error("--max-frames must be at least 1")
+    if args.timeout is not None and args.timeout <= 0:
+        p.error("--timeout must be positive")
+    if args.output is None:
+        others = args.publish or args.virtual_cam is not None or args.show
+        args.output = [] if others else [DEFAULT_OUTPUT]
     return args
+
+
+def _size(text: str) -> tuple[int, int]:
+    """'1280x720' -> (1280, 720)."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not WIDTHxHEIGHT") from None
+    if width < 1 or height < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not WIDTHxHEIGHT")
+    return width, height
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,12 +149,17 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.worker import StageError
 
     opts = StreamOptions(
-        source=args.source, camera=args.camera, output=args.output,
+        source=args.source, camera=args.camera, outputs=args.output,
         backend=args.backend, device=args.device, config=args.config,
         checkpoint=args.checkpoint, max_frames=args.max_frames,
         transport=args.transport, render_mode=args.render_mode, hud=args.hud,
         smooth=args.smooth, realtime=args.realtime, queue=args.queue,
-        progress=not args.quiet and sys.stderr.isatty(),
+        progress=not args.quiet and sys.stderr.isatty(), loop=args.loop,
+        rtsp_transport=args.rtsp_transport, listen=args.listen,
+        timeout_s=args.timeout, camera_size=args.camera_size,
+        camera_fps=args.camera_fps, publish=args.publish,
+        publish_format=args.publish_format, publish_any_host=args.publish_any_host,
+        virtual_cam=args.virtual_cam, show=args.show,
     )
     try:
         result = run_stream(opts)
@@ -117,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         print(format_summary(result.stats))
         if args.stats_json:
             write_json(result.stats, args.stats_json)
+    source = result.reports.get("source") or {}
+    if source.get("source_lost"):
+        print(f"source lost {source['source_lost']} time(s), reconnected "
+              f"{source.get('reconnects', 0)} time(s)")
     for out in (result.reports.get("sink") or {}).get("outputs", []):
         if out["frames"]:
             print(f"wrote {out['path']} ({out['frames']} frames)")

@@ -86,7 +86,7 @@ def run_pipeline(
     (every stage is ready: the model has loaded)."""
     cfg = load_config(config)
     with tempfile.TemporaryDirectory(prefix="bench-run-") as tmp:
-        opts = StreamOptions(output=output or str(Path(tmp) / "out.mp4"),
+        opts = StreamOptions(outputs=[output or str(Path(tmp) / "out.mp4")],
                              backend=backend, config=config, checkpoint=checkpoint,
                              transport=transport, queue=queue, progress=False)
         record = RecordSink(key_fn, getattr(source, "lockstep", None))

@@ -31,7 +31,7 @@ from pipeline.transport import (
     Endpoints,
     StatusReceiver,
 )
-from pipeline.worker import Link, WorkerSpec, process_main, run_worker
+from pipeline.worker import Link, StageError, WorkerSpec, process_main, run_worker
 
 QUEUES = ("auto", "latest", "all")
 # The embedded default input (`python run_stream.py` with no arguments): four seconds
@@ -251,7 +251,7 @@ class StreamOptions:
 
     source: str = "synthetic"
     camera: int | None = None
-    output: str = "out/overlay.mp4"
+    outputs: list[str] = field(default_factory=lambda: ["out/overlay.mp4"])
     backend: str = "auto"
     device: str = "cpu"
     config: str | None = None
@@ -265,26 +265,65 @@ class StreamOptions:
     queue: str = "auto"
     progress: bool = True
     synthetic: dict[str, Any] = field(default_factory=dict)   # SyntheticSource kwargs
+    # live inputs
+    loop: bool = False
+    rtsp_transport: str = "tcp"
+    listen: bool = False
+    timeout_s: float | None = None        # silence before a source counts as dead
+    camera_size: tuple[int, int] | None = None
+    camera_fps: float | None = None
+    # more outputs
+    publish: str | None = None            # ZeroMQ results feed address
+    publish_format: str = "json"
+    publish_any_host: bool = False
+    virtual_cam: str | None = None        # a device, "" for the first one
+    show: bool = False
 
 
 def make_source(opts: StreamOptions) -> Any:
-    from pipeline.source import CameraSource, SyntheticSource, VideoSource
+    from pipeline.source import CameraSource, SyntheticSource
+    from pipeline.watchdog import Deadlines, WatchedSource
 
     if opts.camera is not None:
-        return CameraSource(opts.camera, opts.max_frames)
+        return CameraSource(opts.camera, opts.max_frames, opts.camera_size,
+                            opts.camera_fps)
     if opts.source == "synthetic":
         kwargs = {**DEMO, **opts.synthetic}
         if opts.max_frames is not None:
             kwargs["frames"] = min(opts.max_frames, kwargs.get("frames", 10**9))
         return SyntheticSource(pace=opts.realtime, **kwargs)
-    return VideoSource(opts.source, opts.max_frames, pace=opts.realtime)
+    deadlines = Deadlines()
+    if opts.timeout_s is not None:
+        deadlines = Deadlines(open_s=max(opts.timeout_s, deadlines.open_s),
+                              read_s=opts.timeout_s)
+    return WatchedSource(opts.source, opts.max_frames, pace=opts.realtime,
+                         loop=opts.loop, rtsp_transport=opts.rtsp_transport,
+                         listen=opts.listen, deadlines=deadlines)
 
 
 def make_sinks(opts: StreamOptions) -> list[Any]:
-    """Where rendered frames go; every entry is a `pipeline.sinks.Sink`."""
+    """Where rendered frames (and results) go; every entry is a
+    `pipeline.sinks.Sink`. Stream URLs go out through PyAV as a live stream, paths
+    become files."""
+    from pipeline.feed import FeedSink
+    from pipeline.protocols import scheme
     from pipeline.sinks import FileSink
+    from pipeline.stream_out import StreamSink
+    from pipeline.virtualcam import VirtualCamSink, WindowSink
 
-    return [FileSink(opts.output)]
+    sinks: list[Any] = [StreamSink(o) if scheme(o) else FileSink(o)
+                        for o in opts.outputs]
+    if opts.publish:
+        sinks.append(FeedSink(opts.publish, opts.publish_format,
+                              opts.publish_any_host))
+    if opts.virtual_cam is not None:
+        sinks.append(VirtualCamSink(device=opts.virtual_cam or None))
+    if opts.show:
+        sinks.append(WindowSink())
+    if not sinks:
+        raise StageError("nothing to write: give --output, --publish, --virtual-cam "
+                         "or --show")
+    return sinks
 
 
 def build_stages(opts: StreamOptions, cfg: dict[str, Any], model_cfg: dict[str, Any],
@@ -314,40 +353,42 @@ def build_stages(opts: StreamOptions, cfg: dict[str, Any], model_cfg: dict[str, 
 
 def preflight(source: Any, sinks: list[Any], device: str) -> None:
     """Cheap checks before the network is even imported, so common mistakes fail at
-    once: a local video or camera that is missing or unreadable, an output type we
-    cannot write, a GPU that is not there. (Network streams are opened only once, by
-    their worker.)"""
+    once: a local video or camera that is missing or unreadable, an output we cannot
+    write or reach, a GPU that is not there. (Network streams are opened only once,
+    by their worker.)"""
     from pipeline.postprocess import get_array_module
-    from pipeline.sinks import CONTAINERS, FileSink
-    from pipeline.source import CameraSource, VideoSource
-    from pipeline.worker import StageError
+    from pipeline.watchdog import WatchedSource
 
     for sink in sinks:
-        if isinstance(sink, FileSink) and sink.path.suffix.lower() not in CONTAINERS:
-            raise StageError(f"output {sink.path}: unsupported file type (use "
-                             f"{', '.join(CONTAINERS)})")
+        sink.check()
     get_array_module(device)
-    if isinstance(source, CameraSource) or (isinstance(source, VideoSource)
-                                            and not source.is_url):
-        source.open()
+    if isinstance(source, WatchedSource) and not source.is_url:
+        source.open()                   # a file: is it a video at all?
         source.close()
+    elif hasattr(source, "check"):
+        source.check()
 
 
 def run_stream(opts: StreamOptions) -> RunResult:
     """Check the cheap things, load the config and the model's config, build the
     stages, run them."""
-    from configs import load_config
+    from configs import load_config, taxonomy
     from pipeline.infer import resolve_model
 
     cfg = load_config(opts.config)
     source, sinks = make_source(opts), make_sinks(opts)
     preflight(source, sinks, opts.device)
     model_cfg = resolve_model(opts.checkpoint, cfg)
+    names = taxonomy(model_cfg["model"]["taxonomy"])["classes"]
+    for sink in sinks:
+        if hasattr(sink, "part_names"):
+            sink.part_names = names
     stages = build_stages(opts, cfg, model_cfg, source, sinks)
 
     def announce(info: dict[str, Any]) -> None:
         backend = (info.get("infer") or {}).get("backend", opts.backend)
-        print(f"running: {_describe_source(opts)} -> {opts.output} "
+        outputs = ", ".join(s.name for s in sinks)
+        print(f"running: {_describe_source(opts)} -> {outputs} "
               f"({backend} backend, {opts.transport} transport); Ctrl-C stops",
               file=sys.stderr, flush=True)
 

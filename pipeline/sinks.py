@@ -28,7 +28,13 @@ CONTAINERS: dict[str, tuple[str, tuple[str, str] | None]] = {
 
 
 class Sink(Protocol):
+    """An output. `check` runs before the model loads and must not connect or
+    write: it catches what can be known up front (a bad path, a protocol FFmpeg
+    lacks, a missing device)."""
+
     name: str
+
+    def check(self) -> None: ...
 
     def open(self) -> None: ...
 
@@ -58,12 +64,15 @@ class FileSink:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def check(self) -> None:
+        if self.path.suffix.lower() not in CONTAINERS:
+            raise StageError(f"output {self.path}: unsupported file type (use "
+                             f"{', '.join(CONTAINERS)}, or a stream URL)")
+
     def open(self) -> None:
         import av
 
-        if self.path.suffix.lower() not in CONTAINERS:
-            raise StageError(f"output {self.path}: unsupported file type (use "
-                             f"{', '.join(CONTAINERS)})")
+        self.check()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._container = av.open(str(self.path), "w")

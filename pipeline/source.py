@@ -1,7 +1,7 @@
 """Stage 1: where frames come from. Each source yields frame messages that carry the
 image (RGB uint8), the frame index, the capture wall-clock time and the media time.
 
-* `VideoSource`: files and network URLs through PyAV (FFmpeg).
+* files and network URLs: `pipeline.watchdog.WatchedSource` (PyAV under a watchdog).
 * `CameraSource`: camera indices through OpenCV.
 * `SyntheticSource`: an animated crowd from the synthetic world (trainers.synth), the
   default input: it needs no camera and no data on disk, and it knows the truth.
@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import numpy as np
 
 from pipeline.messages import Message, frame_message
 from pipeline.worker import StageError
 
-LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "udp", "tcp", "srt", "rtp")
 DEFAULT_FPS = 30.0
 
 
@@ -45,100 +42,27 @@ class _Pacer:
             time.sleep(delay)
 
 
-def _limit(total: int | None, max_frames: int | None) -> int | None:
-    if max_frames is None:
-        return total
-    return max_frames if not total else min(total, max_frames)
-
-
-class VideoSource:
-    """A file or URL decoded by PyAV; unreadable packets are skipped and counted."""
-
-    name = "source"
-
-    def __init__(
-        self,
-        location: str,
-        max_frames: int | None = None,
-        pace: bool = False,
-        options: dict[str, str] | None = None,
-    ) -> None:
-        self.location = str(location)
-        self.max_frames = max_frames
-        self.pace = pace
-        self.options = options or {}
-        scheme = urlparse(self.location).scheme.lower()
-        self.is_url = len(scheme) > 1          # "C:" is a drive, not a scheme
-        self.live = scheme in LIVE_SCHEMES or pace
-        self.total: int | None = None
-        self.fps = DEFAULT_FPS
-        self.corrupt = 0
-        self._container: Any = None
-
-    def open(self) -> None:
-        import av
-
-        if not self.is_url and not Path(self.location).is_file():
-            raise StageError(f"no such video file: {self.location}")
-        try:
-            self._container = av.open(self.location, options=self.options)
-        except av.error.InvalidDataError as exc:
-            raise StageError(f"{self.location} is not a video PyAV can read") from exc
-        except (av.error.FFmpegError, OSError) as exc:
-            why = getattr(exc, "strerror", None) or exc
-            raise StageError(f"cannot open {self.location}: {why}") from exc
-        if not self._container.streams.video:
-            raise StageError(f"{self.location} has no video stream")
-        stream = self._container.streams.video[0]
-        stream.thread_type = "AUTO"
-        rate = stream.average_rate or stream.guessed_rate
-        self.fps = float(rate) if rate else DEFAULT_FPS
-        self.total = _limit(stream.frames or None, self.max_frames)
-
-    def frames(self) -> Iterator[Message]:
-        import av
-
-        stream = self._container.streams.video[0]
-        pacer = _Pacer(self.fps, self.pace)
-        index = 0
-        start = time.perf_counter()
-        for packet in self._container.demux(stream):
-            try:
-                decoded = packet.decode()
-            except av.error.InvalidDataError:
-                self.corrupt += 1
-                continue
-            for frame in decoded:
-                if self.max_frames is not None and index >= self.max_frames:
-                    return
-                image = frame.to_ndarray(format="rgb24")
-                ms = 1000.0 * (time.perf_counter() - start)
-                pacer.wait(index)
-                msg = frame_message(image, index, time.time(), frame.time, self.fps)
-                msg.stage_time(self.name, ms)
-                yield msg
-                index += 1
-                start = time.perf_counter()
-
-    def close(self) -> dict[str, Any]:
-        if self._container is not None:
-            self._container.close()
-            self._container = None
-        return {"corrupt_packets": self.corrupt}
-
-
 class CameraSource:
-    """A local camera through OpenCV (V4L2 on Linux)."""
+    """A local camera through OpenCV (V4L2 on Linux). `size` (width, height) and
+    `fps` are requests: the driver picks the nearest mode it has."""
 
     name = "source"
     live = True
 
-    def __init__(self, index: int, max_frames: int | None = None) -> None:
+    def __init__(self, index: int, max_frames: int | None = None,
+                 size: tuple[int, int] | None = None, fps: float | None = None) -> None:
         self.index = index
         self.max_frames = max_frames
         self.total = max_frames
-        self.fps = DEFAULT_FPS
+        self.size = size
+        self.requested_fps = fps
+        self.fps = fps or DEFAULT_FPS
         self._cap: Any = None
+
+    def check(self) -> None:
+        """Open and release the camera: a missing one fails before the model loads."""
+        self.open()
+        self.close()
 
     def open(self) -> None:
         import cv2
@@ -147,7 +71,12 @@ class CameraSource:
         self._cap = cv2.VideoCapture(self.index)
         if not self._cap.isOpened():
             raise StageError(f"camera {self.index} does not exist or cannot be opened")
-        self.fps = float(self._cap.get(cv2.CAP_PROP_FPS)) or DEFAULT_FPS
+        if self.size is not None:
+            self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[0])
+            self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.size[1])
+        if self.requested_fps:
+            self._cap.set(cv2.CAP_PROP_FPS, self.requested_fps)
+        self.fps = float(self._cap.get(cv2.CAP_PROP_FPS)) or self.fps
 
     def frames(self) -> Iterator[Message]:
         import cv2

@@ -15,10 +15,12 @@ deadlock on loopback.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 from fractions import Fraction
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 
 import av
 import numpy as np
@@ -83,6 +85,16 @@ def serve(port: int, frames: int, first: int) -> None:
     with HTTPServer(("127.0.0.1", port), Handler) as server:
         print("listening", flush=True)
         server.handle_request()
+
+
+def start_server(port: int, frames: int, first: int) -> subprocess.Popen:
+    """`serve` in its own process, returned once it listens (the caller kills it)."""
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.pipeline.live_helpers", "serve", str(port),
+         str(frames), str(first)], cwd=root, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "listening"
+    return proc
 
 
 if __name__ == "__main__":

@@ -7,8 +7,6 @@ import logging
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -27,6 +25,7 @@ from pipeline.protocols import (
 from pipeline.watchdog import Backoff, Deadlines, WatchedSource
 from pipeline.worker import StageError
 from tests.pipeline.helpers import decode_frames, write_clip
+from tests.pipeline.live_helpers import start_server
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = Deadlines(open_s=1.5, read_s=1.0, grace_s=0.5)
@@ -150,20 +149,12 @@ def test_silent_server_is_noticed_within_the_deadline():
     assert accepted and elapsed < FAST.open_s + FAST.grace_s + 1.0
 
 
-def serve(port: int, frames: int, first: int) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.pipeline.live_helpers", "serve", str(port),
-         str(frames), str(first)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "listening"
-    return proc
-
-
 def test_frozen_stream_is_dropped_and_reconnected(caplog):
     """The HTTP server freezes mid-stream (SIGSTOP: the connection stays open and
     silent, PyAV #700), is noticed within the deadline, dies, and a new server on the
     same port is picked up without restarting the source."""
     port = free_port()
-    first = serve(port, 400, 0)
+    first = start_server(port, 400, 0)
     second = None
     source = WatchedSource(f"http://127.0.0.1:{port}/live.ts", deadlines=FAST,
                            backoff=QUICK, give_up_s=20)
@@ -184,7 +175,7 @@ def test_frozen_stream_is_dropped_and_reconnected(caplog):
                     noticed_at = time.monotonic()
                     first.kill()
                     first.wait()
-                    second = serve(port, 400, 1000)
+                    second = start_server(port, 400, 1000)
         report = source.close()
     finally:
         for proc in (first, second):

@@ -17,33 +17,13 @@ import pytest
 import run_stream
 from pipeline.runner import StreamOptions
 from pipeline.runner import run_stream as run_pipeline
-from tests.pipeline.helpers import TINY_CONFIG, decode_frames, write_clip
+from tests.pipeline.conftest import cli
+from tests.pipeline.helpers import decode_frames, write_clip
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data" / "video"
 STATS_KEYS = {"frames", "dropped", "fps", "latency_ms", "stages", "people_mean"}
 STAGES = {"source", "preprocess", "infer", "postprocess", "track", "render", "sink"}
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> dict[str, str]:
-    """A tiny network (random weights, seeded) as a checkpoint, and its config."""
-    import torch
-
-    from configs import load_config
-    from nets.model import build_model, save_checkpoint
-
-    folder = tmp_path_factory.mktemp("tiny")
-    (folder / "tiny.yaml").write_text(TINY_CONFIG)
-    cfg = load_config(folder / "tiny.yaml")
-    torch.manual_seed(0)
-    save_checkpoint(folder / "tiny.pt", build_model(cfg), cfg)
-    return {"config": str(folder / "tiny.yaml"), "checkpoint": str(folder / "tiny.pt")}
-
-
-def cli(tiny: dict[str, str]) -> list[str]:
-    return ["--config", tiny["config"], "--checkpoint", tiny["checkpoint"],
-            "--backend", "torch"]
 
 
 @pytest.fixture(autouse=True)
@@ -58,7 +38,7 @@ def count_frames(path: Path) -> int:
 
 def test_synthetic_crowd_transcodes_every_frame_and_writes_stats(tiny, tmp_path):
     out, stats = tmp_path / "overlay.mp4", tmp_path / "stats.json"
-    opts = StreamOptions(**tiny, backend="torch", output=str(out), hud=False,
+    opts = StreamOptions(**tiny, backend="torch", outputs=[str(out)], hud=False,
                          progress=False, synthetic={"frames": 6, "size": 128})
     result = run_pipeline(opts)
     assert result.errors == []
@@ -98,7 +78,7 @@ def test_threads_and_processes_give_identical_outputs(tiny, tmp_path):
     for transport in ("inproc", "ipc"):
         out = tmp_path / f"{transport}.mp4"
         result = run_pipeline(StreamOptions(
-            source=str(clip), **tiny, backend="torch", output=str(out),
+            source=str(clip), **tiny, backend="torch", outputs=[str(out)],
             hud=False, transport=transport, progress=False))
         assert result.errors == [] and result.stats["people_mean"] > 0
         outputs[transport] = decode_frames(out)
@@ -144,6 +124,11 @@ def write(tmp_path: Path, name: str, text: str) -> str:
      "corrupt or not a checkpoint"),
     (lambda t: ["--output", str(t / "out.gif")], "unsupported file type"),
     (lambda t: ["--camera", "57"], "camera 57 does not exist"),
+    (lambda t: ["--output", "rtmp://127.0.0.1:9/live/x"], "Connection refused"),
+    (lambda t: ["--publish", "tcp://0.0.0.0:5555"], "refusing to publish"),
+    (lambda t: ["--virtual-cam"], "no virtual camera device"),
+    (lambda t: ["--source", "rtsp://127.0.0.1:9/x", "--backend", "torch"],
+     "Connection refused"),     # (streams are opened once, by their worker)
 ])
 def test_bad_input_is_one_line_and_nonzero(tmp_path, capsys, args, message):
     code = run_stream.main([*args(tmp_path), "--max-frames", "2", "--quiet"])

@@ -1,19 +1,21 @@
-"""Sources: PyAV files (index, capture time, media time), bad inputs, the camera's
-message, the synthetic crowd with its ground truth."""
+"""Sources: PyAV files (index, capture time, media time, pacing), the camera's
+message, the synthetic crowd with its ground truth. Bad files, loops and streams:
+test_live_watchdog.py."""
 
 import time
 
 import numpy as np
 import pytest
 
-from pipeline.source import CameraSource, SyntheticSource, VideoSource
+from pipeline.source import CameraSource, SyntheticSource
+from pipeline.watchdog import WatchedSource
 from pipeline.worker import StageError
 from tests.pipeline.helpers import pattern, write_clip
 
 
 def test_video_file_frames_carry_index_times_and_pixels(tmp_path):
     clip = write_clip(tmp_path / "clip.mp4", 12)
-    source = VideoSource(str(clip))
+    source = WatchedSource(str(clip))
     source.open()
     assert source.fps == 10 and source.total == 12 and not source.live
     before = time.time()
@@ -29,7 +31,7 @@ def test_video_file_frames_carry_index_times_and_pixels(tmp_path):
 
 def test_max_frames_and_pacing(tmp_path):
     clip = write_clip(tmp_path / "clip.mp4", 12)
-    source = VideoSource(str(clip), max_frames=5, pace=True)
+    source = WatchedSource(str(clip), max_frames=5, pace=True)
     source.open()
     start = time.monotonic()
     assert len(list(source.frames())) == 5 and source.total == 5 and source.live
@@ -37,26 +39,9 @@ def test_max_frames_and_pacing(tmp_path):
     source.close()
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda p: p / "missing.mp4", "no such video file"),
-    (lambda p: (p / "notes.mp4").write_text("not a video") and p / "notes.mp4",
-     "is not a video PyAV can read"),
-])
-def test_bad_files_give_one_line(tmp_path, make, message):
-    source = VideoSource(str(make(tmp_path)))
-    with pytest.raises(StageError, match=message) as err:
-        source.open()
-    assert "\n" not in str(err.value)
-
-
 def test_missing_camera_is_a_clear_error():
     with pytest.raises(StageError, match="camera 57 does not exist"):
         CameraSource(57).open()
-
-
-def test_urls_are_live_files_are_not():
-    assert VideoSource("rtsp://127.0.0.1/cam").live
-    assert not VideoSource("/data/clip.mp4").live
 
 
 def test_synthetic_crowd_with_truth():

@@ -1,0 +1,68 @@
+"""run_stream.py on a live stream that goes away and comes back (a real HTTP/MPEG-TS
+server on loopback, run as its own process), writing a file and the results feed at
+once: the source reconnects without a restart, and every processed frame is kept."""
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import av
+import zmq
+
+from bench.loopback import free_port
+from pipeline.feed import SCHEMA, decode
+from tests.pipeline.conftest import cli
+from tests.pipeline.live_helpers import start_server
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def subscribe(address: str, got: list[dict], stop: threading.Event) -> None:
+    """A results-feed client, as an AR app would run it."""
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(address)
+    while not stop.is_set():
+        if sub.poll(50, zmq.POLLIN):
+            got.append(decode(sub.recv(), "json"))
+    sub.close(linger=0)
+    ctx.term()
+
+
+def test_stream_drops_and_comes_back_while_file_and_feed_keep_going(tiny, tmp_path):
+    port, feed = free_port(), f"tcp://127.0.0.1:{free_port()}"
+    out = tmp_path / "live.mkv"
+    records: list[dict] = []
+    stop = threading.Event()
+    reader = threading.Thread(target=subscribe, args=(feed, records, stop))
+    reader.start()
+    first = start_server(port, 30, 0)
+    second = None
+    proc = subprocess.Popen(
+        [sys.executable, "run_stream.py", *cli(tiny), "--source",
+         f"http://127.0.0.1:{port}/live.ts", "--timeout", "2", "--max-frames", "45",
+         "--output", str(out), "--publish", feed, "--no-hud", "--quiet"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first.wait(timeout=60)                 # sent its 30 frames and went away
+        second = start_server(port, 200, 1000)        # the same URL comes back
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        stop.set()
+        reader.join()
+        for p in (proc, first, second):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert "source lost 1 time(s), reconnected 1 time(s)" in stdout
+    written = int(stdout.split(f"wrote {out} (")[1].split()[0])
+    with av.open(str(out)) as clip:
+        assert sum(1 for _ in clip.decode(video=0)) == written
+    frames = [r["frame"] for r in records]
+    assert {r["schema"] for r in records} == {SCHEMA}
+    assert frames == sorted(frames) and max(frames) >= 30   # after the reconnect too
+    assert 0 < written <= 45 and len(records) <= written
