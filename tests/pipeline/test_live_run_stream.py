@@ -1,5 +1,6 @@
-"""run_stream.py on a live stream that goes away and comes back (a real HTTP/MPEG-TS
-server on loopback, run as its own process), writing a file and the results feed at
+"""run_stream.py on live streams over loopback, every peer a real process: RTMP and
+RTSP publishers pushing to PartStream in listen mode, and a stream that goes away and
+comes back (an HTTP/MPEG-TS server) while a file and the results feed are written at
 once: the source reconnects without a restart, and every processed frame is kept."""
 
 import subprocess
@@ -8,9 +9,10 @@ import threading
 from pathlib import Path
 
 import av
+import pytest
 import zmq
 
-from bench.loopback import free_port
+from bench.loopback import endpoint, free_port
 from pipeline.feed import SCHEMA, decode
 from tests.pipeline.conftest import cli
 from tests.pipeline.live_helpers import start_server
@@ -66,3 +68,29 @@ def test_stream_drops_and_comes_back_while_file_and_feed_keep_going(tiny, tmp_pa
     assert {r["schema"] for r in records} == {SCHEMA}
     assert frames == sorted(frames) and max(frames) >= 30   # after the reconnect too
     assert 0 < written <= 45 and len(records) <= written
+
+
+@pytest.mark.parametrize("protocol", ["rtmp", "rtsp"])
+def test_publisher_pushes_to_run_stream_listening(tiny, tmp_path, protocol):
+    url, fmt, _ = endpoint(protocol)
+    out = tmp_path / "pushed.mp4"
+    proc = subprocess.Popen(
+        [sys.executable, "run_stream.py", *cli(tiny), "--listen", "--source", url,
+         "--max-frames", "20", "--output", str(out), "--quiet"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    publisher = subprocess.Popen(          # retries until run_stream.py listens
+        [sys.executable, "-m", "tests.pipeline.live_helpers", "publish", url, fmt,
+         "200", "0"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        for p in (proc, publisher):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    written = int(stdout.split(f"wrote {out} (")[1].split()[0])
+    with av.open(str(out)) as clip:
+        assert sum(1 for _ in clip.decode(video=0)) == written
+    assert 0 < written <= 20
