@@ -151,6 +151,11 @@ def _loss_state(criterion: nn.Module) -> dict[str, Any]:
     }
 
 
+def _loss_only(state: dict[str, Any]) -> dict[str, Any]:
+    """The learned loss weights of a saved state (no optimizer), if it has them."""
+    return {k: state[k] for k in ("loss_terms", "loss_weights") if k in state}
+
+
 def carry_loss_weights(criterion: nn.Module, state: dict[str, Any]) -> None:
     """Start each learned loss weight where it was, by term name (step 2 adds the
     matching term, which starts at 0)."""
@@ -241,15 +246,17 @@ def train(
     end = total if stop_at is None else min(total, stop_at)
     fmt = torch.channels_last if t["channels_last"] else torch.contiguous_format
     model = build_model(cfg)
-    start, resumed = 0, {}
+    start, resumed, carried = 0, {}, {}
     last = out / "last.pt"
     if resume and last.exists():
         weights, meta = read_resume_state(last, cfg)
         model.load_state_dict(weights.state_dict())
         start, resumed = int(meta["iteration"]), meta
     elif t["init"]:
-        weights, _ = read_resume_state(Path(t["init"]), cfg)
+        weights, init_meta = read_resume_state(Path(t["init"]), cfg)
         model.load_state_dict(weights.state_dict())
+        # the learned loss weights go on from where that run left them
+        carried = _loss_only(init_meta.get("resume") or init_meta)
     model = model.to(where.device).to(memory_format=fmt)
     if where.main:
         out.mkdir(parents=True, exist_ok=True)
@@ -259,7 +266,7 @@ def train(
     pool = build_pool(cfg, size) if size else None
     log = ScalarLog(out, start) if where.main else None
     row: dict[str, Any] = {}
-    state = resumed.get("resume", {})
+    state = resumed.get("resume", carried)
     iteration = start
     try:
         while iteration < end:
@@ -296,7 +303,7 @@ def train(
         if log:
             log.close()
     if where.main and iteration == total:
-        meta = checkpoint_meta(cfg, iteration=iteration, step=2)
+        meta = checkpoint_meta(cfg, iteration=iteration, step=2, **_loss_only(state))
         save_checkpoint(out / "final.pt", model, cfg, meta)
     if where.main:
         loss_curve(out / "scalars.csv", out / "loss.png")

@@ -127,6 +127,22 @@ def test_resume_continues_at_the_same_iteration(tmp_path):
     assert (tmp_path / "split" / "step1.pt").exists()
 
 
+def test_a_continued_run_keeps_the_learned_loss_weights(tmp_path):
+    """`train.init` takes the weights and the learned loss weights s_i of the run it
+    continues (they are part of what that run learned), and final.pt holds them."""
+    cfg = tiny_cfg(step1_iters=2, step2_iters=0)
+    train(cfg, tmp_path / "first")
+    first = torch.load(tmp_path / "first" / "final.pt", weights_only=True)["meta"]
+    assert first["loss_terms"][0] == "parts"
+    assert first["loss_weights"].abs().sum() > 0           # they moved from 0
+    train(tiny_cfg(step1_iters=1, step2_iters=0, lr=0.0, warmup_iters=0,
+                   weight_decay=0.0, init=str(tmp_path / "first" / "final.pt")),
+          tmp_path / "second")
+    second = torch.load(tmp_path / "second" / "final.pt", weights_only=True)["meta"]
+    assert second["loss_terms"] == first["loss_terms"]
+    torch.testing.assert_close(second["loss_weights"], first["loss_weights"])
+
+
 def test_mismatched_checkpoint_is_a_one_line_error(tmp_path, capsys):
     cfg = tiny_cfg(step1_iters=1, step2_iters=0)
     train(cfg, tmp_path / "run", stop_at=1)
