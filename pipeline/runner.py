@@ -122,7 +122,9 @@ class Runner:
                     w.terminate()
             control.close()
             status.close()
-            ctx.term()
+            if not any(w.is_alive() for w in workers):
+                ctx.destroy(linger=0)   # also closes what a failed setup left open
+            # else: a thread still busy keeps the context; term() would wait for it
             restore()
 
     def _start(self, spec: WorkerSpec, ctx: zmq.Context) -> Any:

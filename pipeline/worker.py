@@ -136,9 +136,12 @@ def run_worker(spec: WorkerSpec, ctx: zmq.Context | None = None) -> None:
             _run_source(spec.stage, sender, control, status)
         else:
             _run_stage(spec.stage, receiver, sender, control, status)
+    except zmq.ContextTerminated:
+        pass            # the runner gave up waiting for this thread: nobody listens
     except Exception as exc:  # socket setup; stage errors are handled inside
-        status.report("error", message=describe(exc), phase="setup")
-        status.report("done", report=None, stats=None)
+        with contextlib.suppress(zmq.ContextTerminated):
+            status.report("error", message=describe(exc), phase="setup")
+            status.report("done", report=None, stats=None)
     finally:
         try:
             _await_finish(control)
