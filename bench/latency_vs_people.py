@@ -35,7 +35,7 @@ from bench.common import (
 )
 from bench.harness import run_pipeline, stage_percentiles
 from bench.peer import MediaPipePeer, PeerError
-from bench.report import PLOTS, table, update_section
+from bench.report import PLOTS, new_plot, save_plot, table, update_section
 from bench.sources import FramesSource, Lockstep
 from configs import load_config
 from pipeline.infer import resolve_model
@@ -195,12 +195,7 @@ def run(args: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def plot(main: dict[str, Any], details: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig, ax = new_plot()
     n = main["people"]
     ax.plot(n, main["p50_ms"], "o-", label="PartStream p50 (end to end)")
     ax.plot(n, main["p99_ms"], "o:", color="C0", alpha=0.6, label="PartStream p99")
@@ -213,12 +208,7 @@ def plot(main: dict[str, Any], details: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("latency per frame (ms)")
     ax.set_title(f"Latency vs people, {details['input_size']} px model, "
                  f"{details['machine']['nproc']} CPU cores")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_plot(fig, ax, path)
 
 
 def doc_section(main: dict[str, Any], details: dict[str, Any]) -> str:

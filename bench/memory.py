@@ -31,7 +31,7 @@ from bench.common import (
     write_json,
 )
 from bench.harness import run_pipeline
-from bench.report import PLOTS, table, update_section
+from bench.report import PLOTS, new_plot, save_plot, table, update_section
 from bench.sources import TimedSource
 from pipeline.watchdog import WatchedSource
 
@@ -120,23 +120,14 @@ def run(args: Any) -> dict[str, Any]:
 
 
 def plot(record: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     t, mb = zip(*record["samples"], strict=True)
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    fig, ax = new_plot(3.6)
     ax.plot(t, mb)
     ax.set_xlabel("seconds since the source started")
     ax.set_ylabel("RSS (MiB)")
     ax.set_title(f"Pipeline RSS, {record['clip']} looped, growth "
                  f"{100 * record['growth']:+.1f}%")
-    ax.grid(alpha=0.3)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_plot(fig, ax, path, legend=False)
 
 
 def doc_section(record: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "BENCHMARKS.md"
@@ -39,3 +40,26 @@ def update_section(name: str, body: str, doc: Path = DOC) -> None:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text(text)
+
+
+def new_plot(height: float = 4.0) -> tuple[Any, Any]:
+    """(figure, axes) of a benchmark plot, drawn off-screen."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(6.4, height))
+
+
+def save_plot(fig: Any, ax: Any, path: Path, legend: bool = True) -> None:
+    """Grid (and legend), then the PNG; the figure is closed."""
+    import matplotlib.pyplot as plt
+
+    ax.grid(alpha=0.3)
+    if legend:
+        ax.legend(fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

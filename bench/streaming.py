@@ -33,7 +33,7 @@ from bench.common import (
 )
 from bench.harness import run_pipeline, stage_percentiles
 from bench.loopback import PROTOCOLS, Publisher, endpoint, live_source, read_stamp
-from bench.report import PLOTS, table, update_section
+from bench.report import PLOTS, new_plot, save_plot, table, update_section
 from bench.sources import FramesSource, TimedSource
 from trainers.synth import generate_video
 
@@ -123,12 +123,7 @@ def run(args: Any) -> dict[str, Any]:
 
 
 def plot(record: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig, ax = new_plot()
     for r in record["runs"]:
         t, v = zip(*r["series"], strict=True)
         ax.plot(t, v, label=f"{r['name']} ({r['source_fps']} FPS in, "
@@ -138,12 +133,7 @@ def plot(record: dict[str, Any], path: Path) -> None:
     ax.set_yscale("log")
     ax.set_title(f"Live {record['protocol'].upper()} source on 127.0.0.1; capacity "
                  f"{record['capacity_fps']} FPS")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_plot(fig, ax, path)
 
 
 def doc_section(record: dict[str, Any]) -> str:
