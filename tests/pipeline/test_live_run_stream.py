@@ -70,27 +70,38 @@ def test_stream_drops_and_comes_back_while_file_and_feed_keep_going(tiny, tmp_pa
     assert 0 < written <= 45 and len(records) <= written
 
 
+def publish(url: str, fmt: str, frames: int, first: int) -> subprocess.Popen:
+    """A publisher process (retries until the listener is up), like OBS streaming."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.pipeline.live_helpers", "publish", url, fmt,
+         str(frames), str(first)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 @pytest.mark.parametrize("protocol", ["rtmp", "rtsp"])
-def test_publisher_pushes_to_run_stream_listening(tiny, tmp_path, protocol):
+def test_publishers_push_to_run_stream_listening(tiny, tmp_path, protocol):
+    """OBS (here a PyAV publisher) streams to PartStream, stops, and streams again:
+    PartStream listens again and goes on without a restart."""
     url, fmt, _ = endpoint(protocol)
     out = tmp_path / "pushed.mp4"
     proc = subprocess.Popen(
         [sys.executable, "run_stream.py", *cli(tiny), "--listen", "--source", url,
-         "--max-frames", "20", "--output", str(out), "--quiet"],
+         "--max-frames", "40", "--output", str(out), "--quiet"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    publisher = subprocess.Popen(          # retries until run_stream.py listens
-        [sys.executable, "-m", "tests.pipeline.live_helpers", "publish", url, fmt,
-         "200", "0"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    publishers = [publish(url, fmt, 25, 0)]
     try:
+        publishers[0].wait(timeout=60)
+        publishers.append(publish(url, fmt, 200, 1000))
         stdout, stderr = proc.communicate(timeout=120)
     finally:
-        for p in (proc, publisher):
+        for p in (proc, *publishers):
             if p.poll() is None:
                 p.kill()
                 p.wait()
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr
+    assert "source lost 1 time(s), reconnected 1 time(s)" in stdout
     written = int(stdout.split(f"wrote {out} (")[1].split()[0])
     with av.open(str(out)) as clip:
         assert sum(1 for _ in clip.decode(video=0)) == written
-    assert 0 < written <= 20
+    assert 0 < written <= 40
