@@ -20,6 +20,26 @@ from tests.pipeline.live_helpers import start_server
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def kill(*procs: subprocess.Popen | None) -> None:
+    for p in procs:
+        if p is not None and p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def reconnected_once(proc: subprocess.Popen, stdout: str, stderr: str,
+                     out: Path) -> int:
+    """Checks a finished run_stream.py that lost its source once and got it back;
+    returns how many frames it wrote (all of them playable)."""
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert "source lost 1 time(s), reconnected 1 time(s)" in stdout
+    written = int(stdout.split(f"wrote {out} (")[1].split()[0])
+    with av.open(str(out)) as clip:
+        assert sum(1 for _ in clip.decode(video=0)) == written
+    return written
+
+
 def subscribe(address: str, got: list[dict], stop: threading.Event) -> None:
     """A results-feed client, as an AR app would run it."""
     ctx = zmq.Context()
@@ -54,16 +74,8 @@ def test_stream_drops_and_comes_back_while_file_and_feed_keep_going(tiny, tmp_pa
     finally:
         stop.set()
         reader.join()
-        for p in (proc, first, second):
-            if p is not None and p.poll() is None:
-                p.kill()
-                p.wait()
-    assert proc.returncode == 0, stderr
-    assert "Traceback" not in stderr
-    assert "source lost 1 time(s), reconnected 1 time(s)" in stdout
-    written = int(stdout.split(f"wrote {out} (")[1].split()[0])
-    with av.open(str(out)) as clip:
-        assert sum(1 for _ in clip.decode(video=0)) == written
+        kill(proc, first, second)
+    written = reconnected_once(proc, stdout, stderr, out)
     frames = [r["frame"] for r in records]
     assert {r["schema"] for r in records} == {SCHEMA}
     assert frames == sorted(frames) and max(frames) >= 30   # after the reconnect too
@@ -94,14 +106,6 @@ def test_publishers_push_to_run_stream_listening(tiny, tmp_path, protocol):
         publishers.append(publish(url, fmt, 200, 1000))
         stdout, stderr = proc.communicate(timeout=120)
     finally:
-        for p in (proc, *publishers):
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    assert proc.returncode == 0, stderr
-    assert "Traceback" not in stderr
-    assert "source lost 1 time(s), reconnected 1 time(s)" in stdout
-    written = int(stdout.split(f"wrote {out} (")[1].split()[0])
-    with av.open(str(out)) as clip:
-        assert sum(1 for _ in clip.decode(video=0)) == written
+        kill(proc, *publishers)
+    written = reconnected_once(proc, stdout, stderr, out)
     assert 0 < written <= 40
