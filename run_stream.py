@@ -9,8 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-DEFAULT_OUTPUT = "out/overlay.mp4"
-
 EXAMPLES = """\
 examples:
   python run_stream.py                    # synthetic crowd -> out/overlay.mp4
@@ -123,9 +121,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--max-frames must be at least 1")
     if args.timeout is not None and args.timeout <= 0:
         p.error("--timeout must be positive")
-    if args.output is None:
-        others = args.publish or args.virtual_cam is not None or args.show
-        args.output = [] if others else [DEFAULT_OUTPUT]
     return args
 
 
@@ -149,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.worker import StageError
 
     opts = StreamOptions(
-        source=args.source, camera=args.camera, outputs=args.output,
+        source=args.source, camera=args.camera, outputs=args.output or [],
         backend=args.backend, device=args.device, config=args.config,
         checkpoint=args.checkpoint, max_frames=args.max_frames,
         transport=args.transport, render_mode=args.render_mode, hud=args.hud,

@@ -31,9 +31,11 @@ from pipeline.transport import (
     Endpoints,
     StatusReceiver,
 )
-from pipeline.worker import Link, StageError, WorkerSpec, process_main, run_worker
+from pipeline.worker import Link, WorkerSpec, process_main, run_worker
 
 QUEUES = ("auto", "latest", "all")
+# Where the overlay goes when no output of any kind is asked for.
+DEFAULT_OUTPUT = "out/overlay.mp4"
 # The embedded default input (`python run_stream.py` with no arguments): four seconds
 # of a small crowd, people large enough to see their parts, little clutter.
 DEMO = {"frames": 60, "size": 384, "people": (3, 5), "fps": 15.0, "seed": 7,
@@ -253,7 +255,7 @@ class StreamOptions:
 
     source: str = "synthetic"
     camera: int | None = None
-    outputs: list[str] = field(default_factory=lambda: ["out/overlay.mp4"])
+    outputs: list[str] = field(default_factory=list)   # none given: DEFAULT_OUTPUT
     backend: str = "auto"
     device: str = "cpu"
     config: str | None = None
@@ -306,7 +308,7 @@ def make_source(opts: StreamOptions) -> Any:
 def make_sinks(opts: StreamOptions) -> list[Any]:
     """Where rendered frames (and results) go; every entry is a
     `pipeline.sinks.Sink`. Stream URLs go out through PyAV as a live stream, paths
-    become files."""
+    become files; with nothing asked for, the overlay goes to DEFAULT_OUTPUT."""
     from pipeline.feed import FeedSink
     from pipeline.protocols import scheme
     from pipeline.sinks import FileSink
@@ -322,10 +324,7 @@ def make_sinks(opts: StreamOptions) -> list[Any]:
         sinks.append(VirtualCamSink(device=opts.virtual_cam or None))
     if opts.show:
         sinks.append(WindowSink())
-    if not sinks:
-        raise StageError("nothing to write: give --output, --publish, --virtual-cam "
-                         "or --show")
-    return sinks
+    return sinks or [FileSink(DEFAULT_OUTPUT)]
 
 
 def build_stages(opts: StreamOptions, cfg: dict[str, Any], model_cfg: dict[str, Any],
