@@ -31,7 +31,7 @@ from nets.hough import hough_vote
 from nets.matching import hungarian_match, matching_weight, solve
 
 Problems = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-LIMBS = 19
+LIMBS = 19  # the problem size issue 3 names (the decode solves the 16 tree limbs)
 TOLERANCE = 1e-5  # "reaches the optimum": total weight within this of the Hungarian's
 
 
@@ -108,7 +108,7 @@ def decode_problems(count: int, seed: int = 0, noisy: bool = True) -> Problems:
             gain = torch.empty(1, 17, 1, 1).uniform_(0.5, 1.0, generator=gen)
             heat = (_blur(heat, 1.0) * gain).clamp(0, 1)
             off = off + 0.4 * torch.randn(off.shape, generator=gen)
-            gain = torch.empty(1, LIMBS, 1, 1).uniform_(0.5, 1.0, generator=gen)
+            gain = torch.empty(1, len(limbs[0]), 1, 1).uniform_(0.5, 1, generator=gen)
             speckle = 0.25 * torch.rand(limbs.shape, generator=gen) ** 3
             limbs = (_blur(limbs, 1.0) * gain + speckle).clamp(0, 1)
         radius = cfg["targets"]["disk_radius"] / cfg["output_stride"]

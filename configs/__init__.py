@@ -76,6 +76,8 @@ def body() -> dict[str, Any]:
         "oks_sigmas": raw["oks_sigmas"],
         "limbs": [(index[a], index[b]) for a, b in raw["limbs"]],
         "redundant_limbs": [(index[a], index[b]) for a, b in raw["redundant_limbs"]],
+        # tree then redundant limbs by name: the network's limb channels, in order
+        "limb_names": [list(pair) for pair in raw["limbs"] + raw["redundant_limbs"]],
         "flip": flip,
         "other_keypoints": raw.get("other_keypoints", {}),
     }

@@ -7,7 +7,7 @@ one person as for thirty (docs/ARCHITECTURE.md, "Decode" and "Decode input").
 
 Steps: Hough-map peaks -> candidates (`candidates`); limb maps sampled along every
 candidate pair -> score matrices (`limb_scores`); one-partner-per-limb matching
-(`nets.matching`); candidates joined into people over the 16 tree limbs, then pieces
+(`nets.matching`); candidates joined into people over the tree limbs, then pieces
 of a person missing a tree joint re-joined over the redundant limbs (`assemble`); the
 P best people (`select_people`); each foreground pixel given to a person by the paper's
 Eq. 17 (`assign_pixels`).
@@ -88,7 +88,7 @@ def candidates(
 
 
 def limb_pairs() -> Tensor:
-    """[L, 2] keypoint types of the 16 tree limbs then the 3 redundant ones."""
+    """[L, 2] keypoint types: the tree limbs, then the redundant ones (body.yaml)."""
     table = body()
     return torch.tensor(table["limbs"] + table["redundant_limbs"], dtype=torch.long)
 

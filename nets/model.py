@@ -186,6 +186,13 @@ def load_checkpoint(
         ) from exc
     if not isinstance(ckpt, dict) or not {"config", "model"} <= ckpt.keys():
         raise CheckpointError(f"checkpoint {path} lacks 'config' and 'model' entries")
+    limbs = (ckpt.get("meta") or {}).get("limbs", body()["limb_names"])
+    if limbs != body()["limb_names"]:
+        raise CheckpointError(
+            f"checkpoint {path} predicts other limbs than configs/body.yaml "
+            f"({len(limbs)} vs {len(body()['limb_names'])}): retrain or restore its "
+            "body.yaml"
+        )
     cfg = copy.deepcopy(ckpt["config"])
     try:
         # Fill keys added since the checkpoint was written from the default config.

@@ -40,6 +40,7 @@ from trainers.metrics import evaluate as score
 from trainers.metrics import miou, part_ap
 from trainers.plots import save_figure, save_overlays
 from trainers.scene import Prediction, Scene
+from trainers.targets import output_grid
 
 # The paper's tables: MHP v2 (instance-level parts), PASCAL-Person-Part (regions), COCO.
 TABLES = (
@@ -106,13 +107,15 @@ def _batches(items: Iterable[Scene], size: int) -> Iterator[list[Scene]]:
 
 
 @torch.inference_mode()
-def predict(model: InferenceModel, scenes: list[Scene]) -> list[Prediction]:
+def predict(
+    model: InferenceModel, scenes: list[Scene], grid: str = "input"
+) -> list[Prediction]:
     """Run the exported graph (network + fused decode) on input-size scenes; maps come
-    back upsampled to the input grid."""
+    back upsampled to the input grid, or as they are for grid="output"."""
     images = np.stack([s.image for s in scenes]).transpose(0, 3, 1, 2)
     x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0)
     x = x.contiguous(memory_format=torch.channels_last)
-    return to_predictions(model(x), int(model.cfg["output_stride"]))
+    return to_predictions(model(x), int(model.cfg["output_stride"]), grid)
 
 
 def run(
@@ -121,14 +124,16 @@ def run(
     scenes: Iterable[Scene],
     count: int,
     batch_size: int = 4,
+    grid: str = "input",
 ) -> tuple[dict[str, Any], list[Scene], list[Prediction]]:
-    """Predict every scene (progress bar) and score the lot."""
+    """Predict every scene (progress bar) and score the lot, on the input grid or on
+    the network's output grid (`trainers.targets.output_grid`)."""
     gts: list[Scene] = []
     preds: list[Prediction] = []
     with tqdm(total=count, desc="evaluate", unit="scene", dynamic_ncols=True) as bar:
         for batch in _batches(scenes, batch_size):
-            preds += predict(model, batch)
-            gts += batch
+            preds += predict(model, batch, grid)
+            gts += batch if grid == "input" else [output_grid(s) for s in batch]
             bar.update(len(batch))
     if not gts:
         raise ConfigError("no scenes to evaluate")
@@ -233,6 +238,13 @@ def main(argv: list[str] | None = None) -> int:
         help="instead: draw the model's output on frame N of a real video (PNG in "
         "--overlays)",
     )
+    parser.add_argument(
+        "--grid",
+        choices=("input", "output"),
+        default="input",
+        help="score at the input resolution (maps upsampled from stride 4) or on the "
+        "network's stride-4 output grid, which leaves out the resolution limit",
+    )
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
@@ -247,7 +259,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: {len(pred.scores)} people on {args.frame} -> {out}")
             return 0
         scenes = scenes_for(args.data, cfg, args.count, args.seed)
-        metrics, gts, preds = run(model, cfg, scenes, args.count, args.batch)
+        metrics, gts, preds = run(
+            model, cfg, scenes, args.count, args.batch, args.grid
+        )
     except (ConfigError, CheckpointError, DatasetError) as exc:
         print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
@@ -257,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{name} on {where}\n\n{format_table(metrics)}")
     metrics["scenes"] = len(gts)
     metrics["data"] = args.data
+    metrics["grid"] = args.grid
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(metrics, indent=2, default=float))

@@ -157,6 +157,24 @@ def _dspf_targets(
     return field, mask
 
 
+def output_grid(scene: Scene) -> Scene:
+    """A scene's ground truth on the network's output grid (stride-4 cells read at their
+    centres, as the targets are; keypoints in cells): what a perfect network could
+    output before any upsampling, so scoring there leaves out the resolution limit."""
+    kps = np.asarray(scene.keypoints, np.float32).reshape(-1, 17, 3).copy()
+    kps[..., :2] /= STRIDE
+    parts = _sample(scene.parts, STRIDE)
+    return Scene(
+        image=_sample(scene.image, STRIDE),
+        parts=np.ascontiguousarray(parts),
+        instances=np.ascontiguousarray(_sample(scene.instances, STRIDE)),
+        keypoints=kps,
+        track_ids=scene.track_ids,
+        taxonomy=scene.taxonomy,
+        ignore=None if scene.ignore is None else _sample(scene.ignore, STRIDE).copy(),
+    )
+
+
 def encode(scene: Scene, cfg: dict[str, Any]) -> dict[str, np.ndarray]:
     """Encode one scene (already at the network input size) into training targets."""
     size = cfg["input_size"]

@@ -125,6 +125,7 @@ def checkpoint_meta(cfg: dict[str, Any], **extra: Any) -> dict[str, Any]:
             "flip": tax["flip"],
         },
         "keypoints": body()["keypoints"],
+        "limbs": body()["limb_names"],
         "torch": str(torch.__version__),
         **extra,
     }

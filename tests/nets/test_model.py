@@ -3,7 +3,7 @@ import copy
 import pytest
 import torch
 
-from configs import taxonomy
+from configs import body, taxonomy
 from nets.backbones import BACKBONES, build_backbone
 from nets.model import (
     CheckpointError,
@@ -24,7 +24,7 @@ def contract_shapes(b, size, classes):
         "parts": (b, classes, h, h),
         "heatmap": (b, 17, h, h),
         "offsets": (b, 17, 2, h, h),
-        "limbs": (b, 19, h, h),
+        "limbs": (b, len(body()["limb_names"]), h, h),
         "hough": (b, 17, h, h),
     }
 
@@ -148,3 +148,8 @@ def test_checkpoint_errors(tmp_path):
     with pytest.raises(CheckpointError, match="do not match") as err:
         load_checkpoint(tmp_path / "bad.pt")
     assert "\n" not in str(err.value)
+    save_checkpoint(
+        tmp_path / "limbs.pt", build_model(cfg), cfg, {"limbs": [["nose", "left_eye"]]}
+    )
+    with pytest.raises(CheckpointError, match="other limbs"):
+        load_checkpoint(tmp_path / "limbs.pt")

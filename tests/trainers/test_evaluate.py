@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from configs import load_config
@@ -39,6 +40,17 @@ def test_evaluate_writes_metrics_and_overlays(tmp_path, capsys):
     assert len(list((tmp_path / "worst").glob("worst*.png"))) == 2
     printed = capsys.readouterr().out
     assert "AP^p_50" in printed and "OKS AP" in printed
+
+
+def test_output_grid_scores_the_stride_4_maps(tmp_path):
+    ckpt = tiny_checkpoint(tmp_path / "tiny.pt")
+    out = tmp_path / "metrics.json"
+    args = ["--checkpoint", str(ckpt), "--count", "2", "--threads", "1"]
+    assert main([*args, "--grid", "output", "--json", str(out)]) == 0
+    metrics = json.loads(out.read_text())
+    assert metrics["grid"] == "output" and 0.0 <= metrics["mIoU"] <= 1.0
+    with pytest.raises(SystemExit):  # argparse: usage line and exit code 2
+        main([*args, "--grid", "pixels"])
 
 
 def test_table_layout():

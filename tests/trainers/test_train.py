@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from configs import load_config
+from configs import body, load_config
 from nets.model import load_checkpoint
 from trainers.data import (
     EVAL_SEED_LIMIT,
@@ -116,6 +116,7 @@ def test_resume_continues_at_the_same_iteration(tmp_path):
     meta = torch.load(tmp_path / "split" / "last.pt", weights_only=True)["meta"]
     assert meta["iteration"] == 1 and meta["step"] == 1
     assert meta["taxonomy"]["classes"][0] == "background"
+    assert meta["limbs"] == body()["limb_names"]  # loaders refuse other limb sets
     assert not (tmp_path / "split" / "final.pt").exists()
     train(cfg, tmp_path / "split", resume=True)
     whole, split = losses(tmp_path / "whole"), losses(tmp_path / "split")
