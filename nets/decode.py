@@ -9,8 +9,10 @@ Steps: Hough-map peaks -> candidates (`candidates`); limb maps sampled along eve
 candidate pair -> score matrices (`limb_scores`); one-partner-per-limb matching
 (`nets.matching`); candidates joined into people over the tree limbs, then pieces
 of a person missing a tree joint re-joined over the redundant limbs (`assemble`); the
-P best people (`select_people`); each foreground pixel given to a person by the paper's
-Eq. 17 (`assign_pixels`).
+P best people (`select_people`); part probabilities upsampled bilinearly to the input
+resolution (`upsample_parts`); each foreground cell given to a person by the paper's
+Eq. 17 (`assign_pixels`) and its pixels labelled with that person. Part and instance
+maps come out at the network input's resolution.
 """
 
 from __future__ import annotations
@@ -268,25 +270,27 @@ def select_people(
 def assign_pixels(
     keypoints: Tensor,
     person_valid: Tensor,
-    parts: Tensor,
+    foreground: Tensor,
     dspf: Tensor,
     stride: int,
     min_sigma: float,
 ) -> Tensor:
-    """Instance map [B, h, w] by the paper's Eq. 17 (0 background, slot + 1).
+    """Instance map [B, h, w] of the cells by the paper's Eq. 17 (0 background,
+    slot + 1).
 
-    A foreground pixel u (part id != 0) goes to argmin_h min_joints
+    A foreground cell u (`foreground` [B, h, w] bool) goes to argmin_h min_joints
     ||u + D(u) - p|| / ((s_p + s_h) * sigma_h), with s_h the person's mean joint score
     and sigma_h the square root of its keypoint box area, at least `min_sigma` px so a
     person with one or two joints (zero-area box) still gets a finite scale.
     """
     b, p, j, _ = keypoints.shape
-    h, w = parts.shape[-2:]
+    h, w = foreground.shape[-2:]
     dtype = keypoints.dtype
     # Coordinates relative to the map centre keep the expanded squares small in float32.
     cx, cy = w * stride / 2.0, h * stride / 2.0
-    cols = (torch.arange(w, dtype=dtype, device=parts.device) + 0.5) * stride - cx
-    rows = (torch.arange(h, dtype=dtype, device=parts.device) + 0.5) * stride - cy
+    device = foreground.device
+    cols = (torch.arange(w, dtype=dtype, device=device) + 0.5) * stride - cx
+    rows = (torch.arange(h, dtype=dtype, device=device) + 0.5) * stride - cy
     tx = (cols.view(1, 1, w) + dspf[:, 0] * stride).reshape(b, h * w)
     ty = (rows.view(1, h, 1) + dspf[:, 1] * stride).reshape(b, h * w)
     present = (keypoints[..., 2] > 0) & person_valid.unsqueeze(-1)  # B, P, J
@@ -311,8 +315,29 @@ def assign_pixels(
     pixel = torch.stack([tx * tx + ty * ty, tx, ty, torch.ones_like(tx)], -1)
     psi2 = (pixel @ joint.transpose(-1, -2)).reshape(b, h * w, p, j)
     best = psi2.amin(-1).argmin(-1)  # B, h * w
-    foreground = (parts != 0).reshape(b, h * w) & person_valid.any(-1, keepdim=True)
-    return torch.where(foreground, best + 1, torch.zeros_like(best)).reshape(b, h, w)
+    keep = foreground.reshape(b, h * w) & person_valid.any(-1, keepdim=True)
+    return torch.where(keep, best + 1, torch.zeros_like(best)).reshape(b, h, w)
+
+
+def upsample_parts(probs: Tensor, stride: int) -> tuple[Tensor, Tensor]:
+    """Part map [B, H, W] at the input resolution and the cells [B, h, w] that hold
+    any of its foreground.
+
+    The part probabilities are upsampled bilinearly before the argmax: trained on
+    each cell's class shares (`trainers.targets`), they place boundaries inside a
+    cell, which a stride-4 argmax cannot (docs/MODEL.md, "Resolution")."""
+    up = F.interpolate(probs, scale_factor=stride, mode="bilinear", align_corners=False)
+    parts = up.argmax(1)
+    person = (parts != 0).to(probs.dtype).unsqueeze(1)
+    return parts, F.max_pool2d(person, stride).squeeze(1) > 0
+
+
+def to_input_grid(cells: Tensor, stride: int) -> Tensor:
+    """[B, h, w] cell values on the [B, h * stride, w * stride] pixels they cover."""
+    h, w = cells.shape[-2:]
+    rows = torch.arange(h * stride, device=cells.device) // stride
+    cols = torch.arange(w * stride, device=cells.device) // stride
+    return cells.index_select(-2, rows).index_select(-1, cols)
 
 
 def decode_fixed(
@@ -341,10 +366,11 @@ def decode_fixed(
     keypoints, person_scores, person_valid = select_people(
         labels, cand, d["max_people"], d["person_threshold"]
     )
-    parts = maps["parts"].argmax(1)
-    instances = assign_pixels(
-        keypoints, person_valid, parts, dspf, stride, float(d["min_sigma"])
+    parts, foreground = upsample_parts(maps["parts"], stride)
+    cells = assign_pixels(
+        keypoints, person_valid, foreground, dspf, stride, float(d["min_sigma"])
     )
+    instances = torch.where(parts != 0, to_input_grid(cells, stride), 0)
     return {
         "keypoints": keypoints,
         "person_scores": person_scores,
@@ -359,9 +385,10 @@ def to_predictions(
 ) -> list[Prediction]:
     """Decode outputs -> one `Prediction` per image, valid people only, renumbered 1..n.
 
-    grid="input": maps upsampled (nearest) by `stride` to the network input, keypoints
-    as they are; grid="output": maps at h x w and keypoints divided by `stride` (how the
-    decode oracle scores against targets at the output resolution).
+    grid="input": maps and keypoints as the decode gives them, on the network input;
+    grid="output": maps read at the cell centres (h x w) and keypoints divided by
+    `stride`, the grid of the targets (`trainers.targets.output_grid`; how the decode
+    oracle is scored).
     """
     if grid not in ("input", "output"):
         raise ValueError(f"grid must be 'input' or 'output', not '{grid}'")
@@ -374,12 +401,9 @@ def to_predictions(
         instances = lut[outputs["instances"][i].cpu()]
         parts = outputs["parts"][i].cpu()
         kps = outputs["keypoints"][i].detach().cpu().numpy()[slots].copy()
-        if grid == "input":
-            instances = instances.repeat_interleave(stride, 0).repeat_interleave(
-                stride, 1
-            )
-            parts = parts.repeat_interleave(stride, 0).repeat_interleave(stride, 1)
-        else:
+        if grid == "output":
+            centre = slice(stride // 2, None, stride)
+            instances, parts = instances[centre, centre], parts[centre, centre]
             kps[..., :2] /= stride
         preds.append(
             Prediction(

@@ -22,7 +22,6 @@ from nets.decode import Candidates, candidates, limb_pairs, limb_scores
 from nets.matching import pgd_match
 
 DSPF_STRIDES = (4, 8, 16, 32)
-IGNORE = 255
 
 
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -30,11 +29,13 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def part_loss(
-    logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
+    logits: torch.Tensor, shares: torch.Tensor, valid: torch.Tensor
 ) -> torch.Tensor:
-    """Cross-entropy over cells that are labelled (!= 255) and not ignored."""
-    ce = F.cross_entropy(logits, target, ignore_index=IGNORE, reduction="none")
-    return _masked_mean(ce, valid * (target != IGNORE).to(valid.dtype))
+    """Cross-entropy against each cell's class shares (B x C x h x w, soft targets:
+    the network learns sub-cell boundaries) over cells with labelled pixels that are
+    not ignored."""
+    ce = -(shares * F.log_softmax(logits, 1)).sum(1)
+    return _masked_mean(ce, valid * (shares.sum(1) > 0).to(valid.dtype))
 
 
 def map_bce(
@@ -99,7 +100,7 @@ class MGLoss(nn.Module):
     ) -> tuple[torch.Tensor, dict]:
         valid = targets["valid"]
         losses = {
-            "parts": part_loss(outputs["parts"], targets["parts"], valid),
+            "parts": part_loss(outputs["parts"], targets["part_shares"], valid),
             "heatmap": map_bce(outputs["heatmap"], targets["heatmap"], valid),
             "offsets": vector_l1(
                 outputs["offsets"],

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from configs import body
+from configs import body, taxonomy
 from trainers.scene import Scene
 
 STRIDE = 4
@@ -129,6 +129,29 @@ def _limb_targets(kps: np.ndarray, h: int, w: int, sigma: float) -> np.ndarray:
     return out
 
 
+def _part_fractions(
+    labels: np.ndarray, ignore: np.ndarray | None, n_classes: int
+) -> np.ndarray:
+    """C x h x w: each class's share of the labelled pixels of every stride-4 cell.
+
+    The soft target for the part cross-entropy: a network that learns these shares
+    can be upsampled bilinearly into masks sharper than its grid (docs/MODEL.md,
+    "Resolution"); cells without a labelled pixel are all 0 (not supervised)."""
+    height, width = labels.shape
+    h, w = height // STRIDE, width // STRIDE
+    cell = (np.arange(h)[:, None] * w + np.arange(w)[None, :]).repeat(STRIDE, 0)
+    cell = cell.repeat(STRIDE, 1)
+    keep = labels < n_classes
+    if ignore is not None:
+        keep &= ~ignore
+    counts = np.bincount(
+        cell[keep] * n_classes + labels[keep], minlength=h * w * n_classes
+    ).reshape(h, w, n_classes)
+    total = counts.sum(-1, keepdims=True)
+    shares = counts / np.maximum(total, 1)
+    return np.ascontiguousarray(shares.transpose(2, 0, 1), dtype=np.float32)
+
+
 def _dspf_targets(
     instances: np.ndarray, kps: np.ndarray, stride: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -195,8 +218,10 @@ def encode(scene: Scene, cfg: dict[str, Any]) -> dict[str, np.ndarray]:
         parts = np.where(ignored, 255, parts)
         valid[ignored] = 0.0
     heat, off = _keypoint_targets(kps, h, w, float(cfg["targets"]["disk_radius"]))
+    n_classes = len(taxonomy(cfg["model"]["taxonomy"])["classes"])
     out = {
         "parts": parts,
+        "part_shares": _part_fractions(scene.parts, scene.ignore, n_classes),
         "heatmap": heat,
         "offsets": off,
         "offset_mask": heat.copy(),

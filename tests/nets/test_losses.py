@@ -62,16 +62,25 @@ def test_uncertainty_weighting_formula(batch_cfg):
     assert len(criterion.terms) == 8 and "matching" not in terms
 
 
-def test_part_loss_skips_ignored_and_invalid_cells():
-    target = torch.tensor([[[1, 255], [0, 1]]])
+def test_part_loss_is_soft_cross_entropy_skipping_unlabelled_and_invalid_cells():
+    shares = torch.zeros(1, 3, 2, 2)
+    shares[0, 1, 0, 0] = 1.0
+    shares[0, 0, 1, 1], shares[0, 2, 1, 1] = 0.25, 0.75  # a boundary cell
+    shares[0, 0, 1, 0] = 1.0  # the invalid cell; cell (0, 1) has no labelled pixel
     valid = torch.tensor([[[1.0, 1.0], [0.0, 1.0]]])
     logits = torch.zeros(1, 3, 2, 2)
-    base = part_loss(logits, target, valid)
+    base = part_loss(logits, shares, valid)
     assert torch.isclose(base, torch.tensor(math.log(3.0)))
     changed = logits.clone()
-    changed[0, :, 0, 1] = torch.tensor([5.0, -5.0, 0.0])  # the 255 cell
+    changed[0, :, 0, 1] = torch.tensor([5.0, -5.0, 0.0])  # the unlabelled cell
     changed[0, :, 1, 0] = torch.tensor([-5.0, 5.0, 0.0])  # the invalid cell
-    assert torch.isclose(part_loss(changed, target, valid), base)
+    assert torch.isclose(part_loss(changed, shares, valid), base)
+    # the boundary cell's loss is lowest where the prediction equals its shares
+    probe = logits.clone()
+    probe[0, :, 1, 1] = torch.log(torch.tensor([0.25, 1e-6, 0.75]))
+    sharper = probe.clone()
+    sharper[0, :, 1, 1] = torch.log(torch.tensor([1e-6, 1e-6, 1.0]))
+    assert part_loss(probe, shares, valid) < part_loss(sharper, shares, valid)
 
 
 def test_vector_l1_is_a_masked_mean_of_summed_components():

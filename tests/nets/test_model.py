@@ -108,8 +108,8 @@ def test_inference_model_outputs():
         "keypoints": (2, p, 17, 3),
         "person_scores": (2, p),
         "person_valid": (2, p),
-        "instances": (2, 16, 16),
-        "parts": (2, 16, 16),
+        "instances": (2, 64, 64),  # the input resolution
+        "parts": (2, 64, 64),
     }
     with pytest.raises(ValueError, match="unknown matcher"):
         InferenceModel(model.model, cfg, "sinkhorn")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from configs import body, load_config
+from configs import body, load_config, taxonomy
 from trainers.scene import Scene
 from trainers.targets import DSPF_STRIDES, encode, encode_batch
 
@@ -15,6 +15,7 @@ CFG = copy.deepcopy(load_config())
 CFG["input_size"] = SIZE
 R = CFG["targets"]["disk_radius"]
 SIGMA = CFG["targets"]["limb_sigma"]
+N_CLASSES = len(taxonomy(CFG["model"]["taxonomy"])["classes"])
 LIMBS = body()["limbs"] + body()["redundant_limbs"]
 
 
@@ -184,6 +185,30 @@ def test_label_maps_ignore_and_keypoints():
     np.testing.assert_array_equal(t["keypoints"], scene.keypoints)
 
 
+def test_part_shares_are_class_fractions_of_labelled_pixels():
+    scene = _random_scene(7)
+    scene.parts[:4, :4] = 3  # cell (0, 0): one class
+    scene.parts[:4, 4:8] = 1
+    scene.parts[:1, 4:8] = 2  # cell (0, 1): a quarter class 2
+    scene.parts[:2, 8:12] = 255  # cell (0, 2): half unlabelled, half class 0
+    scene.parts[2:4, 8:12] = 0
+    scene.ignore = np.zeros((SIZE, SIZE), bool)
+    scene.ignore[4:8, :4] = True  # cell (1, 0): all ignored
+    shares = encode(scene, CFG)["part_shares"]
+    assert shares.shape == (N_CLASSES, SIZE // 4, SIZE // 4)
+    assert shares[3, 0, 0] == 1 and shares[2, 0, 1] == 0.25 and shares[1, 0, 1] == 0.75
+    assert shares[0, 0, 2] == 1 and not shares[:, 1, 0].any()
+    sums = shares.sum(0)
+    labelled = (sums > 0).sum()
+    np.testing.assert_allclose(sums[sums > 0], 1.0, rtol=1e-6)
+    assert labelled == sums.size - 1
+    # the shares read back the full-resolution labels: argmax agrees with the centre
+    # label wherever a cell holds one class only
+    pure = shares.max(0) == 1
+    centre = scene.parts[2::4, 2::4]
+    np.testing.assert_array_equal(shares.argmax(0)[pure], centre[pure])
+
+
 def test_shapes_dtypes_and_empty_scene():
     empty = Scene(
         np.zeros((SIZE, SIZE, 3), np.uint8),
@@ -196,6 +221,7 @@ def test_shapes_dtypes_and_empty_scene():
     h = SIZE // 4
     shapes = {
         "parts": (h, h),
+        "part_shares": (N_CLASSES, h, h),
         "heatmap": (17, h, h),
         "offsets": (17, 2, h, h),
         "offset_mask": (17, h, h),
@@ -209,8 +235,9 @@ def test_shapes_dtypes_and_empty_scene():
         shapes[f"dspf_mask_{s}"] = (SIZE // s, SIZE // s)
     assert {k: v.shape for k, v in t.items()} == shapes
     for key, value in t.items():
-        if key not in ("parts", "instances", "valid"):
+        if key not in ("parts", "part_shares", "instances", "valid"):
             assert value.dtype == np.float32 and not value.any(), key
+    assert (t["part_shares"][0] == 1).all()  # all background
 
 
 def test_wrong_size_is_a_clear_error():
