@@ -1,13 +1,14 @@
 """Stage 4: the network's fixed-size outputs -> people in frame coordinates.
 
 Written once against an array module `xp` (numpy on the CPU, CuPy on a GPU): keypoints
-mapped back through the letterbox, the stride-4 instance and part maps resampled to
-frame resolution, per-person boxes, and the invalid slots dropped so row k of every
-output array is person k and instance label k + 1 is that person's mask.
+mapped back through the letterbox, the instance and part maps (at the network input's
+resolution, `nets.decode.upsample_parts`) resampled to frame resolution, per-person
+boxes, and the invalid slots dropped so row k of every output array is person k and
+instance label k + 1 is that person's mask.
 
-Label maps cannot be interpolated, and nearest-neighbour upsampling by 4 x (input to
-frame) makes staircase edges. `resample_labels` takes at each output pixel the label
-with the largest bilinear weight among its four neighbouring cells: the edges of a
+Label maps cannot be interpolated, and nearest-neighbour upsampling (input to frame)
+makes staircase edges. `resample_labels` takes at each output pixel the label with the
+largest bilinear weight among its four neighbouring map pixels: the edges of a
 bilinearly upsampled one-hot mask, at the cost of a few array operations whatever the
 number of people. Parts and instances are voted as one joint label so a part never
 spills over its person's border.

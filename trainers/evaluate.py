@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from configs import ConfigError
 from nets.decode import to_predictions
+from nets.matching import MATCHERS
 from nets.model import (
     CheckpointError,
     InferenceModel,
@@ -201,7 +202,9 @@ def show_frame(model: InferenceModel, image: np.ndarray, path: Path) -> Predicti
     return pred
 
 
-def load_model(checkpoint: str | None) -> tuple[InferenceModel, dict[str, Any], str]:
+def load_model(
+    checkpoint: str | None, matcher: str | None = None
+) -> tuple[InferenceModel, dict[str, Any], str]:
     if checkpoint:
         model, cfg = load_checkpoint(checkpoint)
         name = checkpoint
@@ -209,7 +212,7 @@ def load_model(checkpoint: str | None) -> tuple[InferenceModel, dict[str, Any], 
         model, cfg = load_default_model()
         name = "default model"
     model = model.eval().to(memory_format=torch.channels_last)
-    return InferenceModel(model, cfg).eval(), cfg, name
+    return InferenceModel(model, cfg, matcher).eval(), cfg, name
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -245,6 +248,12 @@ def main(argv: list[str] | None = None) -> int:
         help="score at the input resolution (maps upsampled from stride 4) or on the "
         "network's stride-4 output grid, which leaves out the resolution limit",
     )
+    parser.add_argument(
+        "--matcher",
+        choices=MATCHERS,
+        help="limb matcher of the decode (default: the checkpoint's decode.matcher); "
+        "greedy is the paper's Table 5 baseline",
+    )
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
@@ -252,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.count < 1:
             raise ConfigError("--count must be at least 1")
-        model, cfg, name = load_model(args.checkpoint)
+        model, cfg, name = load_model(args.checkpoint, args.matcher)
         if args.frame:
             out = Path(args.overlays or ".") / f"{Path(args.frame).stem}_frame.png"
             pred = show_frame(model, read_frame(args.frame), out)
@@ -272,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics["scenes"] = len(gts)
     metrics["data"] = args.data
     metrics["grid"] = args.grid
+    metrics["matcher"] = model.matcher
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(metrics, indent=2, default=float))

@@ -42,13 +42,16 @@ def test_evaluate_writes_metrics_and_overlays(tmp_path, capsys):
     assert "AP^p_50" in printed and "OKS AP" in printed
 
 
-def test_output_grid_scores_the_stride_4_maps(tmp_path):
+def test_output_grid_and_matcher_options(tmp_path):
     ckpt = tiny_checkpoint(tmp_path / "tiny.pt")
     out = tmp_path / "metrics.json"
     args = ["--checkpoint", str(ckpt), "--count", "2", "--threads", "1"]
     assert main([*args, "--grid", "output", "--json", str(out)]) == 0
     metrics = json.loads(out.read_text())
     assert metrics["grid"] == "output" and 0.0 <= metrics["mIoU"] <= 1.0
+    assert metrics["matcher"] == "pgd"  # the checkpoint's decode.matcher
+    assert main([*args, "--matcher", "greedy", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["matcher"] == "greedy"
     with pytest.raises(SystemExit):  # argparse: usage line and exit code 2
         main([*args, "--grid", "pixels"])
 
