@@ -2,11 +2,12 @@
 
     total = sum_i exp(-s_i) * L_i + s_i        (Kendall et al. 2018; s_i learnable)
 
-Terms: cross-entropy for parts; BCE (soft targets) for the keypoint disks and limb maps;
-L1 for offsets (inside the disks) and for the DSPF at each of the 4 levels (on person
-cells); and, in training step 2 only (`with_matching=True`), BCE between the relaxed
-assignment matrices of the differentiable matching and ground-truth ones. The s_i are
-parameters of the loss module: give `MGLoss.parameters()` to the optimizer too.
+Terms: cross-entropy for parts (against each cell's class shares); BCE (soft targets)
+for the keypoint disks and limb maps; L1 for offsets (inside the disks) and for the
+DSPF at each of the 4 levels (on person cells); and, in training step 2 only
+(`with_matching=True`), BCE between the relaxed assignment matrices of the
+differentiable matching and ground-truth ones. The s_i are parameters of the loss
+module: give `MGLoss.parameters()` to the optimizer too.
 Every term is a mean over the cells it supervises, and 0 when there are none.
 """
 

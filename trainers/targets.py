@@ -129,7 +129,7 @@ def _limb_targets(kps: np.ndarray, h: int, w: int, sigma: float) -> np.ndarray:
     return out
 
 
-def _part_fractions(
+def _part_shares(
     labels: np.ndarray, ignore: np.ndarray | None, n_classes: int
 ) -> np.ndarray:
     """C x h x w: each class's share of the labelled pixels of every stride-4 cell.
@@ -186,10 +186,9 @@ def output_grid(scene: Scene) -> Scene:
     output before any upsampling, so scoring there leaves out the resolution limit."""
     kps = np.asarray(scene.keypoints, np.float32).reshape(-1, 17, 3).copy()
     kps[..., :2] /= STRIDE
-    parts = _sample(scene.parts, STRIDE)
     return Scene(
         image=_sample(scene.image, STRIDE),
-        parts=np.ascontiguousarray(parts),
+        parts=np.ascontiguousarray(_sample(scene.parts, STRIDE)),
         instances=np.ascontiguousarray(_sample(scene.instances, STRIDE)),
         keypoints=kps,
         track_ids=scene.track_ids,
@@ -221,7 +220,7 @@ def encode(scene: Scene, cfg: dict[str, Any]) -> dict[str, np.ndarray]:
     n_classes = len(taxonomy(cfg["model"]["taxonomy"])["classes"])
     out = {
         "parts": parts,
-        "part_shares": _part_fractions(scene.parts, scene.ignore, n_classes),
+        "part_shares": _part_shares(scene.parts, scene.ignore, n_classes),
         "heatmap": heat,
         "offsets": off,
         "offset_mask": heat.copy(),
