@@ -274,14 +274,18 @@ def assign_pixels(
     dspf: Tensor,
     stride: int,
     min_sigma: float,
+    max_psi: float = float("inf"),
 ) -> Tensor:
     """Instance map [B, h, w] of the cells by the paper's Eq. 17 (0 background,
     slot + 1).
 
     A foreground cell u (`foreground` [B, h, w] bool) goes to argmin_h min_joints
-    ||u + D(u) - p|| / ((s_p + s_h) * sigma_h), with s_h the person's mean joint score
-    and sigma_h the square root of its keypoint box area, at least `min_sigma` px so a
-    person with one or two joints (zero-area box) still gets a finite scale.
+    psi = ||u + D(u) - p|| / ((s_p + s_h) * sigma_h), with s_h the person's mean joint
+    score and sigma_h the square root of its keypoint box area, at least `min_sigma` px
+    so a person with one or two joints (zero-area box) still gets a finite scale. A
+    cell whose smallest psi exceeds `max_psi` stays unassigned: Eq. 17 alone gives every
+    person pixel to someone, so people the decode missed would become part of the
+    nearest found one.
     """
     b, p, j, _ = keypoints.shape
     h, w = foreground.shape[-2:]
@@ -314,8 +318,9 @@ def assign_pixels(
     joint = torch.stack([c, -2 * c * x, -2 * c * y, const], -1).reshape(b, p * j, 4)
     pixel = torch.stack([tx * tx + ty * ty, tx, ty, torch.ones_like(tx)], -1)
     psi2 = (pixel @ joint.transpose(-1, -2)).reshape(b, h * w, p, j)
-    best = psi2.amin(-1).argmin(-1)  # B, h * w
+    nearest, best = psi2.amin(-1).min(-1)  # B, h * w
     keep = foreground.reshape(b, h * w) & person_valid.any(-1, keepdim=True)
+    keep = keep & (nearest <= max_psi * max_psi)
     return torch.where(keep, best + 1, torch.zeros_like(best)).reshape(b, h, w)
 
 
@@ -368,7 +373,13 @@ def decode_fixed(
     )
     parts, foreground = upsample_parts(maps["parts"], stride)
     cells = assign_pixels(
-        keypoints, person_valid, foreground, dspf, stride, float(d["min_sigma"])
+        keypoints,
+        person_valid,
+        foreground,
+        dspf,
+        stride,
+        float(d["min_sigma"]),
+        float(d["max_psi"]),
     )
     instances = torch.where(parts != 0, to_input_grid(cells, stride), 0)
     return {

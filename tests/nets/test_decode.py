@@ -120,6 +120,14 @@ def test_assign_pixels_follows_dspf_to_the_nearest_person():
     assert inst[0, 0, 0] == 0
     assert (inst[0, 1:, :8] == 1).all()
     assert (inst[0, 8:, 8:] == 2).all()
+    # A cell whose u + D(u) lands far from every joint, (62, 2): psi 50.5 / (2 * 14.1)
+    # = 1.78 to person 0, 38.1 / (2 * 10) = 1.90 to person 1, joins person 0 only
+    # without a cap.
+    dspf[0, :, 0, 15] = 0.0
+    assert assign_pixels(kps, valid, parts != 0, dspf, 4, 8.0)[0, 0, 15] == 1
+    capped = assign_pixels(kps, valid, parts != 0, dspf, 4, 8.0, max_psi=1.0)
+    assert capped[0, 0, 15] == 0
+    assert torch.equal(capped[0, 1:, :8], inst[0, 1:, :8])  # members keep psi ~ 0
 
 
 def test_upsampled_part_shares_draw_sharper_masks_than_the_cells():
