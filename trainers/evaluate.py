@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +26,12 @@ import torch
 from tqdm import tqdm
 
 from configs import ConfigError
-from nets.decode import to_predictions
+from nets.decode import decode_fixed, to_predictions
 from nets.matching import MATCHERS
 from nets.model import (
     CheckpointError,
     InferenceModel,
+    activations,
     load_checkpoint,
     load_default_model,
 )
@@ -41,7 +42,7 @@ from trainers.metrics import evaluate as score
 from trainers.metrics import miou, part_ap
 from trainers.plots import save_figure, save_overlays
 from trainers.scene import Prediction, Scene
-from trainers.targets import output_grid
+from trainers.targets import MAP_GROUPS, encode, output_grid, perfect_maps
 
 # The paper's tables: MHP v2 (instance-level parts), PASCAL-Person-Part (regions), COCO.
 TABLES = (
@@ -109,14 +110,29 @@ def _batches(items: Iterable[Scene], size: int) -> Iterator[list[Scene]]:
 
 @torch.inference_mode()
 def predict(
-    model: InferenceModel, scenes: list[Scene], grid: str = "input"
+    model: InferenceModel,
+    scenes: list[Scene],
+    grid: str = "input",
+    oracle: Sequence[str] = (),
 ) -> list[Prediction]:
     """Run the exported graph (network + fused decode) on input-size scenes; maps come
-    back upsampled to the input grid, or as they are for grid="output"."""
+    back upsampled to the input grid, or as they are for grid="output".
+
+    `oracle` names map groups (`trainers.targets.MAP_GROUPS`) taken from the ground
+    truth instead of the network, so one head can be scored with the others perfect
+    (the DSPF ablation) or the cost of a weak head measured.
+    """
     images = np.stack([s.image for s in scenes]).transpose(0, 3, 1, 2)
     x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0)
     x = x.contiguous(memory_format=torch.channels_last)
-    return to_predictions(model(x), int(model.cfg["output_stride"]), grid)
+    if oracle:
+        maps = activations(model.model(x))
+        truth = perfect_maps([encode(s, model.cfg) for s in scenes], model.cfg)
+        maps.update({k: truth[k] for group in oracle for k in MAP_GROUPS[group]})
+        out = decode_fixed(maps, model.cfg, model.matcher)
+    else:
+        out = model(x)
+    return to_predictions(out, int(model.cfg["output_stride"]), grid)
 
 
 def run(
@@ -126,14 +142,16 @@ def run(
     count: int,
     batch_size: int = 4,
     grid: str = "input",
+    oracle: Sequence[str] = (),
 ) -> tuple[dict[str, Any], list[Scene], list[Prediction]]:
     """Predict every scene (progress bar) and score the lot, on the input grid or on
-    the network's output grid (`trainers.targets.output_grid`)."""
+    the network's output grid (`trainers.targets.output_grid`); `oracle` as in
+    `predict`."""
     gts: list[Scene] = []
     preds: list[Prediction] = []
     with tqdm(total=count, desc="evaluate", unit="scene", dynamic_ncols=True) as bar:
         for batch in _batches(scenes, batch_size):
-            preds += predict(model, batch, grid)
+            preds += predict(model, batch, grid, oracle)
             gts += batch if grid == "input" else [output_grid(s) for s in batch]
             bar.update(len(batch))
     if not gts:
@@ -254,6 +272,15 @@ def main(argv: list[str] | None = None) -> int:
         help="limb matcher of the decode (default: the checkpoint's decode.matcher); "
         "greedy is the paper's Table 5 baseline",
     )
+    parser.add_argument(
+        "--oracle",
+        nargs="+",
+        choices=tuple(MAP_GROUPS),
+        default=[],
+        help="map groups taken from the ground truth instead of the network: scores "
+        "the other heads alone, e.g. --oracle parts keypoints limbs leaves only the "
+        "DSPF to the model",
+    )
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
@@ -269,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         scenes = scenes_for(args.data, cfg, args.count, args.seed)
         metrics, gts, preds = run(
-            model, cfg, scenes, args.count, args.batch, args.grid
+            model, cfg, scenes, args.count, args.batch, args.grid, args.oracle
         )
     except (ConfigError, CheckpointError, DatasetError) as exc:
         print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
@@ -277,11 +304,14 @@ def main(argv: list[str] | None = None) -> int:
     where = f"{args.data}, {len(gts)} scenes" + (
         f" from seed {args.seed}" if args.data == "synthetic" else ""
     )
+    if args.oracle:
+        where += f"; {', '.join(args.oracle)} from the ground truth"
     print(f"\n{name} on {where}\n\n{format_table(metrics)}")
     metrics["scenes"] = len(gts)
     metrics["data"] = args.data
     metrics["grid"] = args.grid
     metrics["matcher"] = model.matcher
+    metrics["oracle"] = list(args.oracle)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(metrics, indent=2, default=float))

@@ -257,3 +257,41 @@ def encode_batch(scenes: list[Scene], cfg: dict[str, Any]) -> dict[str, torch.Te
     images = np.stack([s.image for s in scenes]).transpose(0, 3, 1, 2)
     batch["image"] = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0)
     return batch
+
+
+# Decode inputs each map group stands for (nets.model.activations' keys).
+MAP_GROUPS = {
+    "parts": ("parts",),
+    "keypoints": ("heatmap", "offsets", "hough"),
+    "limbs": ("limbs",),
+    "dspf": ("dspf",),
+}
+
+
+def perfect_maps(
+    targets: list[dict[str, np.ndarray]], cfg: dict[str, Any]
+) -> dict[str, torch.Tensor]:
+    """The decode input a perfect network would give for encoded scenes (`encode`):
+    one-hot parts of the cell centres, the keypoint, limb and finest DSPF targets,
+    Hough maps voted from the target disks and offsets. Fed to the decode alone it is
+    the decode oracle; swapped in for some of a model's maps it shows what they cost.
+    """
+    from nets.hough import hough_vote
+
+    stack = {
+        key: torch.from_numpy(np.stack([t[key] for t in targets]))
+        for key in ("parts", "heatmap", "offsets", "limbs", "dspf_4")
+    }
+    classes = len(taxonomy(cfg["model"]["taxonomy"])["classes"])
+    parts = stack["parts"] * (stack["parts"] != 255)
+    radius = float(cfg["targets"]["disk_radius"]) / STRIDE
+    return {
+        "parts": torch.nn.functional.one_hot(parts, classes)
+        .permute(0, 3, 1, 2)
+        .float(),
+        "heatmap": stack["heatmap"],
+        "offsets": stack["offsets"],
+        "limbs": stack["limbs"],
+        "hough": hough_vote(stack["heatmap"], stack["offsets"], radius),
+        "dspf": stack["dspf_4"],
+    }

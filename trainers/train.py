@@ -29,7 +29,13 @@ from tqdm import tqdm
 
 from configs import ConfigError, body, load_config, taxonomy
 from nets.losses import MGLoss
-from nets.model import CheckpointError, build_model, load_checkpoint, save_checkpoint
+from nets.model import (
+    CheckpointError,
+    MGParser,
+    build_model,
+    load_checkpoint,
+    save_checkpoint,
+)
 from trainers.data import build_pool, make_loader
 from trainers.plots import loss_curve
 
@@ -112,6 +118,50 @@ def read_resume_state(path: Path, cfg: dict[str, Any]) -> tuple[nn.Module, dict]
     model, _ = load_checkpoint(path, expect_cfg=cfg)
     meta = torch.load(path, map_location="cpu", weights_only=True).get("meta") or {}
     return model, meta
+
+
+def start_from(model: MGParser, path: Path, cfg: dict[str, Any]) -> dict:
+    """Load `train.init`'s weights into `model`, except the parts in `train.fresh`,
+    which keep their new initialisation (and may be built differently from the
+    checkpoint's); returns the checkpoint's meta. One-line CheckpointError when the
+    other parts do not fit."""
+    fresh = set(cfg["train"]["fresh"])
+    if not fresh:
+        weights, meta = read_resume_state(path, cfg)
+        model.load_state_dict(weights.state_dict())
+        return meta
+    weights, _ = load_checkpoint(path)
+    own = model.state_dict()
+    theirs = weights.state_dict()
+    keep = {k: v for k, v in theirs.items() if k.split(".")[0] not in fresh}
+    wanted = {k for k in own if k.split(".")[0] not in fresh}
+    bad = sorted(k for k in wanted if k not in keep or keep[k].shape != own[k].shape)
+    if bad or keep.keys() != wanted:
+        first = (bad or sorted(keep.keys() ^ wanted))[0]
+        raise CheckpointError(
+            f"checkpoint {path} does not fit this network outside train.fresh "
+            f"(first difference: {first})"
+        )
+    model.load_state_dict(keep, strict=False)
+    return torch.load(path, map_location="cpu", weights_only=True).get("meta") or {}
+
+
+def apply_freeze(model: MGParser, cfg: dict[str, Any]) -> None:
+    """Stop the parts in `train.freeze` from learning: no gradients, and batch norm
+    in eval mode (call after every `model.train()`)."""
+    for name in cfg["train"]["freeze"]:
+        getattr(model, name).requires_grad_(False).eval()
+
+
+def check_parts(model: MGParser, cfg: dict[str, Any]) -> None:
+    """`train.fresh` and `train.freeze` name top-level parts of the network."""
+    known = [name for name, _ in model.named_children()]
+    for key in ("fresh", "freeze"):
+        unknown = [n for n in cfg["train"][key] if n not in known]
+        if unknown:
+            raise ConfigError(
+                f"train.{key}: unknown part {unknown[0]!r} (known: {', '.join(known)})"
+            )
 
 
 def checkpoint_meta(cfg: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -247,6 +297,7 @@ def train(
     end = total if stop_at is None else min(total, stop_at)
     fmt = torch.channels_last if t["channels_last"] else torch.contiguous_format
     model = build_model(cfg)
+    check_parts(model, cfg)
     start, resumed, carried = 0, {}, {}
     last = out / "last.pt"
     if resume and last.exists():
@@ -254,10 +305,10 @@ def train(
         model.load_state_dict(weights.state_dict())
         start, resumed = int(meta["iteration"]), meta
     elif t["init"]:
-        weights, init_meta = read_resume_state(Path(t["init"]), cfg)
-        model.load_state_dict(weights.state_dict())
+        init_meta = start_from(model, Path(t["init"]), cfg)
         # the learned loss weights go on from where that run left them
         carried = _loss_only(init_meta.get("resume") or init_meta)
+    apply_freeze(model, cfg)
     model = model.to(where.device).to(memory_format=fmt)
     if where.main:
         out.mkdir(parents=True, exist_ok=True)
@@ -367,6 +418,7 @@ def _run_step(
         runner.train()
         if frozen_bn:
             freeze_batchnorm(runner)
+        apply_freeze(_unwrap(runner).model, cfg)
         lr = lr_at(iteration, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr

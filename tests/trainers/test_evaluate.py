@@ -73,3 +73,24 @@ def test_bad_input_is_one_line(tmp_path, capsys):
         assert main([*args, "--count", "5"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error:"), err
+
+
+def test_oracle_maps_replace_the_network(tmp_path):
+    """With every map group from the ground truth the random network has no say: the
+    decode oracle, scored on the output grid, finds the parts exactly; with the DSPF
+    left to the network the parts stay exact and only the person assignment moves."""
+    ckpt = str(tiny_checkpoint(tmp_path / "tiny.pt"))
+    out = tmp_path / "metrics.json"
+    args = ["--checkpoint", ckpt, "--count", "3", "--threads", "1", "--grid", "output"]
+    everything = ["parts", "keypoints", "limbs", "dspf"]
+    assert main([*args, "--oracle", *everything, "--json", str(out)]) == 0
+    perfect = json.loads(out.read_text())
+    assert perfect["oracle"] == everything
+    assert perfect["mIoU"] == pytest.approx(1.0) and perfect["OKS_AP"] > 0.9
+    assert main([*args, "--oracle", *everything[:3], "--json", str(out)]) == 0
+    dspf_only = json.loads(out.read_text())
+    assert dspf_only["mIoU"] == pytest.approx(1.0)
+    assert dspf_only["OKS_AP"] == pytest.approx(perfect["OKS_AP"])
+    assert dspf_only["APp50"] < perfect["APp50"]
+    assert main([*args, "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["mIoU"] < 0.9

@@ -13,7 +13,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from configs import body, load_config
-from nets.model import load_checkpoint
+from nets.model import build_model, load_checkpoint
 from trainers.data import (
     EVAL_SEED_LIMIT,
     BatchPlan,
@@ -142,6 +142,41 @@ def test_a_continued_run_keeps_the_learned_loss_weights(tmp_path):
     second = torch.load(tmp_path / "second" / "final.pt", weights_only=True)["meta"]
     assert second["loss_terms"] == first["loss_terms"]
     torch.testing.assert_close(second["loss_weights"], first["loss_weights"])
+
+
+def test_a_fresh_part_learns_on_frozen_features(tmp_path):
+    """The DSPF ablation's set-up: every part but the DSPF from `init`, frozen (weights
+    and BN statistics unchanged); the DSPF built as another variant, fresh, learning."""
+    train(tiny_cfg(step1_iters=1, step2_iters=0), tmp_path / "first")
+    first, _ = load_checkpoint(tmp_path / "first" / "final.pt")
+    frozen = ["backbone", "fpn", "part_head", "pose_head"]
+    init = str(tmp_path / "first" / "final.pt")
+    cfg = tiny_cfg(step1_iters=2, step2_iters=0, init=init, fresh=["dspf"],
+                   freeze=frozen)
+    cfg["model"]["dspf"].update(residual=False, warping=False)
+    torch.manual_seed(cfg["train"]["seed"])  # train() builds its network after this
+    start = build_model(cfg).dspf.state_dict()
+    train(cfg, tmp_path / "probe")
+    probe, _ = load_checkpoint(tmp_path / "probe" / "final.pt")
+    before, after = first.state_dict(), probe.state_dict()
+    for key, value in after.items():
+        if key.startswith("dspf."):
+            assert key not in before or value.shape != before[key].shape or not (
+                torch.equal(value, before[key]))
+        else:
+            torch.testing.assert_close(value, before[key], rtol=0, atol=0)
+    moved = [k for k, v in probe.dspf.state_dict().items()
+             if v.is_floating_point() and not torch.equal(v, start[k])]
+    assert moved  # the fresh part learned
+    assert main(["--config", str(_yaml(tmp_path, fresh=["head"])),
+                 "--out", str(tmp_path / "bad")]) == 2
+
+
+def _yaml(tmp_path: Path, **train_keys) -> Path:
+    default = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
+    path = tmp_path / "cfg.yaml"
+    path.write_text(f"base: {default}\ninput_size: 64\ntrain: {train_keys}\n")
+    return path
 
 
 def test_mismatched_checkpoint_is_a_one_line_error(tmp_path, capsys):
