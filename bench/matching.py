@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from bench.common import machine, machine_line, main_guard, parser, time_ms, write_json
-from configs import load_config, taxonomy
+from configs import load_config
 from nets.decode import candidates, decode_fixed, limb_pairs, limb_scores
 from nets.hough import hough_vote
 from nets.matching import hungarian_match, matching_weight, solve
@@ -191,23 +191,13 @@ def decode_times(repeats: int) -> dict[str, float]:
     """Median ms of decode_fixed (batch 1, default config, eager) on a 1-person and a
     30-person scene, timed alternately so a busy CPU slows both alike."""
     from trainers.synth import generate_scene
-    from trainers.targets import encode
+    from trainers.targets import encode, perfect_maps
 
     cfg = load_config()
-    classes = len(taxonomy(cfg["model"]["taxonomy"])["classes"])
-    radius = cfg["targets"]["disk_radius"] / cfg["output_stride"]
     maps = {}
     for people in (1, 30):
         scene = generate_scene(people, size=cfg["input_size"], people=(people, people))
-        t = {k: torch.from_numpy(v)[None] for k, v in encode(scene, cfg).items()}
-        maps[people] = {
-            "parts": F.one_hot(t["parts"] % 255, classes).permute(0, 3, 1, 2).float(),
-            "heatmap": t["heatmap"],
-            "offsets": t["offsets"],
-            "limbs": t["limbs"],
-            "hough": hough_vote(t["heatmap"], t["offsets"], radius),
-            "dspf": t["dspf_4"],
-        }
+        maps[people] = perfect_maps([encode(scene, cfg)], cfg)
     out: dict[str, list[float]] = {}
     with torch.inference_mode():
         for matcher in ("pgd", "greedy", "hungarian"):

@@ -97,12 +97,14 @@ def round_greedy(
     valid_rows: Tensor | None = None,
     valid_cols: Tensor | None = None,
     tie: float = 1e-3,
+    rounds: int | None = None,
 ) -> Tensor:
     """Binary matching [..., K, K'] (bool) from a relaxed Y, with fixed-size tensors.
 
-    min(K, K') rounds of: take the free pair with the largest Y (+ `tie` * A, so equal
-    Y values fall to the higher score) among pairs with A > 0, then close its row and
-    column. No data-dependent shapes: exportable and batched over leading dims.
+    min(K, K') rounds (or `rounds`, when fewer pairs can be wanted) of: take the free
+    pair with the largest Y (+ `tie` * A, so equal Y values fall to the higher score)
+    among pairs with A > 0, then close its row and column. No data-dependent shapes:
+    exportable and batched over leading dims.
     """
     mask = _pair_mask(A, valid_rows, valid_cols) * (A > 0).to(A.dtype)
     key = Y + tie * A
@@ -113,7 +115,7 @@ def round_greedy(
     col_ids = torch.arange(cols, device=A.device).reshape(1, cols)
     free = mask > 0
     chosen = torch.zeros_like(free)
-    for _ in range(min(rows, cols)):
+    for _ in range(min(rows, cols, rounds or rows)):
         masked = torch.where(free, key, torch.full_like(key, neg))
         flat = masked.reshape(*lead, rows * cols)
         best, index = flat.max(-1)
@@ -128,10 +130,14 @@ def round_greedy(
 
 
 def greedy_match(
-    A: Tensor, valid_rows: Tensor | None = None, valid_cols: Tensor | None = None
+    A: Tensor,
+    valid_rows: Tensor | None = None,
+    valid_cols: Tensor | None = None,
+    rounds: int | None = None,
 ) -> Tensor:
-    """OpenPose's matcher: pairs in decreasing score, kept when both ends are free."""
-    return round_greedy(A, A, valid_rows, valid_cols, tie=0.0)
+    """OpenPose's matcher: pairs in decreasing score, kept when both ends are free
+    (at most `rounds` pairs when given)."""
+    return round_greedy(A, A, valid_rows, valid_cols, tie=0.0, rounds=rounds)
 
 
 def hungarian_match(

@@ -100,6 +100,10 @@ def test_greedy_matches_openpose_reference():
     G = greedy_match(A, rows, cols)
     for a, g in zip(A.numpy(), G, strict=True):
         assert {tuple(p) for p in g.nonzero().tolist()} == openpose_greedy(a)
+    # Capped at 3 rounds: the first 3 pairs OpenPose's order takes, and no others.
+    for a, g, c in zip(A.numpy(), G, greedy_match(A, rows, cols, 3), strict=True):
+        taken = sorted(g.nonzero().tolist(), key=lambda rc: -a[rc[0], rc[1]])
+        assert sorted(c.nonzero().tolist()) == sorted(taken[:3])
 
 
 def test_round_greedy_returns_a_matching_on_valid_positive_pairs():
