@@ -22,7 +22,7 @@ from trainers.data import (
     train_seed,
 )
 from trainers.targets import encode_batch
-from trainers.train import Dist, lr_at, main, train
+from trainers.train import Dist, check_parts, lr_at, main, train
 
 
 def tiny_cfg(**train_keys) -> dict:
@@ -170,6 +170,22 @@ def test_a_fresh_part_learns_on_frozen_features(tmp_path):
     assert moved  # the fresh part learned
     assert main(["--config", str(_yaml(tmp_path, fresh=["head"])),
                  "--out", str(tmp_path / "bad")]) == 2
+
+
+CONFIGS = sorted(
+    p for p in (Path(__file__).resolve().parents[2] / "configs").glob("*.yaml")
+    if p.stem not in ("body", "parts")  # tables, not run configs
+)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_every_shipped_config_builds_its_network(path):
+    """Configs are data nobody runs in CI (training legs, ablations, the paper's): each
+    must load, build its network, and name real parts in train.fresh / freeze."""
+    cfg = load_config(path)
+    model = build_model(cfg)
+    check_parts(model, cfg)
+    assert sum(p.numel() for p in model.parameters()) > 0
 
 
 def _yaml(tmp_path: Path, **train_keys) -> Path:
