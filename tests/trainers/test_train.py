@@ -172,6 +172,16 @@ def test_a_fresh_part_learns_on_frozen_features(tmp_path):
                  "--out", str(tmp_path / "bad")]) == 2
 
 
+def test_init_that_does_not_fit_outside_fresh_is_a_one_line_error(tmp_path, capsys):
+    train(tiny_cfg(step1_iters=1, step2_iters=0), tmp_path / "first")
+    wider = _yaml(tmp_path, init=str(tmp_path / "first" / "final.pt"), fresh=["dspf"])
+    wider.write_text(wider.read_text() + "model: {fpn_channels: 16}\n")
+    capsys.readouterr()
+    assert main(["--config", str(wider), "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not fit this network outside train.fresh" in err[0]
+
+
 CONFIGS = sorted(
     p for p in (Path(__file__).resolve().parents[2] / "configs").glob("*.yaml")
     if p.stem not in ("body", "parts")  # tables, not run configs
