@@ -115,10 +115,15 @@ class Runner:
             return self._supervise(control, status, workers)
         finally:
             deadline = time.monotonic() + 10.0
-            while any(w.is_alive() for w in workers) and time.monotonic() < deadline:
+            while (alive := [w for w in workers if w.is_alive()]) and (
+                time.monotonic() < deadline
+            ):
                 control.publish(ABORT)      # for workers still running (interrupted
                 control.publish(FINISH)     # start-up); harmless for finished ones
-                workers[0].join(timeout=0.05)
+                # wait on a live worker: joining a finished one returns at once, and
+                # publishing in a tight loop floods the workers' control sockets so
+                # fast that their reads never drain (a 10 s hang, 1 run in 30)
+                alive[0].join(timeout=0.05)
             for w in workers:
                 if isinstance(w, mp.process.BaseProcess) and w.is_alive():
                     w.terminate()
