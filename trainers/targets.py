@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from configs import body, taxonomy
+from nets.hough import hough_vote
 from trainers.scene import Scene
 
 STRIDE = 4
@@ -276,8 +277,6 @@ def perfect_maps(
     Hough maps voted from the target disks and offsets. Fed to the decode alone it is
     the decode oracle; swapped in for some of a model's maps it shows what they cost.
     """
-    from nets.hough import hough_vote
-
     stack = {
         key: torch.from_numpy(np.stack([t[key] for t in targets]))
         for key in ("parts", "heatmap", "offsets", "limbs", "dspf_4")
@@ -285,10 +284,9 @@ def perfect_maps(
     classes = len(taxonomy(cfg["model"]["taxonomy"])["classes"])
     parts = stack["parts"] * (stack["parts"] != 255)
     radius = float(cfg["targets"]["disk_radius"]) / STRIDE
+    one_hot = torch.nn.functional.one_hot(parts, classes).permute(0, 3, 1, 2)
     return {
-        "parts": torch.nn.functional.one_hot(parts, classes)
-        .permute(0, 3, 1, 2)
-        .float(),
+        "parts": one_hot.float(),
         "heatmap": stack["heatmap"],
         "offsets": stack["offsets"],
         "limbs": stack["limbs"],
