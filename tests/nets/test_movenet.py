@@ -61,7 +61,7 @@ def test_heads_match_the_graph(net, graph, make_input):
     )
     with torch.no_grad():
         out = net(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255)
-    for name, expected in zip(HEAD_NODES, ref):
+    for name, expected in zip(HEAD_NODES, ref, strict=True):
         mine = out[name][0].numpy().transpose(1, 2, 0)
         assert mine.shape == expected[0].shape == (64, 64, mine.shape[-1])
         np.testing.assert_allclose(mine, expected[0], atol=TOLERANCE, err_msg=name)
@@ -81,7 +81,10 @@ def test_trunk_pyramid_channels_and_strides(net):
     with torch.no_grad():
         feats = net.trunk(torch.zeros(1, 3, 256, 192))
     assert [tuple(f.shape[1:]) for f in feats] == [
-        (24, 64, 48), (24, 32, 24), (32, 16, 12), (64, 8, 6)
+        (24, 64, 48),
+        (24, 32, 24),
+        (32, 16, 12),
+        (64, 8, 6),
     ]
     assert net.trunk.channels == [24, 24, 32, 64]
 

@@ -106,9 +106,16 @@ def _resize_bilinear(x: np.ndarray, size: np.ndarray) -> np.ndarray:
 
 
 def _strided_slice(node, x, begin, end, strides):
-    masks = {k: _attr(node, k, 0) for k in (
-        "begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask", "shrink_axis_mask"
-    )}
+    masks = {
+        k: _attr(node, k, 0)
+        for k in (
+            "begin_mask",
+            "end_mask",
+            "ellipsis_mask",
+            "new_axis_mask",
+            "shrink_axis_mask",
+        )
+    }
     index: list[Any] = []
     for i in range(len(begin)):
         if masks["ellipsis_mask"] >> i & 1:
@@ -143,10 +150,18 @@ def _top_k(x, k):
 def _run(node: dict[str, Any], a: list[Any]) -> Any:  # noqa: C901 - one op per branch
     op = node["op"]
     simple = {
-        "Sub": np.subtract, "Mul": np.multiply, "AddV2": np.add, "RealDiv": np.divide,
-        "Minimum": np.minimum, "Maximum": np.maximum, "Less": np.less,
-        "Greater": np.greater, "GreaterEqual": np.greater_equal, "Equal": np.equal,
-        "LogicalAnd": np.logical_and, "FloorDiv": np.floor_divide,
+        "Sub": np.subtract,
+        "Mul": np.multiply,
+        "AddV2": np.add,
+        "RealDiv": np.divide,
+        "Minimum": np.minimum,
+        "Maximum": np.maximum,
+        "Less": np.less,
+        "Greater": np.greater,
+        "GreaterEqual": np.greater_equal,
+        "Equal": np.equal,
+        "LogicalAnd": np.logical_and,
+        "FloorDiv": np.floor_divide,
         "SquaredDifference": lambda x, y: np.square(x - y),
     }
     if op in simple:
@@ -162,9 +177,14 @@ def _run(node: dict[str, Any], a: list[Any]) -> Any:  # noqa: C901 - one op per 
         return _resize_bilinear(a[0], a[1])
     if op == "Sigmoid":
         return 1 / (1 + np.exp(-a[0]))
-    unary = {"Exp": np.exp, "Abs": np.abs, "Reciprocal": np.reciprocal,
-             "Identity": lambda x: x, "Size": lambda x: np.int32(x.size),
-             "Shape": lambda x: np.array(x.shape, np.int32)}
+    unary = {
+        "Exp": np.exp,
+        "Abs": np.abs,
+        "Reciprocal": np.reciprocal,
+        "Identity": lambda x: x,
+        "Size": lambda x: np.int32(x.size),
+        "Shape": lambda x: np.array(x.shape, np.int32),
+    }
     if op in unary:
         return unary[op](a[0])
     if op == "StridedSlice":

@@ -44,7 +44,9 @@ def hand_made_maps(people: list[np.ndarray], size: int = 48) -> dict[str, torch.
             maps["kpt_regress"][2 * j, cy, cx] = float(y - cy) + 1  # one cell off
             maps["kpt_regress"][2 * j + 1, cy, cx] = float(x - cx) - 1
         span = joints.max(0) - joints.min(0) + 3
-        maps["box_scale"][:, cy, cx] = torch.tensor([span[1], span[0]], dtype=torch.float)
+        maps["box_scale"][:, cy, cx] = torch.tensor(
+            [span[1], span[0]], dtype=torch.float
+        )
     return maps
 
 
@@ -61,9 +63,7 @@ def test_decode_finds_every_person_and_snaps_to_peaks(count):
     keypoints, scores = decode_people(hand_made_maps(people), max_people=20)
     assert keypoints.shape == (count, 17, 3) and scores.shape == (count,)
     found = sorted(map(tuple, np.round(keypoints[:, :, :2].reshape(-1, 2), 2)))
-    expected = sorted(
-        map(tuple, ((np.concatenate(people) + 0.25) * STRIDE).round(2))
-    )
+    expected = sorted(map(tuple, ((np.concatenate(people) + 0.25) * STRIDE).round(2)))
     assert found == expected  # every joint on its own peak, not on the regression
     sigmoid5 = 1 / (1 + np.exp(-5))
     assert np.all(keypoints[..., 2] > KEYPOINT_MIN) and np.all(scores < sigmoid5**2)
@@ -100,8 +100,10 @@ def test_decode_matches_the_graphs_own_decode():
 
 def oks(pred: np.ndarray, gt: np.ndarray, area: float) -> float:
     """COCO object keypoint similarity of one prediction with one annotation."""
-    sigmas = np.array([26, 25, 25, 35, 35, 79, 79, 72, 72, 62, 62, 107, 107, 87, 87,
-                       89, 89]) / 1000
+    sigmas = (
+        np.array([26, 25, 25, 35, 35, 79, 79, 72, 72, 62, 62, 107, 107, 87, 87, 89, 89])
+        / 1000
+    )
     visible = gt[:, 2] > 0
     d2 = np.square(pred[:, :2] - gt[:, :2]).sum(1)
     e = d2 / (2 * area * (2 * sigmas) ** 2 + np.spacing(1))
@@ -115,7 +117,9 @@ def test_real_people_are_found_near_ground_truth():
     teacher = MoveNetTeacher()
     matched = total = 0
     for info in data["images"]:
-        image = cv2.cvtColor(cv2.imread(str(COCO / info["file_name"])), cv2.COLOR_BGR2RGB)
+        image = cv2.cvtColor(
+            cv2.imread(str(COCO / info["file_name"])), cv2.COLOR_BGR2RGB
+        )
         out = teacher(image)
         assert out.instances is None and out.part_probs is None
         assert out.keypoints.dtype == np.float32 and out.scores.dtype == np.float32

@@ -42,7 +42,7 @@ def decode_people(
 ) -> tuple[np.ndarray, np.ndarray]:
     """One image's raw head maps (C x h x w each, `nets.movenet.MoveNet` outputs
     without the batch axis) -> keypoints P x 17 x 3 (x, y, score) in input pixels and
-    person scores P, in order of centre score; people scoring `min_score` or less are dropped."""
+    person scores P, in centre-score order; people scoring <= `min_score` dropped."""
     h, w = maps["center"].shape[-2:]
     center = torch.sigmoid(maps["center"][0])
     peaks = F.max_pool2d(center[None, None], NMS_KERNEL, 1, NMS_KERNEL // 2)[0, 0]
