@@ -1,0 +1,115 @@
+"""MoveNet MultiPose as a teacher: the torch rebuild (nets.movenet) and our own decode.
+
+The decode is the one MoveNet's graph runs after its heads, vectorised over people and
+without its cap of 6: person centres are the 5x5 local maxima of the centre heatmap;
+each centre regresses its 17 joints; each joint then snaps to the keypoint-heatmap
+peak inside the person's box, the heatmap weighted by exp(-d^2 / (0.3 min(H, W))) of
+the grid distance d to the regressed joint, and moves by that cell's sub-cell offset.
+A joint's score is that weighted heatmap value (0 below 0.127, "not found", as the
+graph); a person's score is the centre score times the mean score of the found joints.
+
+The image is letterboxed to `size` (256 by default: on COCO photographs 256 beat 512,
+which misses large people; NOTES.md) with the pipeline's own letterbox.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from nets.movenet import MoveNetWeightsError, load_movenet
+from pipeline.preprocess import Letterbox, letterbox_image
+from trainers.teachers import TeacherError, TeacherOutput
+
+DEFAULT_MODEL = (
+    Path(__file__).resolve().parents[3]
+    / "shared"
+    / "models"
+    / "movenet"
+    / "movenet-multipose.json"
+)
+STRIDE = 4
+KEYPOINT_MIN = 0.127  # the graph's threshold (float16 0.126953125) for a found joint
+SIGMA_FACTOR = 0.3  # distance weight exp(-d^2 / (SIGMA_FACTOR * min(H, W)))
+NMS_KERNEL = 5
+
+
+def decode_people(
+    maps: dict[str, torch.Tensor], max_people: int = 20, min_score: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """One image's raw head maps (C x h x w each, `nets.movenet.MoveNet` outputs
+    without the batch axis) -> keypoints P x 17 x 3 (x, y, score) in input pixels and
+    person scores P, in centre-score order; people scoring <= `min_score` dropped."""
+    h, w = maps["center"].shape[-2:]
+    center = torch.sigmoid(maps["center"][0])
+    peaks = F.max_pool2d(center[None, None], NMS_KERNEL, 1, NMS_KERNEL // 2)[0, 0]
+    center = torch.where(center == peaks, center, torch.zeros_like(center))
+    center_scores, index = center.flatten().topk(min(max_people, h * w))
+    cy, cx = (index // w).float(), (index % w).float()
+
+    off = maps["box_offset"][:, index // w, index % w]  # 2 x P (dy, dx)
+    half = maps["box_scale"][:, index // w, index % w].clamp(min=0) / 2
+    y0 = (cy + off[0] - half[0]).clamp(0, h)[:, None, None]
+    y1 = (cy + off[0] + half[0]).clamp(0, h)[:, None, None]
+    x0 = (cx + off[1] - half[1]).clamp(0, w)[:, None, None]
+    x1 = (cx + off[1] + half[1]).clamp(0, w)[:, None, None]
+    gy = torch.arange(h, dtype=torch.float32)[:, None]
+    gx = torch.arange(w, dtype=torch.float32)[None, :]
+    inside = (gy >= y0) & (gy < y1) & (gx >= x0) & (gx < x1)  # P x h x w
+
+    reg = maps["kpt_regress"][:, index // w, index % w].view(17, 2, -1)  # (dy, dx)
+    ry = (cy + reg[:, 0]).T[:, :, None, None]  # P x 17 x 1 x 1
+    rx = (cx + reg[:, 1]).T[:, :, None, None]
+    d2 = (gy - ry).square() + (gx - rx).square()
+    heat = torch.sigmoid(maps["kpt_heatmap"])
+    weighted = heat[None] * torch.exp(-d2 / (SIGMA_FACTOR * min(h, w)))
+    weighted = weighted * inside[:, None]  # P x 17 x h x w
+    best = weighted.flatten(2).argmax(-1)  # P x 17
+    py, px = best // w, best % w
+    joint = torch.arange(17)[None, :]
+    # The graph scores a joint by the max over people of the weighted maps there.
+    score = weighted.amax(0).flatten(1)[joint, best]
+    score = torch.where(score > KEYPOINT_MIN, score, torch.zeros_like(score))
+    offsets = maps["kpt_offset"].view(17, 2, h, w)
+    y = (py + offsets[joint, 0, py, px]) * STRIDE
+    x = (px + offsets[joint, 1, py, px]) * STRIDE
+    found = (score > 0).float()
+    person = center_scores * score.sum(1) / found.sum(1).clamp(min=1)
+    keep = person > min_score
+    keypoints = torch.stack([x, y, score], -1)[keep]
+    return keypoints.numpy().astype(np.float32), person[keep].numpy().astype(np.float32)
+
+
+class MoveNetTeacher:
+    """Image in, people out (keypoints and scores; no masks, no parts)."""
+
+    name = "movenet"
+
+    def __init__(
+        self,
+        model: str | Path = DEFAULT_MODEL,
+        size: int = 256,
+        max_people: int = 20,
+        min_score: float = 0.05,
+    ):
+        if size % 32:
+            raise TeacherError(f"MoveNet input size must be a multiple of 32: {size}")
+        try:
+            self.net = load_movenet(model)
+        except MoveNetWeightsError as exc:
+            raise TeacherError(str(exc)) from None
+        self.size = size
+        self.max_people = max_people
+        self.min_score = min_score
+
+    @torch.inference_mode()
+    def __call__(self, image: np.ndarray) -> TeacherOutput:
+        box = Letterbox.fit(image.shape[1], image.shape[0], self.size)
+        x = torch.from_numpy(letterbox_image(image, box))[None]
+        maps = {k: v[0] for k, v in self.net(x).items()}
+        keypoints, scores = decode_people(maps, self.max_people, self.min_score)
+        keypoints[..., :2] = box.to_frame(keypoints[..., :2])
+        return TeacherOutput(keypoints=keypoints, scores=scores)
