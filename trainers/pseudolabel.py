@@ -21,6 +21,7 @@ import argparse
 import json
 import sys
 import time
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,20 @@ def list_sources(
             prefix = "__".join(f.relative_to(base).with_suffix("").parts)
             found.append((f, prefix))
     return found, skipped
+
+
+def spread(sources: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
+    """Sources in a fixed pseudo-random order (a hash of the name): a run stopped
+    early, or a training started on a partial folder, sees every kind of footage."""
+    return sorted(sources, key=lambda s: zlib.crc32(s[1].encode()))
+
+
+def clip_every(path: Path, every: int, per_clip: int | None) -> int:
+    """The frame step for one source: `every`, widened so that a long video gives at
+    most `per_clip` frames (a 30 s talking head would otherwise outweigh a crowd)."""
+    if per_clip is None:
+        return every
+    return max(every, -(-frame_count(path, 1) // per_clip))
 
 
 def frame_count(path: Path, every: int) -> int:
@@ -197,20 +212,23 @@ def label(
     limit: int | None = None,
     flush: int = 200,
     cfg: FusionConfig | None = None,
+    per_clip: int | None = None,
 ) -> dict[str, Any]:
-    """Label every `every`-th frame of the sources not yet done; returns this run's
-    counts and throughput (frames labelled per second, decoding included)."""
+    """Label every `every`-th frame (at most `per_clip` per video) of the sources not
+    yet done; returns this run's counts and throughput (frames labelled per second,
+    decoding included)."""
     for sub in FOLDERS:
         (out / sub).mkdir(parents=True, exist_ok=True)
     done = {p.stem for p in (out / "records").glob("*.json")}
-    total = sum(frame_count(path, every) for path, _ in sources)
+    steps = {path: clip_every(path, every, per_clip) for path, _ in sources}
+    total = sum(frame_count(path, steps[path]) for path, _ in sources)
     labelled = skipped = people = 0
     start = time.perf_counter()
     bar = tqdm(total=total, desc="pseudo-label", unit="frame", dynamic_ncols=True)
     with bar:
         for path, prefix in sources:
             is_video = path.suffix.lower() in VIDEO_EXT
-            for index, frame in frames(path, every):
+            for index, frame in frames(path, steps[path]):
                 bar.update(1)
                 name = f"{prefix}__f{index:06d}" if is_video else prefix
                 if name in done:
@@ -238,6 +256,7 @@ def label(
         "seconds": round(seconds, 1),
         "frames_per_second": round(labelled / seconds, 3) if seconds > 0 else 0.0,
         "every": every,
+        "per_clip": per_clip,
         "max_side": max_side,
     }
     collect(out, {"last_run": stats})
@@ -267,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=1, help="label every N-th frame")
     parser.add_argument("--max-side", type=int, default=640, help="frames are "
                         "scaled down to this longer side before labelling")  # fmt: skip
+    parser.add_argument("--per-clip", type=int, help="at most this many frames of "
+                        "one video (its step widened)")  # fmt: skip
     parser.add_argument("--limit", type=int, help="stop after labelling this many")
     parser.add_argument("--flush", type=int, default=200, help="rewrite "
                         "annotations.json every N labelled frames")  # fmt: skip
@@ -276,8 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     try:
-        if args.every < 1 or args.max_side < 32:
-            raise ConfigError("--every must be >= 1 and --max-side >= 32")
+        if args.every < 1 or args.max_side < 32 or (args.per_clip or 1) < 1:
+            raise ConfigError("--every, --per-clip must be >= 1, --max-side >= 32")
         import torch
 
         torch.set_num_threads(args.threads)
@@ -287,8 +308,9 @@ def main(argv: list[str] | None = None) -> int:
         if not sources:
             raise ConfigError("no videos or images found in --source")
         pose, parse = default_teachers()
-        stats = label(sources, Path(args.out), pose, parse, args.every,
-                      args.max_side, args.limit, args.flush)  # fmt: skip
+        stats = label(spread(sources), Path(args.out), pose, parse, args.every,
+                      args.max_side, args.limit, args.flush,
+                      per_clip=args.per_clip)  # fmt: skip
     except (ConfigError, TeacherError) as exc:
         print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
