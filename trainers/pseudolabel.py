@@ -45,9 +45,10 @@ def list_sources(
     paths: Sequence[str | Path], include_validation: bool = False
 ) -> tuple[list[tuple[Path, str]], list[Path]]:
     """(file, name prefix) of every video and image under `paths`, and the validation
-    clips left out. The prefix is the file's path under its source folder with '/' as
-    '__', so photos in different folders never collide."""
+    clips left out (and stills named like them). The prefix is the file's path under
+    its source folder with '/' as '__', so photos in different folders never collide."""
     held_out = set(real_clips()["validation"])
+    held_stems = {Path(name).stem for name in held_out}
     found: list[tuple[Path, str]] = []
     skipped: list[Path] = []
     for raw in paths:
@@ -62,10 +63,10 @@ def list_sources(
         else:
             raise ConfigError(f"source not found: {root}")
         for f in files:
-            if f.name in held_out and not include_validation:
+            prefix = "__".join(f.relative_to(base).with_suffix("").parts)
+            if (f.name in held_out or prefix in held_stems) and not include_validation:
                 skipped.append(f)
                 continue
-            prefix = "__".join(f.relative_to(base).with_suffix("").parts)
             found.append((f, prefix))
     return found, skipped
 
