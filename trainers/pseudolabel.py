@@ -267,13 +267,14 @@ def label(
     return stats
 
 
-def default_teachers() -> tuple[Teacher, Teacher]:
+def default_teachers(threads: int = 1) -> tuple[Teacher, Teacher]:
     """(pose teacher, parsing teacher): MoveNet MultiPose and BodyPix 2, their files
-    read from ../shared/models."""
+    read from ../shared/models; `threads` for LiteRT (torch's are set globally). One
+    thread is the fast choice on a crowded CPU: threads of one op wait on each other."""
     from trainers.teachers.bodypix import BodyPixTeacher
     from trainers.teachers.movenet import MoveNetTeacher
 
-    return MoveNetTeacher(), BodyPixTeacher()
+    return MoveNetTeacher(), BodyPixTeacher(threads=threads)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -308,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"left out {len(held_out)} validation clips (real_clips.yaml)")
         if not sources:
             raise ConfigError("no videos or images found in --source")
-        pose, parse = default_teachers()
+        pose, parse = default_teachers(args.threads)
         stats = label(spread(sources), Path(args.out), pose, parse, args.every,
                       args.max_side, args.limit, args.flush,
                       per_clip=args.per_clip)  # fmt: skip
