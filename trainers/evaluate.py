@@ -259,7 +259,8 @@ def evaluate_real_cli(model: InferenceModel, name: str, args: Any) -> int:
     clips = clip_files(Path(args.clips) if args.clips else None)
     systems = Systems(student_predictor(model), *default_teachers())
     formats = Path(args.formats) if args.formats else FORMATS
-    result = evaluate_real(systems, formats, clips, args.clip_frames)
+    pictures = Path(args.overlays) if args.overlays else None
+    result = evaluate_real(systems, formats, clips, args.clip_frames, pictures)
     result["model"] = name
     print(f"\n{name} beside its teachers on real people\n\n{format_real(result)}")
     if args.json:
@@ -287,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         help="first held-out seed (synthetic) or first index (data set)",
     )
     parser.add_argument("--json", help="write the metrics here")
-    parser.add_argument("--overlays", help="folder for the worst scenes' overlays")
+    parser.add_argument("--overlays", help="folder for the worst scenes' overlays "
+                        "(--data real: one frame per clip, every system)")  # fmt: skip
     parser.add_argument("--worst", type=int, default=4, help="overlays to draw")
     parser.add_argument(
         "--frame",

@@ -36,8 +36,10 @@ from trainers.datasets import open_dataset
 from trainers.datasets.common import map_parts
 from trainers.fusion import fuse, pose_areas
 from trainers.metrics import miou, oks_aps
+from trainers.plots import as_scene
 from trainers.pseudolabel import VIDEO_EXT, frame_count, frames, to_rgb
 from trainers.scene import Prediction, Scene
+from trainers.synth.preview import preview
 from trainers.teachers import Teacher, TeacherOutput
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -235,11 +237,26 @@ def agreement(student: np.ndarray, teacher: np.ndarray) -> list[float]:
     return sim.max(1).tolist()
 
 
+def gallery(image: np.ndarray, preds: dict[str, Prediction]) -> np.ndarray:
+    """One RGB picture: a row per system (image | parts | people | skeletons), named."""
+    rows = []
+    for name, pred in preds.items():
+        row = preview(as_scene(pred, image, "fine"))
+        cv2.putText(row, name, (6, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 0), 2)
+        rows.append(row)
+    return np.concatenate(rows, 0)
+
+
 def score_clips(
-    systems: dict[str, Predictor], files: list[Path], per_clip: int, max_side: int = 640
+    systems: dict[str, Predictor],
+    files: list[Path],
+    per_clip: int,
+    max_side: int = 640,
+    pictures: Path | None = None,
 ) -> dict[str, Any]:
     """People per frame, agreement and empty-frame behaviour on `per_clip` evenly spaced
-    frames of each video. `systems` holds "student" and the teachers ("fusion" too)."""
+    frames of each video. `systems` holds "student" and the teachers ("fusion" too).
+    With `pictures`, the middle frame of each clip is drawn there (`gallery`)."""
     counts: dict[str, list[int]] = {name: [] for name in systems}
     agree: dict[str, list[float]] = {n: [] for n in systems if n != "student"}
     empty = clean = 0
@@ -253,7 +270,12 @@ def score_clips(
                 break
             used += 1
             image = to_rgb(frame, max_side)
-            people = {name: _people(system(image)) for name, system in systems.items()}
+            preds = {name: system(image) for name, system in systems.items()}
+            people = {name: _people(pred) for name, pred in preds.items()}
+            if pictures is not None and used == (per_clip + 1) // 2:
+                pictures.mkdir(parents=True, exist_ok=True)
+                picture = gallery(image, preds)[:, :, ::-1]
+                cv2.imwrite(str(pictures / f"{path.stem}.png"), picture)
             for name, kps in people.items():
                 counts[name].append(len(kps))
             for name in agree:
@@ -282,8 +304,10 @@ def evaluate_real(
     formats: Path = FORMATS,
     clips: list[Path] | None = None,
     per_clip: int = 10,
+    pictures: Path | None = None,
 ) -> dict[str, Any]:
-    """The JSON of `trainers.evaluate --data real` (module docstring)."""
+    """The JSON of `trainers.evaluate --data real` (module docstring); `pictures`: a
+    folder for one drawn frame per clip, every system's answer stacked."""
     every = {"student": systems.student, **systems.teachers()}
     samples = score_samples(every, formats)
     result: dict[str, Any] = {
@@ -291,7 +315,7 @@ def evaluate_real(
         "teachers": samples,
     }
     if clips:
-        result["clips"] = score_clips(every, clips, per_clip)
+        result["clips"] = score_clips(every, clips, per_clip, pictures=pictures)
     return result
 
 

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -61,7 +62,11 @@ def test_real_evaluation_every_system_every_key(tmp_path):
     person = Person((0.2, 0.1, 0.6, 0.9))
     systems = Systems(student_predictor(tiny_student()), FakePose([person]),
                       FakeParse([person]))  # fmt: skip
-    result = evaluate_real(systems, FORMATS, [tmp_path / "a.mp4"], per_clip=2)
+    result = evaluate_real(
+        systems, FORMATS, [tmp_path / "a.mp4"], per_clip=2, pictures=tmp_path / "g"
+    )
+    picture = cv2.imread(str(tmp_path / "g" / "a.png"))
+    assert picture is not None and picture.shape[0] > 4 * 64  # 4 systems stacked
     assert result["student"].keys() >= KEYS
     assert set(result["teachers"]) == {"fake_pose", "fake_parse", "fusion"}
     for metrics in [result["student"], *result["teachers"].values()]:
