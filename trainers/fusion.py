@@ -13,9 +13,10 @@ the teachers are unsure of, or disagree on, is left unlabelled rather than guess
   not see, becomes an ignore region (keypoint box or mask), not background;
 - a parsing-teacher mask nobody's joints fall into is ignore; a kept person without a
   mask keeps its joints (the loader draws its body from them, the band around ignored);
-- a part pixel whose top probability is under `part_threshold` takes the part the
-  person's keypoints give (limb cues: BodyPix's legs stop mid-thigh on dark trousers),
-  else part-ignore (255); background pixels that unsure are ignore;
+- inside a person's mask a pixel takes the teacher's most probable body part; where
+  that part's probability given "person" is under `part_given_person`, it takes the
+  part the person's keypoints give instead (limb cues), else part-ignore (255);
+  background pixels whose top probability is under `part_threshold` are ignore;
 - hair vs face: BodyPix has no hair class; head pixels are split by the keypoints with
   `parts_from_keypoints.split_head` (face around the visible eyes and nose, hair
   elsewhere, all hair in a back view with only the ears visible, ignore when no face
@@ -54,6 +55,7 @@ class FusionConfig:
     match_oks: float = 0.3
     min_joints: int = 3
     part_threshold: float = 0.5
+    part_given_person: float = 0.4
     min_mask_joints: int = 2
 
 
@@ -190,16 +192,17 @@ def _person_parts(
     mask: np.ndarray,
     kp: np.ndarray,
     probs: np.ndarray,
-    top: np.ndarray,
     cfg: FusionConfig,
 ) -> np.ndarray:
     """Fine ids inside one person's mask: the teacher's parts where sure, else the
     keypoints' (limb cues), hair/face split by the keypoints, 255 where nothing
     decides."""
     ys, xs = np.nonzero(mask)
-    labels = np.argmax(probs[:, ys, xs], axis=0).astype(np.uint8)
+    body = probs[1:, ys, xs]
+    labels = (1 + np.argmax(body, axis=0)).astype(np.uint8)
+    given = body.max(0) / np.maximum(body.sum(0), 1e-6)
     derived = derive_parts(mask, kp)[ys, xs]
-    unsure = (top[ys, xs] < cfg.part_threshold) | (labels == 0)
+    unsure = given < cfg.part_given_person
     labels[unsure] = derived[unsure]
     labels[unsure & (derived == 0)] = IGNORE
     head = np.isin(labels, _HEAD)
@@ -246,7 +249,7 @@ def fuse(
         mask = instances == k + 1
         if mask.any():
             parts[mask] = (
-                _person_parts(mask, labelled[k], probs, top, cfg)[mask]
+                _person_parts(mask, labelled[k], probs, cfg)[mask]
                 if probs is not None
                 else derive_parts(mask, labelled[k])[mask]
             )
