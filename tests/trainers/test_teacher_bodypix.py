@@ -1,4 +1,4 @@
-"""BodyPix teacher: the decoders on hand-made heads, then the real model on COCO samples."""
+"""BodyPix teacher: the decoders on hand-made heads, the real model on COCO samples."""
 
 from __future__ import annotations
 
