@@ -82,6 +82,10 @@ def test_two_separated_people_give_two_poses():
     owners = assign_pixels(long, points, keypoints)
     person_of = {0: int(keypoints[0, 0, 0] > 100), 1: int(keypoints[1, 0, 0] > 100)}
     assert [person_of[o] for o in owners] == [0, 0, 1, 1]
+    # ... and no one's, when the people they point to are far from every decoded one
+    far = keypoints.copy()
+    far[..., :2] += 400
+    assert (assign_pixels(long, points, far) == -1).all()
 
 
 def test_no_peak_no_person_and_no_person_no_owner():

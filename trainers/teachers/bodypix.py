@@ -19,8 +19,10 @@ each joint then pulled onto its peak by the short offsets; a candidate whose roo
 within `nms_radius` of the same joint of a kept person is dropped, and a person's score
 counts only the joints no kept person already claims. Person pixels follow the long
 offsets to where they say their own keypoints are and join the person whose keypoints
-are nearest. Parts become the `fine` taxonomy with front and back merged, weighted by
-the person probability (background = 1 - p(person)).
+are nearest, unless even those are far (pixels of people no pose was decoded for stay
+person in the part probabilities but join no instance). Parts become the `fine`
+taxonomy with front and back merged, weighted by the person probability
+(background = 1 - p(person)).
 """
 
 from __future__ import annotations
@@ -198,12 +200,14 @@ def decode_poses(scores: np.ndarray, short: np.ndarray, mid: np.ndarray,
 
 def assign_pixels(long: np.ndarray, points: np.ndarray, keypoints: np.ndarray,
                   min_joint_score: float = 0.3, refine_steps: int = 3,
-                  stride: int = STRIDE) -> np.ndarray:
+                  reach: float = 0.6, stride: int = STRIDE) -> np.ndarray:
     """Person index (-1: none) of each point (N x 2, y x, input pixels).
 
     A point follows the long offsets to where it says its person's keypoints are
     (`refine_steps` more hops sharpen that), and joins the person whose found joints
-    (score >= `min_joint_score`) lie nearest on average.
+    (score >= `min_joint_score`) lie nearest on average, if that root-mean-square
+    distance is within `reach` times the person's size (the square root of the area
+    of its found joints' box, at least one stride).
     """
     if len(keypoints) == 0 or len(points) == 0:
         return np.full(len(points), -1, np.intp)
@@ -223,8 +227,12 @@ def assign_pixels(long: np.ndarray, points: np.ndarray, keypoints: np.ndarray,
     count = found.sum(1)
     mean = (d2 * found).sum(-1) / np.maximum(count, 1)
     mean[:, count == 0] = np.inf
+    found_yx = np.where(found[..., None], people_yx, np.nan)
+    extent = np.nan_to_num(np.nanmax(found_yx, 1) - np.nanmin(found_yx, 1))  # P x 2
+    size2 = np.maximum(extent.prod(1), stride**2)
     best = mean.argmin(1)
-    best[~np.isfinite(mean.min(1))] = -1
+    rows = np.arange(len(points))
+    best[~(mean[rows, best] <= reach**2 * size2[best])] = -1
     return best
 
 
