@@ -18,6 +18,7 @@ from trainers.teachers.bodypix import (
     assign_pixels,
     decode_poses,
     default_model_path,
+    grow_poses,
     part_conditionals,
     weigh_by_person,
 )
@@ -67,6 +68,10 @@ def test_one_peak_and_exact_offsets_give_the_pose():
     assert keypoints.shape == (1, 17, 3) and person_scores.shape == (1,)
     np.testing.assert_allclose(keypoints[0, :, :2], person, atol=1e-3)
     assert (keypoints[0, :, 2] > 0.1).all() and person_scores[0] > 0.15
+    # grown from an ankle: up the leg to the nose by the backward offsets, then down
+    ankle = 15
+    pos, _ = grow_poses(scores, short, mid, person[[ankle], ::-1], np.array([ankle]))
+    np.testing.assert_allclose(pos[0, :, ::-1], person, atol=1e-3)
 
 
 def test_two_separated_people_give_two_poses():

@@ -139,10 +139,10 @@ def grow_poses(scores: np.ndarray, short: np.ndarray, mid: np.ndarray,
     ]
     known[rows, root_ids] = True
     num_edges = len(POSE_CHAIN)
-    passes = [(e, child, parent, 2 * num_edges + e)
+    passes = [(child, parent, 2 * num_edges + e)
               for e, (parent, child) in reversed(list(enumerate(POSE_CHAIN)))]
-    passes += [(e, parent, child, e) for e, (parent, child) in enumerate(POSE_CHAIN)]
-    for _, source, target, channel_y in passes:
+    passes += [(parent, child, e) for e, (parent, child) in enumerate(POSE_CHAIN)]
+    for source, target, channel_y in passes:
         todo = known[:, source] & ~known[:, target]
         if todo.any():
             pos[todo, target], score[todo, target] = _follow(
@@ -168,7 +168,8 @@ def decode_poses(scores: np.ndarray, short: np.ndarray, mid: np.ndarray,
     i, j, k = i[order], j[order], k[order]
     roots = np.stack([i * stride + short[i, j, k],
                       j * stride + short[i, j, k + NUM_KEYPOINTS]], 1)
-    roots = roots.astype(np.float32)
+    hi = [(scores.shape[0] - 1) * stride, (scores.shape[1] - 1) * stride]
+    roots = np.clip(roots, 0, hi).astype(np.float32)
     kept_pos = np.zeros((0, NUM_KEYPOINTS, 2), np.float32)
     kept_score = np.zeros((0, NUM_KEYPOINTS), np.float32)
     person_scores: list[float] = []
@@ -341,8 +342,9 @@ class BodyPixTeacher:
             scores, heads.short, heads.mid, self.threshold, self.nms_radius,
             self.min_pose_score, self.max_people)
         # model positions are pixel indices; the letterbox maps continuous coordinates
-        keypoints[..., :2] = box.to_frame(keypoints[..., :2] + 0.5) - 0.5
         height, width = image.shape[:2]
+        keypoints[..., :2] = np.clip(box.to_frame(keypoints[..., :2] + 0.5) - 0.5, 0,
+                                     [width - 1, height - 1])
         probs = np.empty((NUM_FINE, height, width), np.float32)
         _to_image(heads.segment[None], box, probs[:1])
         person = _sigmoid(probs[0])
@@ -361,30 +363,36 @@ class BodyPixTeacher:
         seg = sample(heads.segment[..., None], points, np.zeros((len(points), 1),
                                                                 np.intp))[:, 0]
         near = seg > -2.0  # p(person) > 0.12: the image's mask is thresholded below
+        to_input = _image_to_grid(box, 1)  # image pixel -> input pixel
         in_input = keypoints.copy()
-        in_input[..., 0] = (keypoints[..., 0] + 0.5) * box.sx - 0.5
-        in_input[..., 1] = (keypoints[..., 1] + 0.5) * box.sy - 0.5
+        in_input[..., :2] *= to_input[[0, 1], [0, 1]]
+        in_input[..., :2] += to_input[:, 2]
         owner = np.full(len(points), -1, np.intp)
         owner[near] = assign_pixels(heads.long, points[near], in_input)
         grid = (owner + 1).reshape(grid_h, grid_w).astype(np.uint16)
         # grid cell (r, c) is input pixel (step r, step c): to the image by nearest
-        matrix = np.array([[box.sx / step, 0, (0.5 * box.sx - 0.5) / step],
-                           [0, box.sy / step, (0.5 * box.sy - 0.5) / step]])
-        image_ids = cv2.warpAffine(grid, matrix, (person.shape[1], person.shape[0]),
+        image_ids = cv2.warpAffine(grid, _image_to_grid(box, step),
+                                   (person.shape[1], person.shape[0]),
                                    flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
                                    borderMode=cv2.BORDER_REPLICATE)
         image_ids[person <= self.person_threshold] = 0
         return image_ids
 
 
-def _to_image(maps: np.ndarray, box: Letterbox, out: np.ndarray) -> None:
-    """C x h x w maps on the stride-16 grid -> `out` (C x height x width), bilinear.
+def _image_to_grid(box: Letterbox, step: float) -> np.ndarray:
+    """2 x 3 affine map from image pixels (x, y) to a grid of input pixel `step`.
 
-    Image pixel u has its centre at input pixel (u + 0.5) sx - 0.5, i.e. grid cell
-    that over 16; cells past the letterbox's content are never reached.
+    Image pixel u has its centre at input pixel (u + 0.5) sx - 0.5 (the letterbox
+    resizes pixel areas), i.e. at that over `step` on the grid.
     """
-    matrix = np.array([[box.sx / STRIDE, 0, (0.5 * box.sx - 0.5) / STRIDE],
-                       [0, box.sy / STRIDE, (0.5 * box.sy - 0.5) / STRIDE]])
+    return np.array([[box.sx / step, 0, (0.5 * box.sx - 0.5) / step],
+                     [0, box.sy / step, (0.5 * box.sy - 0.5) / step]])
+
+
+def _to_image(maps: np.ndarray, box: Letterbox, out: np.ndarray) -> None:
+    """C x h x w maps on the stride-16 grid -> `out` (C x height x width), bilinear;
+    cells past the letterbox's content are never reached."""
+    matrix = _image_to_grid(box, STRIDE)
     size = (out.shape[2], out.shape[1])
     for m, plane in zip(maps, out, strict=True):
         cv2.warpAffine(np.ascontiguousarray(m, np.float32), matrix, size, dst=plane,
