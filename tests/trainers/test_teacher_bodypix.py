@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import configs
+from pipeline.preprocess import Letterbox
 from pipeline.track import mask_iou, oks
 from trainers.teachers import TeacherError
 from trainers.teachers.bodypix import (
@@ -15,6 +16,8 @@ from trainers.teachers.bodypix import (
     POSE_CHAIN,
     STRIDE,
     BodyPixTeacher,
+    Heads,
+    _average_mirror,
     assign_pixels,
     decode_poses,
     default_model_path,
@@ -123,6 +126,28 @@ def test_parts_merge_front_and_back_and_sum_to_one():
     np.testing.assert_allclose(probs[0], 1 - person)
 
 
+def test_mirror_average_of_a_mirror_symmetric_answer_changes_nothing():
+    # heads of an image and of its mirror that agree: flipping the mirror's grid back
+    # and swapping its left and right parts must give the image's own heads
+    rng = np.random.default_rng(1)
+    h, w = 5, 7
+    box = Letterbox(width=97, height=65, size=112, new_w=16 * (w - 1) + 1, new_h=65)
+    heads = Heads(*(rng.normal(size=(h, w, c)).astype(np.float32)
+                    for c in (17, 34, 64, 34)),
+                  segment=rng.normal(size=(h, w)).astype(np.float32),
+                  parts=rng.normal(size=(h, w, 24)).astype(np.float32))
+    swap = np.asarray(configs.taxonomy("bodypix24")["flip"][1:]) - 1
+    mirrored = Heads(heads.heatmaps, heads.short, heads.mid, heads.long,
+                     segment=heads.segment[:, ::-1].copy(),
+                     parts=heads.parts[:, ::-1][..., swap].copy())
+    segment, parts = heads.segment.copy(), heads.parts.copy()
+    _average_mirror(heads, mirrored, box)
+    np.testing.assert_allclose(heads.segment, segment, atol=1e-5)
+    np.testing.assert_allclose(heads.parts, parts, atol=1e-5)
+    left = BODYPIX.index("left_hand") - 1
+    assert swap[left] == BODYPIX.index("right_hand") - 1
+
+
 def test_bodypix_taxonomy_flips_as_fine():
     table = configs.mapping("bodypix24", "fine")
     flip = configs.taxonomy("bodypix24")["flip"]
@@ -224,8 +249,9 @@ CIHP = SHARED / "data" / "formats" / "cihp"
 @needs_shared
 def test_real_model_parts_on_cihp():
     # CIHP's arms and legs are the person's own left and right, as BodyPix's parts;
-    # measured at 640 over the 5 samples: 84 % of the limb pixels on the same side;
-    # IoU head 0.76 and torso 0.50 (pascal6 mapping)
+    # measured at 640 over the 5 samples: 94 % of the limb pixels on the same side
+    # (84 % without averaging with the mirror image); IoU head 0.75 and torso 0.50
+    # (pascal6 mapping)
     import cv2
 
     teacher = BodyPixTeacher()
@@ -249,6 +275,6 @@ def test_real_model_parts_on_cihp():
         for c in range(3):  # background, head, torso
             inter[c] += ((pred == c) & (gt == c)).sum()
             union[c] += (((pred == c) | (gt == c)) & (gt != 255)).sum()
-    assert same / (same + other) > 0.78
+    assert same / (same + other) > 0.88
     iou = inter / union
     assert iou[1] > 0.65 and iou[2] > 0.4
