@@ -197,6 +197,10 @@ def test_real_model_output_contract(coco_run):
     assert out.instances.max() <= out.num_people
     assert out.part_probs.shape == (NUM_FINE, height, width)
     np.testing.assert_allclose(out.part_probs.sum(0), 1, atol=1e-4)
+    # a black image: nobody (measured: background >= 0.94 everywhere)
+    empty = BodyPixTeacher()(np.zeros((120, 200, 3), np.uint8))
+    assert empty.num_people == 0 and not empty.instances.any()
+    assert empty.part_probs[0].min() > 0.85
 
 
 @needs_shared
