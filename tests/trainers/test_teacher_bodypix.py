@@ -180,16 +180,20 @@ needs_shared = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def coco_run():
+def teacher():
+    return BodyPixTeacher()
+
+
+@pytest.fixture(scope="module")
+def coco_run(teacher):
     from trainers.datasets.coco import CocoDataset
 
-    teacher = BodyPixTeacher()
     scenes = CocoDataset(COCO, parts="none")
     return [(scene, teacher(scene.image)) for scene in scenes]
 
 
 @needs_shared
-def test_real_model_output_contract(coco_run):
+def test_real_model_output_contract(coco_run, teacher):
     scene, out = coco_run[0]
     height, width = scene.image.shape[:2]
     assert out.keypoints.dtype == np.float32 and out.keypoints.shape[1:] == (17, 3)
@@ -198,7 +202,7 @@ def test_real_model_output_contract(coco_run):
     assert out.part_probs.shape == (NUM_FINE, height, width)
     np.testing.assert_allclose(out.part_probs.sum(0), 1, atol=1e-4)
     # a black image: nobody (measured: background >= 0.94 everywhere)
-    empty = BodyPixTeacher()(np.zeros((120, 200, 3), np.uint8))
+    empty = teacher(np.zeros((120, 200, 3), np.uint8))
     assert empty.num_people == 0 and not empty.instances.any()
     assert empty.part_probs[0].min() > 0.85
 
@@ -251,14 +255,13 @@ CIHP = SHARED / "data" / "formats" / "cihp"
 
 
 @needs_shared
-def test_real_model_parts_on_cihp():
+def test_real_model_parts_on_cihp(teacher):
     # CIHP's arms and legs are the person's own left and right, as BodyPix's parts;
     # measured at 640 over the 5 samples: 94 % of the limb pixels on the same side
     # (84 % without averaging with the mirror image); IoU head 0.75 and torso 0.50
     # (pascal6 mapping)
     import cv2
 
-    teacher = BodyPixTeacher()
     cihp = configs.taxonomy("cihp20")["classes"]
     to_coarse = np.array(configs.mapping("fine", "pascal6"))
     gt_coarse = np.array(configs.mapping("cihp20", "pascal6"))
