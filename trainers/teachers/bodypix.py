@@ -321,7 +321,7 @@ class BodyPixTeacher:
         height, width = image.shape[:2]
         box = Letterbox.fit(width, height, self.size)
         # the letterbox's content, padded only up to the next multiple of 16: the
-        # model takes any such size, and a 16:9 frame then costs 56 % of the square
+        # model takes any such size, and a 16:9 frame is then 368 x 640, not 640 x 640
         rows, cols = -(-box.new_h // STRIDE) * STRIDE, -(-box.new_w // STRIDE) * STRIDE
         x = letterbox_image(image, box)[:, :rows, :cols]  # 3 x rows x cols in [0, 1]
         q = np.clip(np.rint(x * 256), 0, 255).astype(np.uint8).transpose(1, 2, 0)
