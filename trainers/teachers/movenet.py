@@ -22,6 +22,7 @@ from torch.nn import functional as F
 
 from nets.movenet import MoveNetWeightsError, load_movenet
 from pipeline.preprocess import Letterbox, letterbox_image
+from pipeline.track import oks
 from trainers.teachers import TeacherError, TeacherOutput
 
 DEFAULT_MODEL = (
@@ -48,6 +49,10 @@ def decode_people(
     peaks = F.max_pool2d(center[None, None], NMS_KERNEL, 1, NMS_KERNEL // 2)[0, 0]
     center = torch.where(center == peaks, center, torch.zeros_like(center))
     center_scores, index = center.flatten().topk(min(max_people, h * w))
+    # A person scores at most its centre score: skip the hopeless ones early (they
+    # would only have entered the max over people of the joint scores below).
+    index = index[center_scores > min_score]
+    center_scores = center_scores[center_scores > min_score]
     cy, cx = (index // w).float(), (index % w).float()
 
     off = maps["box_offset"][:, index // w, index % w]  # 2 x P (dy, dx)
@@ -83,8 +88,36 @@ def decode_people(
     return keypoints.numpy().astype(np.float32), person[keep].numpy().astype(np.float32)
 
 
+def crop_around(keypoints: np.ndarray, margin: float) -> tuple[int, int, int]:
+    """A square (x0, y0, side) around a person's found joints, `margin` times the
+    longer side of their box (at least 32 px)."""
+    seen = keypoints[keypoints[:, 2] > 0, :2]
+    lo, hi = seen.min(0), seen.max(0)
+    side = max(32, int(round(float((hi - lo).max()) * margin)))
+    cx, cy = (lo + hi) / 2
+    return int(round(cx - side / 2)), int(round(cy - side / 2)), side
+
+
+def cut(image: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
+    """image[y0 : y0 + side, x0 : x0 + side], black where it leaves the image."""
+    out = np.zeros((side, side, 3), image.dtype)
+    h, w = image.shape[:2]
+    sx, sy = max(0, -x0), max(0, -y0)
+    ex, ey = min(side, w - x0), min(side, h - y0)
+    if ex > sx and ey > sy:
+        out[sy:ey, sx:ex] = image[y0 + sy : y0 + ey, x0 + sx : x0 + ex]
+    return out
+
+
 class MoveNetTeacher:
-    """Image in, people out (keypoints and scores; no masks, no parts)."""
+    """Image in, people out (keypoints and scores; no masks, no parts).
+
+    `refine`: look again at each person found (score >= `refine_min_score`) on a
+    square crop around their joints (`refine_margin` times their extent), letterboxed
+    to `size` like the image; the crop's person that best matches them (OKS >= 0.5,
+    the person's box as scale) replaces them when it scores higher. Issue 12 measured
+    a second pass on crops lifting OKS AP from 0.345 to 0.366.
+    """
 
     name = "movenet"
 
@@ -94,6 +127,9 @@ class MoveNetTeacher:
         size: int = 256,
         max_people: int = 20,
         min_score: float = 0.05,
+        refine: bool = False,
+        refine_min_score: float = 0.15,
+        refine_margin: float = 1.25,
     ):
         if size % 32:
             raise TeacherError(f"MoveNet input size must be a multiple of 32: {size}")
@@ -104,12 +140,41 @@ class MoveNetTeacher:
         self.size = size
         self.max_people = max_people
         self.min_score = min_score
+        self.refine = refine
+        self.refine_min_score = refine_min_score
+        self.refine_margin = refine_margin
 
     @torch.inference_mode()
     def __call__(self, image: np.ndarray) -> TeacherOutput:
+        keypoints, scores = self.people(image)
+        if self.refine:
+            for i in np.flatnonzero(scores >= self.refine_min_score):
+                keypoints[i], scores[i] = self._look_again(
+                    image, keypoints[i], scores[i]
+                )
+        return TeacherOutput(keypoints=keypoints, scores=scores)
+
+    def people(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One pass over `image`: keypoints P x 17 x 3 in its pixels, scores P."""
         box = Letterbox.fit(image.shape[1], image.shape[0], self.size)
         x = torch.from_numpy(letterbox_image(image, box))[None]
         maps = {k: v[0] for k, v in self.net(x).items()}
         keypoints, scores = decode_people(maps, self.max_people, self.min_score)
         keypoints[..., :2] = box.to_frame(keypoints[..., :2])
-        return TeacherOutput(keypoints=keypoints, scores=scores)
+        return keypoints, scores
+
+    def _look_again(
+        self, image: np.ndarray, person: np.ndarray, score: float
+    ) -> tuple[np.ndarray, float]:
+        x0, y0, side = crop_around(person, self.refine_margin)
+        keypoints, scores = self.people(cut(image, x0, y0, side))
+        if not len(scores):
+            return person, score
+        keypoints[..., :2] += (x0, y0)
+        seen = person[person[:, 2] > 0, :2]
+        area = float(np.prod(seen.max(0) - seen.min(0) + 1))
+        sim = oks(person[None], keypoints, np.array([area]))[0]
+        best = int(np.argmax(sim))
+        if sim[best] >= 0.5 and scores[best] > score:
+            return keypoints[best], float(scores[best])
+        return person, score
