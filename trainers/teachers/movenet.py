@@ -146,35 +146,48 @@ class MoveNetTeacher:
 
     @torch.inference_mode()
     def __call__(self, image: np.ndarray) -> TeacherOutput:
-        keypoints, scores = self.people(image)
+        ((keypoints, scores),) = self.people([image])
         if self.refine:
-            for i in np.flatnonzero(scores >= self.refine_min_score):
-                keypoints[i], scores[i] = self._look_again(
-                    image, keypoints[i], scores[i]
-                )
+            chosen = np.flatnonzero(scores >= self.refine_min_score)
+            crops = [crop_around(keypoints[i], self.refine_margin) for i in chosen]
+            found = self.people([cut(image, *crop) for crop in crops])
+            for i, (x0, y0, _), (kps, scs) in zip(chosen, crops, found, strict=True):
+                kps[..., :2] += (x0, y0)
+                keypoints[i], scores[i] = better(keypoints[i], scores[i], kps, scs)
         return TeacherOutput(keypoints=keypoints, scores=scores)
 
-    def people(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One pass over `image`: keypoints P x 17 x 3 in its pixels, scores P."""
-        box = Letterbox.fit(image.shape[1], image.shape[0], self.size)
-        x = torch.from_numpy(letterbox_image(image, box))[None]
-        maps = {k: v[0] for k, v in self.net(x).items()}
-        keypoints, scores = decode_people(maps, self.max_people, self.min_score)
-        keypoints[..., :2] = box.to_frame(keypoints[..., :2])
-        return keypoints, scores
+    @torch.inference_mode()
+    def people(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """One pass over each image, all in one batch: per image, keypoints P x 17 x 3
+        in its pixels and scores P."""
+        if not images:
+            return []
+        boxes = [Letterbox.fit(im.shape[1], im.shape[0], self.size) for im in images]
+        x = np.stack(
+            [letterbox_image(im, b) for im, b in zip(images, boxes, strict=True)]
+        )
+        maps = self.net(torch.from_numpy(x))
+        out = []
+        for n, box in enumerate(boxes):
+            keypoints, scores = decode_people(
+                {k: v[n] for k, v in maps.items()}, self.max_people, self.min_score
+            )
+            keypoints[..., :2] = box.to_frame(keypoints[..., :2])
+            out.append((keypoints, scores))
+        return out
 
-    def _look_again(
-        self, image: np.ndarray, person: np.ndarray, score: float
-    ) -> tuple[np.ndarray, float]:
-        x0, y0, side = crop_around(person, self.refine_margin)
-        keypoints, scores = self.people(cut(image, x0, y0, side))
-        if not len(scores):
-            return person, score
-        keypoints[..., :2] += (x0, y0)
-        seen = person[person[:, 2] > 0, :2]
-        area = float(np.prod(seen.max(0) - seen.min(0) + 1))
-        sim = oks(person[None], keypoints, np.array([area]))[0]
-        best = int(np.argmax(sim))
-        if sim[best] >= 0.5 and scores[best] > score:
-            return keypoints[best], float(scores[best])
+
+def better(
+    person: np.ndarray, score: float, keypoints: np.ndarray, scores: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """Of the people found on a crop around `person`, the one that matches it (OKS >=
+    0.5, the box of its found joints as scale) if it scores higher; else `person`."""
+    if not len(scores):
         return person, score
+    seen = person[person[:, 2] > 0, :2]
+    area = float(np.prod(seen.max(0) - seen.min(0) + 1))
+    sim = oks(person[None], keypoints, np.array([area]))[0]
+    best = int(np.argmax(sim))
+    if sim[best] >= 0.5 and scores[best] > score:
+        return keypoints[best], float(scores[best])
+    return person, score
