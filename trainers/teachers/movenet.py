@@ -8,8 +8,10 @@ the grid distance d to the regressed joint, and moves by that cell's sub-cell of
 A joint's score is that weighted heatmap value (0 below 0.127, "not found", as the
 graph); a person's score is the centre score times the mean score of the found joints.
 
-The image is letterboxed to `size` (256 by default: on COCO photographs 256 beat 512,
-which misses large people; NOTES.md) with the pipeline's own letterbox.
+The image is letterboxed to `size` with the pipeline's own letterbox: 256 by default
+(NOTES.md: 256 beat 512 on a held-out set of 21 people, 512 missing large ones; on
+the samples in ../shared/data/formats, 512 scored higher on the 4 COCO photographs
+and lower on the 3 OCHuman ones: measure before changing it).
 """
 
 from __future__ import annotations
