@@ -70,15 +70,17 @@ def decode_people(
     reg = maps["kpt_regress"][:, index // w, index % w].view(17, 2, -1)  # (dy, dx)
     ry = (cy + reg[:, 0]).T[:, :, None, None]  # P x 17 x 1 x 1
     rx = (cx + reg[:, 1]).T[:, :, None, None]
-    d2 = (gy - ry).square() + (gx - rx).square()
+    scale = SIGMA_FACTOR * min(h, w)
+    # exp(-(dy^2 + dx^2) / s) = exp(-dy^2 / s) exp(-dx^2 / s): h + w exps, not h w
+    near_y = torch.exp(-(gy - ry).square() / scale)  # P x 17 x h x 1
+    near_x = torch.exp(-(gx - rx).square() / scale)  # P x 17 x 1 x w
     heat = torch.sigmoid(maps["kpt_heatmap"])
-    weighted = heat[None] * torch.exp(-d2 / (SIGMA_FACTOR * min(h, w)))
-    weighted = weighted * inside[:, None]  # P x 17 x h x w
+    weighted = heat[None] * (near_y * near_x * inside[:, None])  # P x 17 x h x w
     best = weighted.flatten(2).argmax(-1)  # P x 17
     py, px = best // w, best % w
     joint = torch.arange(17)[None, :]
     # The graph scores a joint by the max over people of the weighted maps there.
-    score = weighted.amax(0).flatten(1)[joint, best]
+    score = weighted[:, joint, py, px].amax(0)
     score = torch.where(score > KEYPOINT_MIN, score, torch.zeros_like(score))
     offsets = maps["kpt_offset"].view(17, 2, h, w)
     y = (py + offsets[joint, 0, py, px]) * STRIDE
