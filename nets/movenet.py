@@ -123,6 +123,13 @@ class SeparableConv(nn.Module):
         return F.relu(self.pointwise(self.depthwise(x)))
 
 
+def scaled(channels: int, width_mult: float) -> int:
+    """MoveNet's channel count at another alpha (exactly its own at 1.5)."""
+    if width_mult == MOVENET_ALPHA:
+        return channels
+    return make_divisible(channels * width_mult / MOVENET_ALPHA)
+
+
 def _upsample2(x: torch.Tensor) -> torch.Tensor:
     """Keras UpSampling2D(bilinear): TF half-pixel resize = align_corners=False."""
     return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
@@ -142,15 +149,11 @@ class MoveNetTrunk(nn.Module):
         super().__init__()
 
         def ch(c: int) -> int:
-            return (
-                c
-                if width_mult == MOVENET_ALPHA
-                else make_divisible(c * width_mult / MOVENET_ALPHA)
-            )
+            return scaled(c, width_mult)
 
         self.Conv1 = Conv(3, ch(STEM), 3, 2, act=F.relu6)
         self.expanded_conv = InvertedResidual(ch(STEM), ch(FIRST), 1, 1)
-        cin, blocks, taps = ch(FIRST), [], []
+        cin, blocks = ch(FIRST), []
         for expand, cout, repeats, stride in STAGES:
             for r in range(repeats):
                 blocks.append(
@@ -209,11 +212,7 @@ class MoveNet(nn.Module):
         super().__init__()
         self.trunk = MoveNetTrunk(width_mult)
         cin = self.trunk.channels[0]
-        width = (
-            HEAD_WIDTH
-            if width_mult == MOVENET_ALPHA
-            else make_divisible(HEAD_WIDTH * width_mult / MOVENET_ALPHA)
-        )
+        width = scaled(HEAD_WIDTH, width_mult)
         self.heads = nn.ModuleDict(
             {name: Head(cin, width, cout) for name, (cout, _) in HEADS.items()}
         )

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nets.backbones import BackboneWeightsError, build_backbone, load_backbone_weights
-from nets.model import build_model
+from nets.model import build_model, load_checkpoint, save_checkpoint
 from nets.movenet import MoveNet, MoveNetWeightsError, load_movenet, read_tfjs
 from pipeline.preprocess import Letterbox, letterbox_image
 from tests.nets.tfjs_graph import TfjsGraph
@@ -119,3 +119,20 @@ def test_mgparser_feeds_movenet_its_own_normalisation():
     assert model.std.flatten().tolist() == [0.5, 0.5, 0.5]
     out = model(torch.rand(1, 3, 64, 64))
     assert out["heatmap"].shape[-2:] == (16, 16)
+
+
+def test_a_trained_students_checkpoint_needs_no_tfjs_files(tmp_path):
+    for suffix in (".json", ".bin"):
+        source = DEFAULT_MODEL.with_suffix(suffix)
+        (tmp_path / source.name).write_bytes(source.read_bytes())
+    cfg = tiny_cfg("movenet")
+    cfg["model"].update(
+        width_mult=1.5, backbone_weights=str(tmp_path / DEFAULT_MODEL.name)
+    )
+    model = build_model(cfg)
+    save_checkpoint(tmp_path / "student.pt", model, cfg)
+    for f in tmp_path.glob("movenet-multipose.*"):
+        f.unlink()
+    loaded, _ = load_checkpoint(tmp_path / "student.pt")
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key])

@@ -19,6 +19,8 @@ from trainers.teachers.movenet import (
     KEYPOINT_MIN,
     STRIDE,
     MoveNetTeacher,
+    crop_around,
+    cut,
     decode_people,
 )
 
@@ -110,27 +112,45 @@ def oks(pred: np.ndarray, gt: np.ndarray, area: float) -> float:
     return float(np.exp(-e)[visible].mean())
 
 
-def test_real_people_are_found_near_ground_truth():
-    """On the 4 COCO samples (12 people with keypoints) the teacher at 256 matched 11
-    people at OKS >= 0.5 (measured); the floor leaves room for float noise."""
+def best_oks_per_person(teacher: MoveNetTeacher) -> list[float]:
+    """For each of the 12 COCO sample people with keypoints, the best OKS of a
+    person the teacher found in their image."""
     data = json.loads((COCO / "test_coco.json").read_text())
-    teacher = MoveNetTeacher()
-    matched = total = 0
+    best = []
     for info in data["images"]:
-        image = cv2.cvtColor(
-            cv2.imread(str(COCO / info["file_name"])), cv2.COLOR_BGR2RGB
-        )
-        out = teacher(image)
+        image = cv2.imread(str(COCO / info["file_name"]))
+        out = teacher(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
         assert out.instances is None and out.part_probs is None
         assert out.keypoints.dtype == np.float32 and out.scores.dtype == np.float32
         for ann in data["annotations"]:
-            if ann["image_id"] != info["id"] or ann["num_keypoints"] == 0:
-                continue
-            total += 1
-            gt = np.array(ann["keypoints"], np.float32).reshape(17, 3)
-            best = max((oks(p, gt, ann["area"]) for p in out.keypoints), default=0)
-            matched += best >= 0.5
-    assert total == 12 and matched >= 8
+            if ann["image_id"] == info["id"] and ann["num_keypoints"] > 0:
+                gt = np.array(ann["keypoints"], np.float32).reshape(17, 3)
+                sims = [oks(p, gt, ann["area"]) for p in out.keypoints]
+                best.append(max(sims, default=0.0))
+    return best
+
+
+def test_real_people_are_found_near_ground_truth():
+    """On the 4 COCO samples (12 people with keypoints) the teacher at 256 matched 11
+    people at OKS >= 0.5, mean best OKS 0.72; the crop pass lifted that mean to 0.81
+    (measured); the floors leave room for float noise."""
+    plain = best_oks_per_person(MoveNetTeacher())
+    refined = best_oks_per_person(MoveNetTeacher(refine=True))
+    assert len(plain) == 12
+    assert sum(s >= 0.5 for s in plain) >= 9 and np.mean(plain) > 0.65
+    assert np.mean(refined) > np.mean(plain) + 0.04
+
+
+def test_crops_are_squares_around_the_joints_black_outside():
+    keypoints = np.zeros((17, 3), np.float32)
+    keypoints[:2] = [[10, 20, 0.9], [30, 60, 0.8]]  # found joints span 20 x 40
+    keypoints[2] = [500, 500, 0.0]  # not found: ignored
+    assert crop_around(keypoints, 1.5) == (-10, 10, 60)
+    image = np.full((40, 50, 3), 7, np.uint8)
+    crop = cut(image, -10, 10, 60)
+    assert crop.shape == (60, 60, 3)
+    assert np.all(crop[:30, 10:] == 7) and np.all(crop[:, :10] == 0)
+    assert np.all(crop[30:] == 0)
 
 
 def test_missing_model_is_a_teacher_error(tmp_path):
