@@ -329,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--formats", help="--data real: labelled samples folder "
                         "(default ../shared/data/formats)")  # fmt: skip
+    parser.add_argument("--input-size", type=int, help="run the model at this square "
+                        "input instead of its config's (a multiple of 32)")  # fmt: skip
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
@@ -337,6 +339,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.count < 1:
             raise ConfigError("--count must be at least 1")
         model, cfg, name = load_model(args.checkpoint, args.matcher)
+        if args.input_size:
+            if args.input_size % 32:
+                raise ConfigError("--input-size must be a multiple of 32")
+            cfg["input_size"] = args.input_size  # model.cfg is this dict
+            name += f" at {args.input_size} px"
         if args.data == "real":
             return evaluate_real_cli(model, name, args)
         if args.frame:
