@@ -28,6 +28,7 @@ from torch import nn
 from tqdm import tqdm
 
 from configs import ConfigError, body, load_config, taxonomy
+from configs.extras import require
 from nets.losses import MGLoss
 from nets.model import (
     CheckpointError,
@@ -246,6 +247,7 @@ class ScalarLog:
     """Scalars to TensorBoard and a CSV (main process only); resume drops stale rows."""
 
     def __init__(self, out: Path, start: int):
+        require("tensorboard", "train", fatal=True)
         from torch.utils.tensorboard import SummaryWriter
 
         self.path = out / "scalars.csv"

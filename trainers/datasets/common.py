@@ -14,10 +14,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from configs import ConfigError, body, mapping, taxonomy
+from configs.extras import require
 from trainers.scene import Scene
+
+Image = require("PIL.Image", "train", fatal=True)
 
 IGNORE = 255
 NUM_KEYPOINTS = 17
