@@ -377,12 +377,22 @@ def preflight(source: Any, sinks: list[Any], device: str) -> None:
 
 def run_stream(opts: StreamOptions) -> RunResult:
     """Check the cheap things, load the config and the model's config, build the
-    stages, run them."""
+    stages, run them; then end what the checks opened here (stream relays)."""
+    sinks = make_sinks(opts)
+    try:
+        return _run_stream(opts, sinks)
+    finally:
+        for sink in sinks:
+            if hasattr(sink, "release"):
+                sink.release()
+
+
+def _run_stream(opts: StreamOptions, sinks: list[Any]) -> RunResult:
     from configs import load_config, taxonomy
     from pipeline.infer import resolve_model
 
     cfg = load_config(opts.config)
-    source, sinks = make_source(opts), make_sinks(opts)
+    source = make_source(opts)
     preflight(source, sinks, opts.device)
     model_cfg = resolve_model(opts.checkpoint, cfg)
     names = taxonomy(model_cfg["model"]["taxonomy"])["classes"]
