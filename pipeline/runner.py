@@ -50,6 +50,11 @@ class RunResult:
     reports: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     interrupted: bool = False
+    signal: int | None = None     # what interrupted it: SIGINT (Ctrl-C) or SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, stopping the run as cleanly as Ctrl-C does (but exit 143, not 130)."""
 
 
 @dataclass
@@ -108,7 +113,7 @@ class Runner:
         control = ControlPublisher(ctx, ep.address("control"))
         status = StatusReceiver(ctx, ep.address("status"))
         workers: list[Any] = []
-        restore = _sigterm_as_interrupt()
+        restore = handle_signals()
         try:
             for spec in self._specs(ep):
                 workers.append(self._start(spec, ctx))
@@ -161,8 +166,8 @@ class Runner:
                     state.check_processes(workers)
                     for command in state.commands():
                         control.publish(command)
-                except KeyboardInterrupt:
-                    state.interrupt()
+                except KeyboardInterrupt as exc:
+                    state.interrupt(exc)
         finally:
             bar.close()
         return state.result
@@ -206,9 +211,11 @@ class _Supervision:
             if event.get("stats") is not None:
                 self.result.stats = event["stats"]
 
-    def interrupt(self) -> None:
-        """Ctrl-C: first a clean stop, then (pressed again) abort."""
+    def interrupt(self, exc: KeyboardInterrupt) -> None:
+        """Ctrl-C or SIGTERM: first a clean stop, then (again) abort."""
         self.result.interrupted = True
+        self.result.signal = self.result.signal or (
+            signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
         self._escalate(ABORT if self.stop else STOP)
 
     def _escalate(self, command: str) -> None:
@@ -242,16 +249,25 @@ class _Supervision:
         return out
 
 
-def _sigterm_as_interrupt() -> Any:
-    """Treat SIGTERM like Ctrl-C (clean stop); returns a function that undoes it."""
+def handle_signals() -> Callable[[], None]:
+    """SIGINT raises KeyboardInterrupt and SIGTERM `Terminated`, whatever the
+    launcher did: Python installs no Ctrl-C handler when SIGINT is ignored at start
+    (nohup, `cmd &` in a script), and SIGTERM would kill the process without
+    finalising its files. Returns a function that puts the previous handlers back."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
 
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+    def terminate(signum: int, frame: Any) -> None:
+        raise Terminated
 
-    previous = signal.signal(signal.SIGTERM, handler)
-    return lambda: signal.signal(signal.SIGTERM, previous)
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+                signal.SIGTERM: signal.signal(signal.SIGTERM, terminate)}
+
+    def restore() -> None:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+    return restore
 
 
 @dataclass
@@ -269,6 +285,7 @@ class StreamOptions:
     transport: str = "inproc"
     render_mode: str = "overlay"
     hud: bool = True
+    display_threshold: float | None = None   # None: pipeline.render in the config
     smooth: bool = False
     realtime: bool = False
     queue: str = "auto"
@@ -352,21 +369,26 @@ def build_stages(opts: StreamOptions, cfg: dict[str, Any], model_cfg: dict[str, 
         TrackStage(TrackerConfig(**p["track"]), p["smooth"] if opts.smooth else None),
         Render(model_cfg["model"]["taxonomy"], opts.render_mode, opts.hud,
                p["render"]["alpha"], p["render"]["tint"],
-               p["render"]["keypoint_threshold"], p["render"]["regions"]),
+               p["render"]["keypoint_threshold"], p["render"]["regions"],
+               p["render"]["display_threshold"] if opts.display_threshold is None
+               else opts.display_threshold),
         SinkStage(sinks),
     ]
 
 
-def preflight(source: Any, sinks: list[Any], device: str) -> None:
+def preflight(source: Any, sinks: list[Any], device: str,
+              backend: str = "auto") -> None:
     """Cheap checks before the network is even imported, so common mistakes fail at
     once: a local video or camera that is missing or unreadable, an output we cannot
-    write or reach, a GPU that is not there. (Network streams are opened only once,
-    by their worker.)"""
+    write or reach, a GPU or a backend's package that is not there. (Network streams
+    are opened only once, by their worker.)"""
+    from pipeline.infer import check_backend
     from pipeline.postprocess import get_array_module
     from pipeline.watchdog import WatchedSource
 
     for sink in sinks:
         sink.check()
+    check_backend(backend, device)
     get_array_module(device)
     if isinstance(source, WatchedSource) and not source.is_url:
         source.open()                   # a file: is it a video at all?
@@ -393,7 +415,7 @@ def _run_stream(opts: StreamOptions, sinks: list[Any]) -> RunResult:
 
     cfg = load_config(opts.config)
     source = make_source(opts)
-    preflight(source, sinks, opts.device)
+    preflight(source, sinks, opts.device, opts.backend)
     model_cfg = resolve_model(opts.checkpoint, cfg)
     names = taxonomy(model_cfg["model"]["taxonomy"])["classes"]
     for sink in sinks:
