@@ -21,6 +21,7 @@ examples:
       --publish tcp://127.0.0.1:5555      # to OBS / a server, results to your app
   python run_stream.py --listen --source rtmp://127.0.0.1:1935/live/in --show
   python run_stream.py --source clip.mp4 --transport ipc --stats-json out/stats.json
+  python run_stream.py --source photos/ --results-json out/results.json
 
 Every stage (decode, preprocess, inference, post-processing, tracking, rendering,
 output) runs in its own worker; --transport ipc or tcp puts each in its own process.
@@ -45,20 +46,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     io = p.add_argument_group("input and output")
     io.add_argument("--source", default="synthetic", metavar="PATH|URL|synthetic",
                     help="video file, stream URL (rtsp://, rtmp://, http://, "
-                    "udp://...), or 'synthetic' for an animated synthetic crowd "
-                    "(default)")
+                    "udp://...), an image, a folder of images or a glob of them "
+                    "('photos/*.jpg', quoted), or 'synthetic' for an animated "
+                    "synthetic crowd (default)")
     io.add_argument("--camera", type=int, metavar="N",
                     help="read camera number N instead of --source (0 = first camera)")
     io.add_argument("--output", action="append", metavar="PATH|URL",
                     help="where the overlay goes; repeat for several: a file (.mp4, "
                     ".mkv, .mov) or a stream (rtmp://, udp://, tcp:// as MPEG-TS, "
                     "srt:// if FFmpeg has it); default out/overlay.mp4 unless "
-                    "--publish, --virtual-cam or --show is given")
+                    "--publish, --virtual-cam, --show or --results-json is given")
     io.add_argument("--max-frames", type=int, metavar="N",
                     help="stop after N frames (default: the whole input; the synthetic "
                     "crowd is 60 frames)")
     io.add_argument("--stats-json", metavar="PATH",
                     help="also write the latency/FPS summary as JSON")
+    io.add_argument("--results-json", metavar="PATH",
+                    help="write every person of every frame as COCO results "
+                    "(keypoints, score, box, RLE mask; part and person maps as PNGs "
+                    "in PATH's folder <stem>_maps/), for pycocotools and any COCO "
+                    "tool; with only this output no video is written")
     io.add_argument("--realtime", action="store_true",
                     help="play a file or the synthetic crowd at its frame rate, like a "
                     "camera: stale frames are dropped instead of queued")
@@ -185,7 +192,7 @@ def _run(args: argparse.Namespace) -> int:
         timeout_s=args.timeout, camera_size=args.camera_size,
         camera_fps=args.camera_fps, publish=args.publish,
         publish_format=args.publish_format, publish_any_host=args.publish_any_host,
-        virtual_cam=args.virtual_cam, show=args.show,
+        virtual_cam=args.virtual_cam, show=args.show, results_json=args.results_json,
     )
     result = run_stream(opts)
     if result.errors:                  # the first is the cause, the rest follow from it

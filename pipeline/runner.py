@@ -304,10 +304,12 @@ class StreamOptions:
     publish_any_host: bool = False
     virtual_cam: str | None = None        # a device, "" for the first one
     show: bool = False
+    results_json: str | None = None       # COCO results file (pipeline.results)
 
 
 def make_source(opts: StreamOptions) -> Any:
-    from pipeline.source import CameraSource, SyntheticSource
+    from pipeline.protocols import scheme
+    from pipeline.source import CameraSource, ImageSource, SyntheticSource, image_paths
     from pipeline.watchdog import Deadlines, WatchedSource
 
     if opts.camera is not None:
@@ -318,6 +320,8 @@ def make_source(opts: StreamOptions) -> Any:
         if opts.max_frames is not None:
             kwargs["frames"] = min(opts.max_frames, kwargs.get("frames", 10**9))
         return SyntheticSource(pace=opts.realtime, **kwargs)
+    if not scheme(opts.source) and image_paths(opts.source) is not None:
+        return ImageSource(opts.source, opts.max_frames)
     deadlines = Deadlines()
     if opts.timeout_s is not None:
         deadlines = Deadlines(open_s=max(opts.timeout_s, deadlines.open_s),
@@ -333,6 +337,7 @@ def make_sinks(opts: StreamOptions) -> list[Any]:
     become files; with nothing asked for, the overlay goes to DEFAULT_OUTPUT."""
     from pipeline.feed import FeedSink
     from pipeline.protocols import scheme
+    from pipeline.results import ResultsSink
     from pipeline.sinks import FileSink
     from pipeline.stream_out import StreamSink
     from pipeline.virtualcam import VirtualCamSink, WindowSink
@@ -346,6 +351,8 @@ def make_sinks(opts: StreamOptions) -> list[Any]:
         sinks.append(VirtualCamSink(device=opts.virtual_cam or None))
     if opts.show:
         sinks.append(WindowSink())
+    if opts.results_json:
+        sinks.append(ResultsSink(opts.results_json))
     return sinks or [FileSink(DEFAULT_OUTPUT)]
 
 
