@@ -27,8 +27,8 @@ from urllib.parse import urlparse
 import msgpack
 import numpy as np
 
+from configs.errors import StageError
 from pipeline.messages import Message
-from pipeline.worker import StageError
 
 SCHEMA = "partstream.results/1"
 FORMATS = ("json", "msgpack")

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from configs.errors import StageError
+from configs.letterbox import Letterbox
 from pipeline.messages import Message
-from pipeline.preprocess import Letterbox
-from pipeline.worker import StageError
 
 MODEL_KEYS = ("keypoints", "person_scores", "person_valid", "instances", "parts",
               "input")

@@ -1,8 +1,8 @@
 """Stage 2: frame -> the network's square input, keeping the map back to the frame.
 
-The letterbox is the one the evaluation uses (trainers.augment.resize_to_input): fit the
-long side, pad right and bottom with black, so the network sees what it was trained on
-and a point maps back by dividing by the per-axis scale. Normalisation to the
+The letterbox is configs.letterbox.Letterbox, the one augmentation and evaluation use:
+fit the long side, pad right and bottom with black, so the network sees what it was
+trained on and a point maps back by dividing by the per-axis scale. Normalisation to the
 network's statistics happens inside the network; here pixels only become [0, 1] floats.
 
 On the CPU this stage does the work with OpenCV. When torch runs the network on a GPU
@@ -13,61 +13,18 @@ on the device inside the inference stage, so this stage only attaches the transf
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 
+from configs.letterbox import Letterbox
 from pipeline.messages import Message
-
-
-@dataclass(frozen=True)
-class Letterbox:
-    """Frame (width x height) resized by (sx, sy) into the top-left of size x size."""
-
-    width: int
-    height: int
-    size: int
-    new_w: int
-    new_h: int
-
-    @classmethod
-    def fit(cls, width: int, height: int, size: int) -> Letterbox:
-        factor = size / max(width, height)
-        return cls(width, height, size, max(1, round(width * factor)),
-                   max(1, round(height * factor)))
-
-    @property
-    def sx(self) -> float:
-        return self.new_w / self.width
-
-    @property
-    def sy(self) -> float:
-        return self.new_h / self.height
-
-    def to_frame(self, xy: Any) -> Any:
-        """Input-pixel coordinates (..., 2) -> frame pixels (numpy or cupy)."""
-        out = xy.copy()
-        out[..., 0] = xy[..., 0] / self.sx
-        out[..., 1] = xy[..., 1] / self.sy
-        return out
-
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, int]) -> Letterbox:
-        return cls(**d)
 
 
 def letterbox_image(image: np.ndarray, box: Letterbox) -> np.ndarray:
     """H x W x 3 uint8 -> 3 x S x S float32 in [0, 1] (CPU, OpenCV)."""
-    interp = cv2.INTER_AREA if box.new_w < box.width else cv2.INTER_LINEAR
-    resized = cv2.resize(image, (box.new_w, box.new_h), interpolation=interp)
-    out = np.zeros((3, box.size, box.size), np.float32)
-    out[:, : box.new_h, : box.new_w] = resized.transpose(2, 0, 1) * np.float32(1 / 255)
-    return out
+    chw = np.ascontiguousarray(box.paste(image).transpose(2, 0, 1), np.float32)
+    return chw * np.float32(1 / 255)
 
 
 def letterbox_tensor(image: Any, box: Letterbox, device: str) -> Any:
@@ -78,7 +35,7 @@ def letterbox_tensor(image: Any, box: Letterbox, device: str) -> Any:
     x = torch.from_numpy(np.ascontiguousarray(image)).to(device, non_blocking=True)
     x = x.permute(2, 0, 1)[None].float().mul_(1 / 255)
     x = F.interpolate(x, size=(box.new_h, box.new_w), mode="bilinear",
-                      align_corners=False, antialias=box.new_w < box.width)
+                      align_corners=False, antialias=box.shrinks)
     return F.pad(x, (0, box.size - box.new_w, 0, box.size - box.new_h))
 
 

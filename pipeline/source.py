@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from configs.errors import StageError
 from pipeline.messages import Message, frame_message
-from pipeline.worker import StageError
 
 DEFAULT_FPS = 30.0
 

@@ -25,11 +25,11 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from configs.errors import StageError
 from pipeline.messages import Message
 from pipeline.protocols import check_reachable, scheme, stream_muxer
 from pipeline.sinks import _even, _fit
 from pipeline.watchdog import reason
-from pipeline.worker import StageError
 
 ENCODER = {"preset": "ultrafast", "tune": "zerolatency"}
 MUXER_OPTIONS = {"flv": {"flvflags": "no_duration_filesize"},

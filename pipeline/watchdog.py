@@ -34,10 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from configs.errors import StageError
 from pipeline.messages import Message, frame_message
 from pipeline.protocols import input_options, is_live, scheme
 from pipeline.source import DEFAULT_FPS, _Pacer
-from pipeline.worker import StageError
 
 log = logging.getLogger(__name__)
 

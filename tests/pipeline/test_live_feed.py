@@ -13,9 +13,9 @@ import zmq
 from pycocotools import mask as coco_mask
 
 from bench.loopback import free_port
+from configs.errors import StageError
 from pipeline.feed import SCHEMA, FeedSink, check_address, decode, label_rles
 from pipeline.messages import frame_message
-from pipeline.worker import StageError
 
 ROOT = Path(__file__).resolve().parents[2]
 PARTS = ["background", "head", "torso", "arm", "leg"]

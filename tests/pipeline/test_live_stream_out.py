@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from bench.loopback import free_port, read_stamp, stamp
+from configs.errors import StageError
 from pipeline.messages import frame_message
 from pipeline.protocols import check_reachable, protocol_available
 from pipeline.sinks import FileSink, SinkStage
 from pipeline.stream_out import StreamSink, stream_url
-from pipeline.worker import StageError
 from tests.pipeline.helpers import decode_frames
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from configs.errors import StageError
 from pipeline.virtualcam import VirtualCamSink, WindowSink, display_problem
-from pipeline.worker import StageError
 
 HAS_PYVIRTUALCAM = importlib.util.find_spec("pyvirtualcam") is not None
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from bench.loopback import free_port, read_stamp
+from configs.errors import StageError
 from pipeline.protocols import (
     SRT_MISSING,
     input_options,
@@ -23,7 +24,6 @@ from pipeline.protocols import (
     stream_muxer,
 )
 from pipeline.watchdog import Backoff, Deadlines, WatchedSource
-from pipeline.worker import StageError
 from tests.pipeline.helpers import decode_frames, write_clip
 from tests.pipeline.live_helpers import start_server
 

@@ -5,6 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
+from configs.errors import StageError
+from configs.letterbox import Letterbox
 from pipeline.messages import Message
 from pipeline.postprocess import (
     Postprocess,
@@ -13,8 +15,6 @@ from pipeline.postprocess import (
     resample_labels,
     to_frame_size,
 )
-from pipeline.preprocess import Letterbox
-from pipeline.worker import StageError
 
 
 def blobs(h: int, labels: int, seed: int) -> np.ndarray:
