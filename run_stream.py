@@ -140,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     # Imported after parsing so --help is instant.
     from configs import ConfigError
     from configs.errors import StageError
+    from pipeline.engine.telemetry import format_summary, write_json
     from pipeline.runner import StreamOptions, run_stream
-    from pipeline.telemetry import format_summary, write_json
 
     opts = StreamOptions(
         source=args.source, camera=args.camera, outputs=args.output or [],

@@ -39,7 +39,7 @@ from bench.report import PLOTS, new_plot, save_plot, table, update_section
 from bench.sources import FramesSource, Lockstep
 from configs import load_config
 from configs.records import Scene
-from pipeline.infer import resolve_model
+from pipeline.stages.infer import resolve_model
 from trainers.synth import generate_scene
 
 PEOPLE = (1, 2, 4, 8, 16, 30)

@@ -27,9 +27,9 @@ from typing import Any, Protocol
 import zmq
 
 from configs.errors import StageError
-from pipeline.messages import Message, eof_message
-from pipeline.telemetry import Telemetry
-from pipeline.transport import (
+from pipeline.engine.messages import Message, eof_message
+from pipeline.engine.telemetry import Telemetry
+from pipeline.engine.transport import (
     ABORT,
     FINISH,
     POLL_MS,

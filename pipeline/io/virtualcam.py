@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from configs.errors import StageError
-from pipeline.messages import Message
+from pipeline.engine.messages import Message
 
 PROBE_SIZE = (640, 480)    # what `open` tries the device with, before frames exist
 NO_PACKAGE = ("--virtual-cam needs pyvirtualcam: pip install 'partstream[virtualcam]' "

@@ -23,9 +23,9 @@ import numpy as np
 
 from configs.errors import StageError
 from configs.letterbox import Letterbox
-from pipeline.messages import Message
-from pipeline.preprocess import letterbox_tensor
-from pipeline.worker import describe
+from pipeline.engine.messages import Message
+from pipeline.engine.worker import describe
+from pipeline.stages.preprocess import letterbox_tensor
 
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino", "tensorrt")
 OUTPUTS = ("keypoints", "person_scores", "person_valid", "instances", "parts")

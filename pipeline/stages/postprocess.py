@@ -25,7 +25,7 @@ import numpy as np
 
 from configs.errors import StageError
 from configs.letterbox import Letterbox
-from pipeline.messages import Message
+from pipeline.engine.messages import Message
 
 MODEL_KEYS = ("keypoints", "person_scores", "person_valid", "instances", "parts",
               "input")

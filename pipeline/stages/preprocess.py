@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from configs.letterbox import Letterbox
-from pipeline.messages import Message
+from pipeline.engine.messages import Message
 
 
 def letterbox_image(image: np.ndarray, box: Letterbox) -> np.ndarray:

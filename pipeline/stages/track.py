@@ -21,7 +21,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from configs import body
-from pipeline.messages import Message
+from pipeline.engine.messages import Message
 
 KP_MIN_SCORE = 0.05      # a joint counts for OKS above this score
 

@@ -10,7 +10,7 @@ import av
 import numpy as np
 
 from configs.errors import StageError
-from pipeline.messages import Message, frame_message
+from pipeline.engine.messages import Message, frame_message
 
 TINY_CONFIG = """\
 input_size: 128

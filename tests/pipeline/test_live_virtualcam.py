@@ -1,4 +1,4 @@
-"""Local outputs (pipeline/virtualcam.py): without a virtual camera device or a
+"""Local outputs (pipeline/io/virtualcam.py): without a virtual camera device or a
 display, each says what is missing in one line instead of failing later. (No camera
 device or display exists on test machines; where one does, the test is skipped.)"""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from configs.errors import StageError
-from pipeline.virtualcam import VirtualCamSink, WindowSink, display_problem
+from pipeline.io.virtualcam import VirtualCamSink, WindowSink, display_problem
 
 HAS_PYVIRTUALCAM = importlib.util.find_spec("pyvirtualcam") is not None
 

@@ -7,8 +7,8 @@ import pytest
 
 from configs.errors import StageError
 from configs.letterbox import Letterbox
-from pipeline.messages import Message
-from pipeline.postprocess import (
+from pipeline.engine.messages import Message
+from pipeline.stages.postprocess import (
     Postprocess,
     get_array_module,
     make_sampler,

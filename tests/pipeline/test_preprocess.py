@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from configs.letterbox import Letterbox
-from pipeline.messages import frame_message
-from pipeline.preprocess import Preprocess, letterbox_image, letterbox_tensor
+from pipeline.engine.messages import frame_message
+from pipeline.stages.preprocess import Preprocess, letterbox_image, letterbox_tensor
 
 
 @pytest.mark.parametrize("w, h, new", [(640, 480, (384, 288)), (426, 240, (384, 216)),

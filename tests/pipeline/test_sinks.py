@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from configs.errors import StageError
-from pipeline.messages import frame_message
-from pipeline.sinks import FileSink, SinkStage
+from pipeline.engine.messages import frame_message
+from pipeline.stages.sinks import FileSink, SinkStage
 from tests.pipeline.helpers import decode_frames, pattern
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from configs.errors import StageError
-from pipeline.source import CameraSource, SyntheticSource
-from pipeline.watchdog import WatchedSource
+from pipeline.io.source import CameraSource, SyntheticSource
+from pipeline.io.watchdog import WatchedSource
 from tests.pipeline.helpers import pattern, write_clip
 
 
