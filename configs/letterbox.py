@@ -92,3 +92,9 @@ class Letterbox:
     @classmethod
     def from_dict(cls, d: dict[str, int]) -> Letterbox:
         return cls(**d)
+
+
+def letterbox_image(image: np.ndarray, box: Letterbox) -> np.ndarray:
+    """H x W x 3 uint8 -> 3 x S x S float32 in [0, 1] (CPU, OpenCV)."""
+    chw = np.ascontiguousarray(box.paste(image).transpose(2, 0, 1), np.float32)
+    return chw * np.float32(1 / 255)

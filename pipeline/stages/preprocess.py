@@ -17,14 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from configs.letterbox import Letterbox
+from configs.letterbox import Letterbox, letterbox_image
 from pipeline.engine.messages import Message
-
-
-def letterbox_image(image: np.ndarray, box: Letterbox) -> np.ndarray:
-    """H x W x 3 uint8 -> 3 x S x S float32 in [0, 1] (CPU, OpenCV)."""
-    chw = np.ascontiguousarray(box.paste(image).transpose(2, 0, 1), np.float32)
-    return chw * np.float32(1 / 255)
 
 
 def letterbox_tensor(image: Any, box: Letterbox, device: str) -> Any:

@@ -4,7 +4,8 @@ a synthetic video."""
 import numpy as np
 import pytest
 
-from pipeline.stages.track import OneEuroFilter, Tracker, TrackerConfig, mask_iou, oks
+from nets.similarity import mask_iou, oks
+from pipeline.stages.track import OneEuroFilter, Tracker, TrackerConfig
 
 H, W = 240, 320
 # A standing figure's 17 joints relative to its box (x, y in box units), COCO order.
