@@ -29,13 +29,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from configs.errors import CheckpointError
 from nets.matching import MATCHERS
-from nets.model import (
-    CheckpointError,
-    InferenceModel,
-    load_checkpoint,
-    load_default_model,
-)
+from nets.model import InferenceModel, load_checkpoint, load_default_model
 
 FORMATS = ("onnx", "openvino", "tensorrt")
 OPSET = 17
