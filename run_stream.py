@@ -155,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # Imported after parsing so --help is instant.
     from configs import ConfigError
+    from configs.errors import StageError
     from pipeline.runner import Terminated, handle_signals
-    from pipeline.worker import StageError
 
     restore = handle_signals()      # Ctrl-C and SIGTERM, even under nohup
     try:
@@ -174,9 +174,9 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     """Run the pipeline and report; the exit code (130 / 143: stopped by SIGINT /
     SIGTERM, the outputs finalised)."""
-    from pipeline.output_files import check_writable
+    from pipeline.engine.output_files import check_writable
+    from pipeline.engine.telemetry import format_summary, write_json
     from pipeline.runner import StreamOptions, run_stream
-    from pipeline.telemetry import format_summary, write_json
 
     if args.stats_json:                 # before the model loads, not after the run
         check_writable(Path(args.stats_json))

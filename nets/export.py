@@ -29,14 +29,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from configs.errors import CheckpointError
 from configs.extras import require
 from nets.matching import MATCHERS
-from nets.model import (
-    CheckpointError,
-    InferenceModel,
-    load_checkpoint,
-    load_default_model,
-)
+from nets.model import InferenceModel, load_checkpoint, load_default_model
 
 FORMATS = ("onnx", "openvino", "tensorrt")
 OPSET = 17

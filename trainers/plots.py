@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from configs.extras import require
-from trainers.scene import Prediction, Scene
+from configs.records import Prediction, Scene
 from trainers.synth.preview import preview
 
 require("matplotlib", "train", fatal=True).use("Agg")

@@ -1,4 +1,4 @@
-"""Stream outputs (pipeline/stream_out.py) on loopback: UDP/MPEG-TS read back by a
+"""Stream outputs (pipeline/io/stream_out.py) on loopback: UDP/MPEG-TS read back by a
 PyAV reader, FFmpeg's own single-shot listeners (TCP `?listen`, RTMP `listen=1`)
 receiving every frame, receivers that go away or stop reading dropped while a file
 output keeps every frame, outputs that cannot be opened refused at start."""
@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from bench.loopback import free_port, read_stamp, stamp
-from pipeline.messages import frame_message
-from pipeline.protocols import protocol_available
-from pipeline.sinks import FileSink, SinkStage
-from pipeline.stream_out import StreamSink, stream_url
-from pipeline.worker import StageError
+from configs.errors import StageError
+from pipeline.engine.messages import frame_message
+from pipeline.io.protocols import protocol_available
+from pipeline.io.stream_out import StreamSink, stream_url
+from pipeline.stages.sinks import FileSink, SinkStage
 from tests.pipeline.helpers import decode_frames
 from tests.pipeline.live_helpers import start_receiver
 

@@ -11,10 +11,10 @@ import pytest
 from pycocotools import mask as coco_mask
 
 import run_stream
-from pipeline.messages import frame_message
-from pipeline.results import ResultsSink
-from pipeline.source import ImageSource, image_paths
-from pipeline.worker import StageError
+from configs.errors import StageError
+from pipeline.engine.messages import frame_message
+from pipeline.io.results import ResultsSink
+from pipeline.io.source import ImageSource, image_paths
 
 ROOT = Path(__file__).resolve().parents[2]
 COCO_DIR = ROOT.parent / "shared" / "data" / "formats" / "coco"

@@ -16,17 +16,12 @@ import cv2
 import numpy as np
 
 from configs import ConfigError, body, mapping, taxonomy
+from configs.constants import IGNORE, NUM_KEYPOINTS
+from configs.errors import DatasetError
 from configs.extras import require
-from trainers.scene import Scene
+from configs.records import Scene
 
 Image = require("PIL.Image", "train", fatal=True)
-
-IGNORE = 255
-NUM_KEYPOINTS = 17
-
-
-class DatasetError(ValueError):
-    """A data set that cannot be read; the message names the file and what is wrong."""
 
 
 class SceneDataset(Sequence[Scene]):

@@ -12,7 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from pipeline.worker import StageError
+from configs.errors import StageError
 
 
 def partial_path(path: Path) -> Path:

@@ -12,8 +12,9 @@ that blocks longer than `stall_s` makes `write` raise, so `SinkStage` drops this
 with a warning while the others go on. PyAV connects when the first packet is written,
 and does so holding the GIL, so `check` (at start-up, before the model loads) connects
 to a TCP-based receiver itself: a wrong URL is a clear error at start-up, not a frozen
-process. That connection is the stream: PyAV reaches it through `pipeline.relay`, so a
-single-shot receiver (FFmpeg's `?listen`, `-listen 1` RTMP) is not used up by a probe.
+process. That connection is the stream: PyAV reaches it through `pipeline.io.relay`, so
+a single-shot receiver (FFmpeg's `?listen`, `-listen 1` RTMP) is not used up by a
+probe.
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from pipeline.messages import Message
-from pipeline.protocols import connect_output, scheme, stream_muxer
-from pipeline.relay import Relay, via
-from pipeline.sinks import _even, _fit
-from pipeline.watchdog import reason
-from pipeline.worker import StageError
+from configs.errors import StageError
+from pipeline.engine.messages import Message
+from pipeline.io.protocols import connect_output, scheme, stream_muxer
+from pipeline.io.relay import Relay, via
+from pipeline.io.watchdog import reason
+from pipeline.stages.sinks import _even, _fit
 
 ENCODER = {"preset": "ultrafast", "tune": "zerolatency"}
 MUXER_OPTIONS = {"flv": {"flvflags": "no_duration_filesize"},
@@ -50,7 +51,7 @@ def stream_url(location: str) -> str:
 
 
 class StreamSink:
-    """Sends rendered frames to a stream URL (a `pipeline.sinks.Sink`)."""
+    """Sends rendered frames to a stream URL (a `pipeline.stages.sinks.Sink`)."""
 
     def __init__(self, location: str, key: str = "rendered", bitrate_kbps: int = 4000,
                  gop_s: float = 1.0, stall_s: float = 5.0) -> None:

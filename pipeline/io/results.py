@@ -15,7 +15,8 @@ has a visibility flag (COCOeval ignores it in results). Beside the JSON, the fol
 `<stem>_maps/` holds each frame's part map (`<name>_parts.png`: the part id of every
 pixel, `parts.json` names them) and person map (`<name>_people.png`, 16-bit: the
 record's `instance` on that person's pixels). Both are written under temporary names
-and moved into place at the end, and only if a frame came (`pipeline.output_files`).
+and moved into place at the end, and only if a frame came
+(`pipeline.engine.output_files`).
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.feed import label_rles
-from pipeline.messages import Message
-from pipeline.output_files import check_writable, finish, partial_path
-from pipeline.worker import StageError
+from configs.errors import StageError
+from pipeline.engine.messages import Message
+from pipeline.engine.output_files import check_writable, finish, partial_path
+from pipeline.io.feed import label_rles
 
 
 class ResultsSink:

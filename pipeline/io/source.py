@@ -1,12 +1,12 @@
 """Stage 1: where frames come from. Each source yields frame messages that carry the
 image (RGB uint8), the frame index, the capture wall-clock time and the media time.
 
-* files and network URLs: `pipeline.watchdog.WatchedSource` (PyAV under a watchdog).
+* files and network URLs: `pipeline.io.watchdog.WatchedSource` (PyAV under a watchdog).
 * `CameraSource`: camera indices through OpenCV.
 * `SyntheticSource`: an animated crowd from the synthetic world (trainers.synth), the
   default input: it needs no camera and no data on disk, and it knows the truth.
 * `ImageSource`: still images (an image file, a folder of them, or a glob), one frame
-  each; the header's `name` is the file's, for `pipeline.results`.
+  each; the header's `name` is the file's, for `pipeline.io.results`.
 
 `live` tells the runner whether latest-frame-wins applies: a camera or a stream keeps
 producing whether we keep up or not, a file waits for us. `pace=True` plays a file or
@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.messages import Message, frame_message
-from pipeline.worker import StageError
+from configs.errors import StageError
+from pipeline.engine.messages import Message, frame_message
 
 DEFAULT_FPS = 30.0
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")

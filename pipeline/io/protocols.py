@@ -12,7 +12,7 @@ import socket
 from pathlib import PurePosixPath
 from urllib.parse import urlparse
 
-from pipeline.worker import StageError
+from configs.errors import StageError
 
 LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "udp", "tcp", "srt", "rtp")
 HTTP_SCHEMES = ("http", "https")
@@ -112,7 +112,7 @@ def connect_output(location: str, timeout_s: float = 3.0) -> socket.socket | Non
     """The connection to a TCP-based output's receiver, or one clear line if nobody
     listens there; None for outputs we do not connect to (UDP, SRT, `?listen`).
 
-    The connection is the stream itself (`pipeline.relay`): a single-shot receiver
+    The connection is the stream itself (`pipeline.io.relay`): a single-shot receiver
     takes the first connection it gets as the stream, so a probe that closes would
     leave it nothing.
     """

@@ -6,7 +6,8 @@ dropped with a one-line warning and the others keep going (the run fails only wh
 none is left). Closing always finalises: a file sink writes its trailer, so a run
 stopped by Ctrl-C leaves a playable file holding every frame that reached it. A file
 is written under a temporary name and moved into place only if it got a frame
-(`pipeline.output_files`): a run that fails first leaves an earlier file untouched.
+(`pipeline.engine.output_files`): a run that fails first leaves an earlier file as it
+was.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from pipeline.messages import Message
-from pipeline.output_files import check_writable, finish, partial_path
-from pipeline.worker import StageError, describe
+from configs.errors import StageError
+from pipeline.engine.messages import Message
+from pipeline.engine.output_files import check_writable, finish, partial_path
+from pipeline.engine.worker import describe
 
 # extension -> (codec for RGB frames, codec and pixel format for RGBA frames or None)
 CONTAINERS: dict[str, tuple[str, tuple[str, str] | None]] = {

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.messages import Message
+from pipeline.engine.messages import Message
 
 
 class Telemetry:
@@ -112,6 +112,6 @@ def format_summary(stats: dict[str, Any]) -> str:
 
 
 def write_json(stats: dict[str, Any], path: str | Path) -> None:
-    from pipeline.output_files import write_text
+    from pipeline.engine.output_files import write_text
 
     write_text(path, json.dumps(stats, indent=2) + "\n")
