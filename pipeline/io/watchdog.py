@@ -163,6 +163,11 @@ class _Reader(threading.Thread):
             except queue.Full:
                 if self.keep_all or event[0] != "frame":
                     continue
+                with self.events.mutex:     # never drop "open": the consumer needs it
+                    head = self.events.queue[0] if self.events.queue else None
+                if head is not None and head[0] != "frame":
+                    self.dropped += 1       # this frame goes instead
+                    return
                 try:
                     self.events.get_nowait()
                     self.dropped += 1
