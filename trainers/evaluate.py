@@ -2,6 +2,7 @@
 
     python -m trainers.evaluate [--checkpoint C] --data synthetic [--count N --seed K]
                                 [--json out.json] [--overlays DIR]
+                                [--protocol official]
     python -m trainers.evaluate --data coco:PATH/annotations.json ...
     python -m trainers.evaluate --data real --json OUT [--clips DIR]
 
@@ -11,7 +12,9 @@ No checkpoint: the shipped default model (nets/weights/default.pt). Synthetic sc
 held-out seeds K .. K+N-1 (< 1_000_000, never trained on: trainers.data). Real data-set
 scenes are letterboxed into the network input and scored in that grid, the padding
 ignored. The worst scenes (lowest per-scene AP^p_50, then mIoU) are drawn as
-ground-truth | prediction overlays.
+ground-truth | prediction overlays. `--protocol official` reproduces the official
+evaluation scripts' numbers where our default protocol is stricter
+(trainers.metrics, "Two protocols").
 """
 
 from __future__ import annotations
@@ -29,22 +32,17 @@ import torch
 from tqdm import tqdm
 
 from configs import ConfigError
+from configs.errors import CheckpointError, DatasetError
+from configs.letterbox import Letterbox
+from configs.records import Prediction, Scene
 from nets.decode import decode_fixed, to_predictions
 from nets.matching import MATCHERS
-from nets.model import (
-    CheckpointError,
-    InferenceModel,
-    activations,
-    load_checkpoint,
-    load_default_model,
-)
+from nets.model import InferenceModel, activations, load_checkpoint, load_default_model
 from trainers.augment import resize_to_input
 from trainers.data import heldout_seeds, synthetic_scene, to_taxonomy
-from trainers.datasets.common import DatasetError
+from trainers.metrics import PROTOCOLS, miou, part_ap
 from trainers.metrics import evaluate as score
-from trainers.metrics import miou, part_ap
 from trainers.plots import save_figure, save_overlays
-from trainers.scene import Prediction, Scene
 from trainers.targets import MAP_GROUPS, encode, output_grid, perfect_maps
 from trainers.teachers import TeacherError
 
@@ -94,9 +92,7 @@ def letterbox(scene: Scene, size: int) -> Scene:
     """Scene fitted into size x size with the padding marked ignore."""
     height, width = scene.parts.shape
     fitted = resize_to_input(scene, size)
-    factor = size / max(height, width)
-    pad = np.ones((size, size), bool)
-    pad[: max(1, round(height * factor)), : max(1, round(width * factor))] = False
+    pad = Letterbox.fit(width, height, size).padding()
     fitted.ignore = pad if fitted.ignore is None else (fitted.ignore | pad)
     return fitted
 
@@ -147,10 +143,11 @@ def run(
     batch_size: int = 4,
     grid: str = "input",
     oracle: Sequence[str] = (),
+    protocol: str = "ours",
 ) -> tuple[dict[str, Any], list[Scene], list[Prediction]]:
     """Predict every scene (progress bar) and score the lot, on the input grid or on
     the network's output grid (`trainers.targets.output_grid`); `oracle` as in
-    `predict`."""
+    `predict`, `protocol` as in `trainers.metrics`."""
     gts: list[Scene] = []
     preds: list[Prediction] = []
     with tqdm(total=count, desc="evaluate", unit="scene", dynamic_ncols=True) as bar:
@@ -160,7 +157,7 @@ def run(
             bar.update(len(batch))
     if not gts:
         raise ConfigError("no scenes to evaluate")
-    return score(preds, gts, cfg["model"]["taxonomy"]), gts, preds
+    return score(preds, gts, cfg["model"]["taxonomy"], protocol), gts, preds
 
 
 def worst(
@@ -227,6 +224,18 @@ def show_frame(model: InferenceModel, image: np.ndarray, path: Path) -> Predicti
     pred = predict(model, [scene])[0]
     save_figure(path, scene, pred, model.cfg["model"]["taxonomy"])
     return pred
+
+
+def add_protocol_option(parser: argparse.ArgumentParser) -> None:
+    """--protocol: our stricter matching (default) or the official scripts' numbers."""
+    parser.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="ours",
+        help="'official' reproduces the official evaluation scripts (MHP v2, PGN) "
+        "where ours is stricter: AP^r duplicate matches and class averaging, MHP's "
+        "part-0 people, their tie order (trainers.metrics)",
+    )
 
 
 def load_model(
@@ -331,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
                         "(default ../shared/data/formats)")  # fmt: skip
     parser.add_argument("--input-size", type=int, help="run the model at this square "
                         "input instead of its config's (a multiple of 32)")  # fmt: skip
+    add_protocol_option(parser)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
@@ -353,8 +363,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         scenes = scenes_for(args.data, cfg, args.count, args.seed)
         metrics, gts, preds = run(
-            model, cfg, scenes, args.count, args.batch, args.grid, args.oracle
-        )
+            model, cfg, scenes, args.count, args.batch, args.grid, args.oracle,
+            args.protocol,
+        )  # fmt: skip
     except (ConfigError, CheckpointError, DatasetError, TeacherError) as exc:
         print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
@@ -363,12 +374,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.oracle:
         where += f"; {', '.join(args.oracle)} from the ground truth"
+    where += f"; {args.protocol} protocol"
     print(f"\n{name} on {where}\n\n{format_table(metrics)}")
     metrics["scenes"] = len(gts)
     metrics["data"] = args.data
     metrics["grid"] = args.grid
     metrics["matcher"] = model.matcher
     metrics["oracle"] = list(args.oracle)
+    metrics["protocol"] = args.protocol
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(metrics, indent=2, default=float))

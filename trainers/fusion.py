@@ -33,10 +33,10 @@ import cv2
 import numpy as np
 
 from configs import taxonomy
-from pipeline.track import oks
+from configs.records import Scene
+from nets.similarity import oks
 from trainers.datasets.common import IGNORE
 from trainers.datasets.parts_from_keypoints import capsules, derive_parts, split_head
-from trainers.scene import Scene
 from trainers.teachers import TeacherOutput
 
 _FINE = taxonomy("fine")["classes"]

@@ -30,15 +30,15 @@ import numpy as np
 from tqdm import tqdm
 
 from configs import ConfigError, real_clips
+from configs.records import Prediction, Scene
 from nets.model import InferenceModel
-from pipeline.track import oks
+from nets.similarity import oks
 from trainers.datasets import open_dataset
 from trainers.datasets.common import map_parts
 from trainers.fusion import fuse, pose_areas
 from trainers.metrics import miou, oks_aps
 from trainers.plots import as_scene
 from trainers.pseudolabel import VIDEO_EXT, frame_count, frames, to_rgb
-from trainers.scene import Prediction, Scene
 from trainers.synth.preview import preview
 from trainers.teachers import Teacher, TeacherOutput
 

@@ -1,4 +1,4 @@
-"""Local outputs (pipeline/virtualcam.py): without a virtual camera device or a
+"""Local outputs (pipeline/io/virtualcam.py): without a virtual camera device or a
 display, each says what is missing in one line instead of failing later. (No camera
 device or display exists on test machines; where one does, the test is skipped.)"""
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.virtualcam import VirtualCamSink, WindowSink, display_problem
-from pipeline.worker import StageError
+from configs.errors import StageError
+from pipeline.io.virtualcam import VirtualCamSink, WindowSink, display_problem
 
 HAS_PYVIRTUALCAM = importlib.util.find_spec("pyvirtualcam") is not None
 
@@ -44,4 +44,4 @@ def test_window_without_gui_or_display_is_one_line(monkeypatch):
     if problem is None:
         pytest.skip("OpenCV has a GUI and this OS needs no DISPLAY")
     assert open_error(WindowSink()) == problem
-    assert "opencv-python-headless has none" in problem or "DISPLAY" in problem
+    assert '".[gui]"' in problem or "DISPLAY" in problem

@@ -1,7 +1,7 @@
-"""The watchdog source (pipeline/watchdog.py) and URL handling (pipeline/protocols.py)
-on real files and real loopback servers: files end or loop, damaged files give what
-they can, dead servers are noticed within the deadline, a live stream that freezes
-and comes back is reconnected without a restart."""
+"""The watchdog source (pipeline/io/watchdog.py) and URL handling
+(pipeline/io/protocols.py) on real files and real loopback servers: files end or loop,
+damaged files give what they can, dead servers are noticed within the deadline, a live
+stream that freezes and comes back is reconnected without a restart."""
 
 import logging
 import os
@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 
 from bench.loopback import free_port, read_stamp
-from pipeline.protocols import (
+from configs.errors import StageError
+from pipeline.io.protocols import (
     SRT_MISSING,
     input_options,
     is_live,
     protocol_available,
     stream_muxer,
 )
-from pipeline.watchdog import Backoff, Deadlines, WatchedSource
-from pipeline.worker import StageError
+from pipeline.io.watchdog import Backoff, Deadlines, WatchedSource
 from tests.pipeline.helpers import decode_frames, write_clip
 from tests.pipeline.live_helpers import start_server
 
@@ -161,7 +161,7 @@ def test_frozen_stream_is_dropped_and_reconnected(caplog):
     stamps, indices, frozen_at, noticed_at = [], [], None, None
     try:
         source.open()
-        with caplog.at_level(logging.WARNING, logger="pipeline.watchdog"):
+        with caplog.at_level(logging.WARNING, logger="pipeline.io.watchdog"):
             for msg in source.frames():
                 if msg is not None:
                     stamps.append(read_stamp(msg.arrays["image"]))
@@ -189,3 +189,54 @@ def test_frozen_stream_is_dropped_and_reconnected(caplog):
     assert before == sorted(before) and after == sorted(after) and len(after) == 5
     assert indices == list(range(len(stamps)))       # the index just keeps counting
     assert "reconnected" in caplog.text
+
+
+def test_truncated_file_with_its_index_first_says_so(tmp_path, caplog):
+    """An MP4 whose index is at the start (faststart) but whose data was cut off
+    demuxes cleanly up to the cut: without a word it would look like a short clip."""
+    import av
+
+    full = tmp_path / "full.mp4"
+    with av.open(str(full), "w", options={"movflags": "faststart"}) as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.height, stream.width = 96, 128
+        stream.pix_fmt = "yuv420p"
+        noise = np.random.default_rng(0)      # incompressible: data spread evenly
+        for _ in range(40):
+            image = noise.integers(0, 256, (96, 128, 3), np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(stream.encode())
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    with caplog.at_level(logging.WARNING, logger="pipeline.watchdog"):
+        whole = WatchedSource(str(full))
+        whole.open()
+        assert len(frames_of(whole)) == 40 and not caplog.records
+        source = WatchedSource(str(cut))
+        source.open()
+        got = len(frames_of(source))
+    assert 0 < got < 40
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{cut} ended after {got} of the 40 frames its index lists: the file looks "
+        "truncated or damaged"]
+
+
+
+def test_live_reader_keeps_the_open_event_while_nobody_reads(tmp_path):
+    """Listening, the reader may connect and decode long before frames() is first
+    called (the other stages are still loading): its newest frames replace older
+    ones, but the "open" event ahead of them must survive, or frames() unpacks a
+    frame as the stream's description (ValueError under load, the RTMP test)."""
+    clip = write_clip(tmp_path / "in.mp4", 12)
+    source = WatchedSource(str(clip), pace=True, listen=True, options={})
+    source.open()                      # listening: returns before the stream opens
+    reader = source._reader
+    deadline = time.monotonic() + 30
+    while reader.dropped < 11 and time.monotonic() < deadline:   # all 12 decoded
+        time.sleep(0.01)
+    assert reader.dropped == 11
+    got = frames_of(source)
+    source.close()
+    assert source.fps == 10.0                        # from the "open" event
+    assert [m.header["index"] for m in got] == [0]
+    np.testing.assert_array_equal(got[0].arrays["image"], decode_frames(clip)[11])

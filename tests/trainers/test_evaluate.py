@@ -54,6 +54,10 @@ def test_output_grid_and_matcher_options(tmp_path):
     assert json.loads(out.read_text())["matcher"] == "greedy"
     assert main([*args, "--input-size", "96", "--json", str(out)]) == 0  # 64 trained
     assert main([*args, "--input-size", "100"]) == 2  # not a multiple of 32
+    assert json.loads(out.read_text())["protocol"] == "ours"
+    assert main([*args, "--protocol", "official", "--json", str(out)]) == 0
+    official = json.loads(out.read_text())
+    assert official["protocol"] == "official" and 0.0 <= official["mIoU"] <= 1.0
     with pytest.raises(SystemExit):  # argparse: usage line and exit code 2
         main([*args, "--grid", "pixels"])
 

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from configs import load_config
+from configs.records import Prediction
 from nets.model import InferenceModel, build_model
 from tests.trainers.fake_teachers import FakeParse, FakePose, Person
 from trainers.evaluate import main
@@ -26,7 +27,6 @@ from trainers.real_eval import (
     score_clips,
     student_predictor,
 )
-from trainers.scene import Prediction
 
 needs_samples = pytest.mark.skipif(
     not FORMATS.is_dir(), reason=f"real data-set samples not found at {FORMATS}"

@@ -14,17 +14,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from configs import ConfigError, body, mapping, taxonomy
-from trainers.scene import Scene
+from configs.constants import IGNORE, NUM_KEYPOINTS
+from configs.errors import DatasetError
+from configs.extras import require
+from configs.records import Scene
 
-IGNORE = 255
-NUM_KEYPOINTS = 17
-
-
-class DatasetError(ValueError):
-    """A data set that cannot be read; the message names the file and what is wrong."""
+Image = require("PIL.Image", "train", fatal=True)
 
 
 class SceneDataset(Sequence[Scene]):

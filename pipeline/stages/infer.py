@@ -21,9 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.messages import Message
-from pipeline.preprocess import Letterbox, letterbox_tensor
-from pipeline.worker import StageError, describe
+from configs.errors import StageError
+from configs.letterbox import Letterbox
+from pipeline.engine.messages import Message
+from pipeline.engine.worker import describe
+from pipeline.stages.preprocess import letterbox_tensor
 
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino", "tensorrt")
 OUTPUTS = ("keypoints", "person_scores", "person_valid", "instances", "parts")
@@ -38,7 +40,8 @@ def cache_dir() -> Path:
 def resolve_model(checkpoint: str | None, config: dict[str, Any]) -> dict[str, Any]:
     """The config of the model that will run: the checkpoint's own, or (no checkpoint
     and no shipped weights) `config` for random weights."""
-    from nets.model import DEFAULT_WEIGHTS, CheckpointError, load_checkpoint
+    from configs.errors import CheckpointError
+    from nets.model import DEFAULT_WEIGHTS, load_checkpoint
 
     path = checkpoint or (DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.is_file() else None)
     if path is None:
@@ -53,13 +56,8 @@ def _load(checkpoint: str | None, config: dict[str, Any]) -> tuple[Any, dict, st
     """(InferenceModel, cfg, identity for the export cache)."""
     import torch
 
-    from nets.model import (
-        DEFAULT_WEIGHTS,
-        CheckpointError,
-        InferenceModel,
-        build_model,
-        load_checkpoint,
-    )
+    from configs.errors import CheckpointError
+    from nets.model import DEFAULT_WEIGHTS, InferenceModel, build_model, load_checkpoint
 
     path = checkpoint or (DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.is_file() else None)
     if path is None:
@@ -196,6 +194,22 @@ def _cache_key(identity: str, cfg: dict[str, Any]) -> str:
 # 384 px, fused decode, f32): ONNX Runtime 129 ms/frame and 2.6 s to load; OpenVINO
 # 121 ms/frame but 9.5 s to compile; eager torch 1050 ms/frame (docs/PIPELINE.md).
 CPU_PREFERENCE = ("onnxruntime", "openvino", "torch")
+
+
+def check_backend(backend: str, device: str) -> None:
+    """One line before the model loads if an explicitly chosen backend's package is
+    missing (TensorRT without torch-tensorrt or a GPU, OpenVINO without its extra)."""
+    from nets.export import TensorRTUnavailable, import_tensorrt
+
+    try:
+        if backend == "tensorrt" or (backend == "auto" and device == "cuda"):
+            import_tensorrt()
+        elif backend == "openvino":
+            from configs.extras import require
+
+            require("openvino", "openvino")
+    except (ImportError, TensorRTUnavailable) as exc:
+        raise StageError(f"backend {backend}: {exc}") from exc
 
 
 def _cpu_default() -> str:

@@ -34,10 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.messages import Message, frame_message
-from pipeline.protocols import input_options, is_live, scheme
-from pipeline.source import DEFAULT_FPS, _Pacer
-from pipeline.worker import StageError
+from configs.errors import StageError
+from pipeline.engine.messages import Message, frame_message
+from pipeline.io.protocols import input_options, is_live, scheme
+from pipeline.io.source import DEFAULT_FPS, _Pacer
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,22 @@ def reason(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
+class _Events(queue.Queue):
+    """A reader's events. A live reader makes room by dropping its oldest *frame*:
+    the "open" event ahead of them carries the stream's rate and must reach the
+    consumer, who may start reading only seconds later (listening: once every stage
+    has loaded)."""
+
+    def drop_oldest_frame(self) -> bool:
+        with self.mutex:
+            for i, event in enumerate(self.queue):
+                if event[0] == "frame":
+                    del self.queue[i]
+                    self.not_full.notify()
+                    return True
+        return False
+
+
 class _Reader(threading.Thread):
     """Opens one container and decodes its first video stream into `events`.
 
@@ -98,7 +114,7 @@ class _Reader(threading.Thread):
         self.options = options
         self.timeout = timeout
         self.keep_all = keep_all
-        self.events: queue.Queue = queue.Queue(FILE_QUEUE if keep_all else LIVE_QUEUE)
+        self.events = _Events(FILE_QUEUE if keep_all else LIVE_QUEUE)
         self.abandoned = threading.Event()
         self.corrupt = 0
         self.dropped = 0
@@ -163,18 +179,15 @@ class _Reader(threading.Thread):
             except queue.Full:
                 if self.keep_all or event[0] != "frame":
                     continue
-                try:
-                    self.events.get_nowait()
+                if self.events.drop_oldest_frame():
                     self.dropped += 1
-                except queue.Empty:
-                    pass
 
 
 class WatchedSource:
     """Files and network URLs through PyAV, under a watchdog (see the module doc):
     the pipeline's source for everything but cameras and the synthetic crowd.
 
-    A `pipeline.worker.Source`: `frames()` may also yield None while it waits.
+    A `pipeline.engine.worker.Source`: `frames()` may also yield None while it waits.
     `options` replaces the FFmpeg options chosen from the URL.
     """
 
@@ -211,6 +224,7 @@ class WatchedSource:
         self.total: int | None = max_frames if loop else None
         self.fps = DEFAULT_FPS
         self.duration: float | None = None
+        self.listed = 0                   # frames the container's index promises
         self.lost = 0
         self.reconnects = 0
         self.corrupt = 0
@@ -298,6 +312,10 @@ class WatchedSource:
                                      f"{cause}; the file may be damaged or truncated")
                 if kind == "error":
                     log.warning("%s; stopping after %d frames", event[1], index)
+                elif not self.loop and self.listed and index < self.listed - 1:
+                    log.warning("%s ended after %d of the %d frames its index lists: "
+                                "the file looks truncated or damaged", self.location,
+                                index, self.listed)
                 if not (self.loop and kind == "end"):
                     return
                 offset = last_time + 1.0 / self.fps
@@ -388,6 +406,7 @@ class WatchedSource:
 
     def _opened(self, event: tuple) -> None:
         _, self.fps, frames, self.duration = event
+        self.listed = frames or 0
         if not self.loop:
             self.total = (min(frames, self.max_frames) if frames and self.max_frames
                           else frames or self.max_frames)
