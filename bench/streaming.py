@@ -32,9 +32,10 @@ from bench.common import (
     write_json,
 )
 from bench.harness import run_pipeline, stage_percentiles
-from bench.loopback import PROTOCOLS, Publisher, endpoint, live_source, read_stamp
+from bench.loopback import Publisher, live_source
 from bench.report import PLOTS, new_plot, save_plot, table, update_section
 from bench.sources import FramesSource, TimedSource
+from tests.loopback import PROTOCOLS, endpoint, read_stamp
 from trainers.synth import generate_video
 
 SIZE = 384

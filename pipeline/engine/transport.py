@@ -59,12 +59,13 @@ class Endpoints:
         if self.transport == "ipc":
             name = f"partstream-{self.run_id}-{name}"
             return f"ipc://{os.path.join(tempfile.gettempdir(), name)}"
-        return f"tcp://127.0.0.1:{_free_port()}"
+        return f"tcp://127.0.0.1:{free_port()}"
 
 
-def _free_port() -> int:
-    """A TCP port free right now on loopback (the binder takes it a moment later)."""
-    with socket.socket() as s:
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A TCP (or, with SOCK_DGRAM, UDP) port free right now on loopback (the binder
+    takes it a moment later)."""
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 

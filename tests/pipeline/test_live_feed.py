@@ -12,9 +12,9 @@ import pytest
 import zmq
 from pycocotools import mask as coco_mask
 
-from bench.loopback import free_port
 from configs.errors import StageError
 from pipeline.engine.messages import frame_message
+from pipeline.engine.transport import free_port
 from pipeline.io.feed import SCHEMA, FeedSink, check_address, decode, label_rles
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,8 +12,9 @@ import av
 import pytest
 import zmq
 
-from bench.loopback import endpoint, free_port
+from pipeline.engine.transport import free_port
 from pipeline.io.feed import SCHEMA, decode
+from tests.loopback import endpoint
 from tests.pipeline.conftest import cli
 from tests.pipeline.live_helpers import start_server
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.loopback import free_port, read_stamp
 from configs.errors import StageError
+from pipeline.engine.transport import free_port
 from pipeline.io.protocols import (
     SRT_MISSING,
     input_options,
@@ -24,6 +24,7 @@ from pipeline.io.protocols import (
     stream_muxer,
 )
 from pipeline.io.watchdog import Backoff, Deadlines, WatchedSource
+from tests.loopback import read_stamp
 from tests.pipeline.helpers import decode_frames, write_clip
 from tests.pipeline.live_helpers import start_server
 
