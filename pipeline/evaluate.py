@@ -146,9 +146,9 @@ def evaluate(seed: int, frames: int, opts: Any) -> dict[str, Any]:
     """Run the full pipeline on one synthetic clip and score its ids."""
     from configs import load_config
     from pipeline.io.source import SyntheticSource
+    from pipeline.io.video_file import FileSink
     from pipeline.runner import Runner, RunOptions, StreamOptions, build_stages
     from pipeline.stages.infer import resolve_model
-    from pipeline.stages.sinks import FileSink
 
     cfg = load_config(opts.config)
     model_cfg = resolve_model(opts.checkpoint, cfg)
