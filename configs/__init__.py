@@ -79,6 +79,10 @@ def body() -> dict[str, Any]:
         # tree then redundant limbs by name: the network's limb channels, in order
         "limb_names": [list(pair) for pair in raw["limbs"] + raw["redundant_limbs"]],
         "flip": flip,
+        # fine part -> (from, to) keypoint indices of the limb it runs along
+        "part_segments": {
+            part: (index[a], index[b]) for part, (a, b) in raw["part_segments"].items()
+        },
         "other_keypoints": raw.get("other_keypoints", {}),
     }
 
