@@ -11,6 +11,9 @@ import signal
 import sys
 from pathlib import Path
 
+from configs.cli import add_checkpoint
+from configs.constants import BACKENDS
+
 EXAMPLES = """\
 examples:
   python run_stream.py                    # synthetic crowd -> out/overlay.mp4
@@ -98,13 +101,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     live.add_argument("--show", action="store_true",
                       help="show the overlay in a window (needs a display)")
     model = p.add_argument_group("model")
-    model.add_argument("--checkpoint", metavar="PATH",
-                       help="trained model (default: nets/weights/default.pt)")
+    add_checkpoint(model)
     model.add_argument("--config", metavar="PATH",
                        help="config file with settings that differ from "
                        "configs/default.yaml")
     model.add_argument("--backend", default="auto",
-                       choices=("auto", "torch", "onnxruntime", "openvino", "tensorrt"),
+                       choices=BACKENDS,
                        help="inference engine (default: auto = ONNX Runtime on the "
                        "CPU, TensorRT with --device cuda)")
     model.add_argument("--device", default="cpu", choices=("cpu", "cuda"),

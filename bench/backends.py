@@ -32,14 +32,14 @@ from bench.common import (
     write_json,
 )
 from bench.report import table, update_section
+from configs.cli import add_checkpoint
 from nets.decode import decode_fixed
 from nets.export import export_onnx
 from nets.model import (
-    DEFAULT_WEIGHTS,
     InferenceModel,
     activations,
-    load_checkpoint,
-    load_default_model,
+    load_model,
+    weights_path,
 )
 from nets.runtimes import (
     OnnxRuntime,
@@ -161,8 +161,7 @@ def run(args: Any) -> dict[str, Any]:
     threads = args.threads
     torch.set_num_threads(threads)
     info = machine()
-    model, cfg = (load_checkpoint(args.checkpoint) if args.checkpoint
-                  else load_default_model())
+    model, cfg = load_model(args.checkpoint)
     model.eval()
     sizes = [256] if args.quick else [256, 384, 512]
     repeats, warmup = (3, 1) if args.quick else (30, 3)
@@ -175,8 +174,8 @@ def run(args: Any) -> dict[str, Any]:
             rows += bench_size(model, cfg, size, backends, repeats, warmup, threads,
                                Path(tmp))
     decode = eager_decode(model, cfg, int(cfg["input_size"]), repeats, matchers)
-    weights = (args.checkpoint or "nets/weights/default.pt"
-               if args.checkpoint or DEFAULT_WEIGHTS.is_file() else "random")
+    path = weights_path(args.checkpoint)
+    weights = "random" if path is None else args.checkpoint or "nets/weights/default.pt"
     return {"machine": info, "weights": weights, "threads": threads,
             "repeats": repeats, "warmup": warmup, "rows": rows,
             "eager_decode_ms": decode}
@@ -211,7 +210,7 @@ def doc_section(record: dict[str, Any]) -> str:
 def main() -> None:
     ap = parser(__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2, help="threads per backend")
-    ap.add_argument("--checkpoint", help="trained model (default: the shipped one)")
+    add_checkpoint(ap)
     args = ap.parse_args()
     if args.threads < 1:
         raise BenchError("--threads must be at least 1")

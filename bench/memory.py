@@ -33,6 +33,7 @@ from bench.common import (
 from bench.harness import run_pipeline
 from bench.report import PLOTS, new_plot, save_plot, table, update_section
 from bench.sources import TimedSource
+from configs.cli import add_checkpoint
 from pipeline.io.watchdog import WatchedSource
 
 DEFAULT_CLIP = (Path(__file__).resolve().parent.parent.parent / "shared" / "data"
@@ -152,7 +153,7 @@ def main() -> None:
                     help="length of the run (default 600, quick 60)")
     ap.add_argument("--backend", default="auto", help="inference backend")
     ap.add_argument("--config", help="config file over configs/default.yaml")
-    ap.add_argument("--checkpoint", help="trained model (default: the shipped one)")
+    add_checkpoint(ap)
     args = ap.parse_args()
     if args.seconds is not None and args.seconds <= 0:
         raise BenchError("--seconds must be positive")

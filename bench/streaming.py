@@ -35,6 +35,7 @@ from bench.harness import run_pipeline, stage_percentiles
 from bench.loopback import Publisher, live_source
 from bench.report import PLOTS, new_plot, save_plot, table, update_section
 from bench.sources import FramesSource, TimedSource
+from configs.cli import add_checkpoint
 from tests.loopback import PROTOCOLS, endpoint, read_stamp
 from trainers.synth import generate_video
 
@@ -169,7 +170,7 @@ def main() -> None:
                     help="length of each live run (default 20, quick 6)")
     ap.add_argument("--backend", default="auto", help="inference backend")
     ap.add_argument("--config", help="config file over configs/default.yaml")
-    ap.add_argument("--checkpoint", help="trained model (default: the shipped one)")
+    add_checkpoint(ap)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     if args.seconds is not None and args.seconds <= 0:

@@ -29,10 +29,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from configs.cli import add_checkpoint
 from configs.errors import CheckpointError
 from configs.extras import require
 from nets.matching import MATCHERS
-from nets.model import InferenceModel, load_checkpoint, load_default_model
+from nets.model import InferenceModel, load_model
 
 FORMATS = ("onnx", "openvino", "tensorrt")
 OPSET = 17
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--checkpoint", help="checkpoint (default: the shipped model)")
+    add_checkpoint(parser)
     parser.add_argument("--format", required=True, choices=FORMATS)
     parser.add_argument("--out", required=True, help="output file")
     parser.add_argument(
@@ -179,10 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        if args.checkpoint:
-            model, cfg = load_checkpoint(args.checkpoint)
-        else:
-            model, cfg = load_default_model()
+        model, cfg = load_model(args.checkpoint)
         size = args.size or int(cfg["input_size"])
         if size <= 0 or size % 32:
             raise ValueError(f"--size must be a positive multiple of 32, got {size}")

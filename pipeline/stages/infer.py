@@ -21,15 +21,14 @@ from typing import Any
 
 import numpy as np
 
+from configs.constants import BACKENDS
 from configs.errors import StageError
 from configs.letterbox import Letterbox
 from pipeline.engine.messages import Message
 from pipeline.engine.worker import describe
 from pipeline.stages.preprocess import letterbox_tensor
 
-BACKENDS = ("auto", "torch", "onnxruntime", "openvino", "tensorrt")
 OUTPUTS = ("keypoints", "person_scores", "person_valid", "instances", "parts")
-RANDOM_SEED = 0     # random weights are seeded: every process must build the same net
 
 
 def cache_dir() -> Path:
@@ -41,9 +40,9 @@ def resolve_model(checkpoint: str | None, config: dict[str, Any]) -> dict[str, A
     """The config of the model that will run: the checkpoint's own, or (no checkpoint
     and no shipped weights) `config` for random weights."""
     from configs.errors import CheckpointError
-    from nets.model import DEFAULT_WEIGHTS, load_checkpoint
+    from nets.model import load_checkpoint, weights_path
 
-    path = checkpoint or (DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.is_file() else None)
+    path = weights_path(checkpoint)
     if path is None:
         return config
     try:
@@ -54,24 +53,16 @@ def resolve_model(checkpoint: str | None, config: dict[str, Any]) -> dict[str, A
 
 def _load(checkpoint: str | None, config: dict[str, Any]) -> tuple[Any, dict, str]:
     """(InferenceModel, cfg, identity for the export cache)."""
-    import torch
-
     from configs.errors import CheckpointError
-    from nets.model import DEFAULT_WEIGHTS, InferenceModel, build_model, load_checkpoint
+    from nets.model import RANDOM_SEED, InferenceModel, load_model, weights_path
 
-    path = checkpoint or (DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.is_file() else None)
-    if path is None:
-        print(f"warning: no trained model ({DEFAULT_WEIGHTS} is missing): running "
-              "RANDOM weights, the overlay will show noise", file=sys.stderr)
-        torch.manual_seed(RANDOM_SEED)
-        model, cfg = build_model(config), config
-        identity = f"random{RANDOM_SEED}"
-    else:
-        try:
-            model, cfg = load_checkpoint(path)
-        except CheckpointError as exc:
-            raise StageError(str(exc)) from exc
-        identity = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    path = weights_path(checkpoint)
+    try:
+        model, cfg = load_model(checkpoint, config)
+    except CheckpointError as exc:
+        raise StageError(str(exc)) from exc
+    identity = (f"random{RANDOM_SEED}" if path is None
+                else hashlib.sha256(path.read_bytes()).hexdigest())
     matcher = cfg["decode"]["matcher"]
     return InferenceModel(model.eval(), cfg, matcher), cfg, identity
 
@@ -105,7 +96,9 @@ class Infer:
         self.cfg, self.size = cfg, int(cfg["input_size"])
         backend = self.backend
         if backend == "auto":
-            backend = "tensorrt" if self.device == "cuda" else _cpu_default()
+            from nets.runtimes import auto_runtime
+
+            backend = auto_runtime(self.device)
         if self.device == "cuda" and backend not in ("torch", "tensorrt"):
             raise StageError(f"--device cuda runs the torch or tensorrt backend, "
                              f"not {backend}")
@@ -190,12 +183,6 @@ def _cache_key(identity: str, cfg: dict[str, Any]) -> str:
     return digest.hexdigest()[:16]
 
 
-# --backend auto on the CPU, best first. Measured here (2 shared cores, default model,
-# 384 px, fused decode, f32): ONNX Runtime 129 ms/frame and 2.6 s to load; OpenVINO
-# 121 ms/frame but 9.5 s to compile; eager torch 1050 ms/frame (docs/PIPELINE.md).
-CPU_PREFERENCE = ("onnxruntime", "openvino", "torch")
-
-
 def check_backend(backend: str, device: str) -> None:
     """One line before the model loads if an explicitly chosen backend's package is
     missing (TensorRT without torch-tensorrt or a GPU, OpenVINO without its extra)."""
@@ -210,11 +197,3 @@ def check_backend(backend: str, device: str) -> None:
             require("openvino", "openvino")
     except (ImportError, TensorRTUnavailable) as exc:
         raise StageError(f"backend {backend}: {exc}") from exc
-
-
-def _cpu_default() -> str:
-    """The preferred CPU backend among those that import here."""
-    from nets.runtimes import available_runtimes
-
-    have = available_runtimes()
-    return next(name for name in CPU_PREFERENCE if name in have)
