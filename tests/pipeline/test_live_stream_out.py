@@ -1,4 +1,4 @@
-"""Stream outputs (pipeline/stream_out.py) on loopback: UDP/MPEG-TS read back by a
+"""Stream outputs (pipeline/io/stream_out.py) on loopback: UDP/MPEG-TS read back by a
 PyAV reader, FFmpeg's own single-shot listeners (TCP `?listen`, RTMP `listen=1`)
 receiving every frame, receivers that go away or stop reading dropped while a file
 output keeps every frame, outputs that cannot be opened refused at start."""
