@@ -96,6 +96,9 @@ class TruthScorer:
         self.counter = IdSwitches()
         self.frames = 0
 
+    def check(self) -> None:
+        pass
+
     def open(self) -> None:
         pass
 
@@ -125,7 +128,7 @@ def truth_detections(scene: Any, rng: np.random.Generator, drop: float,
             relabel[scene.instances])
 
 
-def evaluate_tracker(seed: int, frames: int, opts: Any) -> dict[str, Any]:
+def score_tracker_ids(seed: int, frames: int, opts: Any) -> dict[str, Any]:
     """The tracker alone on ground-truth detections of one synthetic clip."""
     from configs import load_config
     from pipeline.stages.track import Tracker, TrackerConfig
@@ -143,24 +146,20 @@ def evaluate_tracker(seed: int, frames: int, opts: Any) -> dict[str, Any]:
     return {"seed": seed, "frames": frames, **counter.result()}
 
 
-def evaluate(seed: int, frames: int, opts: Any) -> dict[str, Any]:
+def score_pipeline_ids(seed: int, frames: int, opts: Any) -> dict[str, Any]:
     """Run the full pipeline on one synthetic clip and score its ids."""
-    from configs import load_config
     from pipeline.io.source import SyntheticSource
     from pipeline.io.video_file import FileSink
-    from pipeline.runner import Runner, RunOptions, StreamOptions, build_stages
-    from pipeline.stages.infer import resolve_model
+    from pipeline.options import StreamOptions
+    from pipeline.runner import run_pipeline
 
-    cfg = load_config(opts.config)
-    model_cfg = resolve_model(opts.checkpoint, cfg)
     stream = StreamOptions(config=opts.config, checkpoint=opts.checkpoint,
-                           backend=opts.backend, hud=False)
+                           backend=opts.backend, hud=False, progress=False)
     source = SyntheticSource(frames=frames, size=opts.size, seed=seed, truth=True)
     sinks: list[Any] = [TruthScorer()]
     if opts.output:
         sinks.append(FileSink(Path(opts.output) / f"seed{seed}.mp4"))
-    stages = build_stages(stream, cfg, model_cfg, source, sinks)
-    result = Runner(stages, RunOptions(progress=False)).run()
+    result = run_pipeline(stream, source, sinks)
     if result.errors:
         raise RuntimeError("; ".join(result.errors))
     return {"seed": seed, **result.reports["sink"]["outputs"][0]}
@@ -184,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jitter", type=float, default=0.0,
                    help="with --truth-detections: keypoint noise (px, std)")
     args = p.parse_args(argv)
-    run = evaluate_tracker if args.truth_detections else evaluate
+    run = score_tracker_ids if args.truth_detections else score_pipeline_ids
     rows = []
     for seed in args.seeds:
         try:

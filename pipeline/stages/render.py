@@ -30,8 +30,7 @@ from configs.drawing import (
     person_colours,
 )
 from pipeline.engine.messages import Message
-
-MODES = ("overlay", "masks", "regions")
+from pipeline.options import MODES
 
 
 def part_lut(tax: str, tint: float) -> np.ndarray:
