@@ -33,8 +33,8 @@ from bench.common import (
 from bench.harness import run_pipeline
 from bench.report import PLOTS, new_plot, save_plot, table, update_section
 from bench.sources import TimedSource
-from configs.cli import add_checkpoint
 from pipeline.io.watchdog import WatchedSource
+from pipeline.options import add_model_arguments
 
 DEFAULT_CLIP = (Path(__file__).resolve().parent.parent.parent / "shared" / "data"
                 / "video" / "vtest.avi")
@@ -151,9 +151,7 @@ def main() -> None:
     ap.add_argument("--clip", default=str(DEFAULT_CLIP), help="video file to loop")
     ap.add_argument("--seconds", type=float,
                     help="length of the run (default 600, quick 60)")
-    ap.add_argument("--backend", default="auto", help="inference backend")
-    ap.add_argument("--config", help="config file over configs/default.yaml")
-    add_checkpoint(ap)
+    add_model_arguments(ap, device=False)
     args = ap.parse_args()
     if args.seconds is not None and args.seconds <= 0:
         raise BenchError("--seconds must be positive")

@@ -35,7 +35,7 @@ from bench.harness import run_pipeline, stage_percentiles
 from bench.loopback import Publisher, live_source
 from bench.report import PLOTS, new_plot, save_plot, table, update_section
 from bench.sources import FramesSource, TimedSource
-from configs.cli import add_checkpoint
+from pipeline.options import add_model_arguments
 from tests.loopback import PROTOCOLS, endpoint, read_stamp
 from trainers.synth import generate_video
 
@@ -168,9 +168,7 @@ def main() -> None:
     ap.add_argument("--protocol", choices=PROTOCOLS, default="rtmp")
     ap.add_argument("--seconds", type=float,
                     help="length of each live run (default 20, quick 6)")
-    ap.add_argument("--backend", default="auto", help="inference backend")
-    ap.add_argument("--config", help="config file over configs/default.yaml")
-    add_checkpoint(ap)
+    add_model_arguments(ap, device=False)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     if args.seconds is not None and args.seconds <= 0:

@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from configs.cli import add_checkpoint
 from pipeline.engine.messages import Message
 from pipeline.engine.worker import describe
+from pipeline.options import add_model_arguments
 
 MIN_IOU = 0.5
 
@@ -171,9 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=90)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--size", type=int, default=384)
-    add_checkpoint(p)
-    p.add_argument("--config")
-    p.add_argument("--backend", default="auto")
+    add_model_arguments(p, device=False)
     p.add_argument("--output", help="folder for the overlay videos (optional)")
     p.add_argument("--json", help="write the results here")
     p.add_argument("--truth-detections", action="store_true",

@@ -23,6 +23,23 @@ TRANSPORTS = ("inproc", "ipc", "tcp")  # pipeline.engine.transport.Endpoints
 QUEUES = ("auto", "latest", "all")  # pipeline.engine.supervisor.link_policies
 
 
+def add_model_arguments(p: argparse.ArgumentParser, device: bool = True) -> None:
+    """The "model" group: --checkpoint, --config, --backend (and --device), shared by
+    run_stream.py, the pipeline benchmarks and pipeline/evaluate.py."""
+    model = p.add_argument_group("model")
+    add_checkpoint(model)
+    model.add_argument("--config", metavar="PATH",
+                       help="config file with settings that differ from "
+                       "configs/default.yaml")
+    model.add_argument("--backend", default="auto", choices=BACKENDS,
+                       help="inference engine (default: auto = ONNX Runtime on the "
+                       "CPU, TensorRT with --device cuda)")
+    if device:
+        model.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                           help="cuda needs an NVIDIA GPU (and CuPy for "
+                           "post-processing)")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Every flag of the pipeline, in --help's groups."""
     io = p.add_argument_group("input and output")
@@ -79,17 +96,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                       "one) for OBS or video calls")
     live.add_argument("--show", action="store_true",
                       help="show the overlay in a window (needs a display)")
-    model = p.add_argument_group("model")
-    add_checkpoint(model)
-    model.add_argument("--config", metavar="PATH",
-                       help="config file with settings that differ from "
-                       "configs/default.yaml")
-    model.add_argument("--backend", default="auto",
-                       choices=BACKENDS,
-                       help="inference engine (default: auto = ONNX Runtime on the "
-                       "CPU, TensorRT with --device cuda)")
-    model.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
-                       help="cuda needs an NVIDIA GPU (and CuPy for post-processing)")
+    add_model_arguments(p)
     look = p.add_argument_group("what is drawn")
     look.add_argument("--render-mode", default="overlay", choices=MODES,
                       help="overlay: parts, outlines, skeletons and ids over the "
