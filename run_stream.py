@@ -7,6 +7,7 @@ shipped model and the overlay is written to out/overlay.mp4.
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -36,6 +37,8 @@ they hold a frame: a run that fails before that leaves an earlier file untouched
 OBS set-up: docs/OBS.md; results feed schema: docs/FEED.md.
 """
 
+log = logging.getLogger("run_stream")
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
@@ -58,17 +61,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # Imported after parsing so --help is instant.
     from configs import ConfigError
+    from configs.cli import setup_logging
     from configs.errors import StageError
     from pipeline.engine.supervisor import Terminated, handle_signals
 
+    setup_logging()
     restore = handle_signals()      # Ctrl-C and SIGTERM, even under nohup
     try:
         return _run(args)
     except (ConfigError, StageError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        log.error("%s", exc)
         return 1
     except KeyboardInterrupt as exc:
-        print("interrupted before the pipeline started", file=sys.stderr)
+        log.info("interrupted before the pipeline started")
         return 143 if isinstance(exc, Terminated) else 130
     finally:
         restore()
@@ -88,7 +93,7 @@ def _run(args: argparse.Namespace) -> int:
         args, progress=args.progress and sys.stderr.isatty())
     result = run_stream(opts)
     if result.errors:                  # the first is the cause, the rest follow from it
-        print(f"error: {result.errors[0]}", file=sys.stderr)
+        log.error("%s", result.errors[0])
     if result.stats is not None and result.stats["frames"]:
         print(format_summary(result.stats))
         if args.stats_json:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import sys
@@ -20,6 +21,10 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from configs.cli import setup_logging
+
+log = logging.getLogger(__name__)
 
 
 class BenchError(RuntimeError):
@@ -104,11 +109,12 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 def main_guard(run: Callable[[], None]) -> None:
     """Run a benchmark's main; a known failure is one line on stderr and exit 1."""
+    setup_logging()
     try:
         run()
     except (BenchError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        log.error("%s", exc)
         sys.exit(1)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        log.info("interrupted")
         sys.exit(130)

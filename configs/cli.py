@@ -16,14 +16,37 @@ def add_checkpoint(parser: argparse.ArgumentParser | argparse._ArgumentGroup) ->
     parser.add_argument("--checkpoint", metavar="PATH", help=CHECKPOINT_HELP)
 
 
+PACKAGES = ("configs", "nets", "trainers", "pipeline", "bench", "run_stream",
+            "__main__")
+
+
 def setup_logging(level: int = logging.INFO) -> None:
-    """Messages to stderr as `warning: ...` / plain info lines, as the tools printed
-    them; called once by each tool's main."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Format())
+    """The tools' messages to stderr: info lines bare, warnings and errors prefixed by
+    their level ("warning: ..."), as one format for every tool. Called by each tool's
+    main; calling it again adds nothing. Only this project's loggers are raised to
+    `level`: other libraries stay at their default (warnings only)."""
     root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
+    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(_Format())
+        root.addHandler(handler)
+    for name in PACKAGES:
+        logging.getLogger(name).setLevel(level)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record comes (a test's capture too)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):  # noqa: ANN201 - logging.StreamHandler's attribute
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # noqa: ANN001
+        pass
 
 
 class _Format(logging.Formatter):

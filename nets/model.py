@@ -16,6 +16,7 @@ weights that do not fit the config.
 from __future__ import annotations
 
 import copy
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "default.pt"
 RANDOM_SEED = 0  # random weights are seeded: every process must build the same net
+
+log = logging.getLogger(__name__)
 
 
 class MGParser(nn.Module):
@@ -238,10 +241,10 @@ def load_model(
     path = weights_path(checkpoint)
     if path is not None:
         return load_checkpoint(path)
-    print(
-        f"warning: no trained model ({DEFAULT_WEIGHTS} is missing): running RANDOM "
-        "weights, the outputs will be noise",
-        file=sys.stderr,
+    log.warning(
+        "no trained model (%s is missing): running RANDOM weights, the outputs "
+        "will be noise",
+        DEFAULT_WEIGHTS,
     )
     cfg = config if config is not None else load_config()
     torch.manual_seed(RANDOM_SEED)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,14 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from configs.cli import setup_logging
 from pipeline.engine.messages import Message
 from pipeline.engine.worker import describe
 from pipeline.options import add_model_arguments
 
 MIN_IOU = 0.5
+
+log = logging.getLogger(__name__)
 
 
 def match_truth(
@@ -181,13 +185,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jitter", type=float, default=0.0,
                    help="with --truth-detections: keypoint noise (px, std)")
     args = p.parse_args(argv)
+    setup_logging()
     run = score_tracker_ids if args.truth_detections else score_pipeline_ids
     rows = []
     for seed in args.seeds:
         try:
             rows.append(run(seed, args.frames, args))
         except Exception as exc:
-            print(f"error: {describe(exc)}", file=sys.stderr)
+            log.error("%s", describe(exc))
             return 1
         print(json.dumps(rows[-1]))
     total = {k: sum(r[k] for r in rows) for k in ("id_switches", "truth_tracks")}

@@ -8,7 +8,7 @@ all call it, so they run the same stages with the same queue depth
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +21,8 @@ DEFAULT_OUTPUT = "out/overlay.mp4"
 # of a small crowd, people large enough to see their parts, little clutter.
 DEMO = {"frames": 60, "size": 384, "people": (3, 5), "fps": 15.0, "seed": 7,
         "options": {"min_height": 130, "clutter": False, "degrade": 0.3}}
+
+log = logging.getLogger(__name__)
 
 
 def make_source(opts: StreamOptions) -> Any:
@@ -170,9 +172,8 @@ def run_stream(opts: StreamOptions) -> RunResult:
     def announce(info: dict[str, Any]) -> None:
         backend = (info.get("infer") or {}).get("backend", opts.backend)
         outputs = ", ".join(s.name for s in sinks)
-        print(f"running: {_describe_source(opts)} -> {outputs} "
-              f"({backend} backend, {opts.transport} transport); Ctrl-C stops",
-              file=sys.stderr, flush=True)
+        log.info("running: %s -> %s (%s backend, %s transport); Ctrl-C stops",
+                 _describe_source(opts), outputs, backend, opts.transport)
 
     return run_pipeline(opts, sinks=sinks, on_start=announce)
 

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import zmq
 
+from configs.cli import setup_logging
 from configs.errors import StageError
 from pipeline.engine.messages import Message, eof_message
 from pipeline.engine.telemetry import Telemetry
@@ -112,6 +113,7 @@ def process_main(spec: WorkerSpec) -> None:
     """Entry point of a worker process: SIGINT is the runner's to handle (it sends
     stop), so the process keeps draining instead of dying mid-frame."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    setup_logging()              # a spawned process starts without the CLI's setup
     run_worker(spec)
 
 

@@ -16,7 +16,7 @@ the synthetic crowd at its frame rate, i.e. like a live source.
 from __future__ import annotations
 
 import glob
-import sys
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +29,8 @@ from pipeline.engine.messages import Message, frame_message
 
 DEFAULT_FPS = 30.0
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+log = logging.getLogger(__name__)
 
 
 class _Pacer:
@@ -214,7 +216,7 @@ class ImageSource:
             data = np.fromfile(path, np.uint8)    # imdecode: no OpenCV log lines
             bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
             if bgr is None:
-                print(f"warning: cannot read image {path}; skipped", file=sys.stderr)
+                log.warning("cannot read image %s; skipped", path)
                 self.skipped += 1
                 continue
             msg = frame_message(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), index,

@@ -10,12 +10,14 @@ stopped by Ctrl-C leaves a playable file holding every frame that reached it.
 
 from __future__ import annotations
 
-import sys
+import logging
 from typing import Any, Protocol
 
 from configs.errors import StageError
 from pipeline.engine.messages import Message
 from pipeline.engine.worker import describe
+
+log = logging.getLogger(__name__)
 
 
 class Sink(Protocol):
@@ -61,8 +63,8 @@ class SinkStage:
             except Exception as exc:
                 if len(self.sinks) == 1:
                     raise StageError(f"{sink.name} failed: {describe(exc)}") from exc
-                print(f"warning: {sink.name} failed ({describe(exc)}); the other "
-                      "outputs continue", file=sys.stderr)
+                log.warning("%s failed (%s); the other outputs continue", sink.name,
+                            describe(exc))
                 self.failed.append(sink.name)
                 self.sinks.remove(sink)
                 _quiet_close(sink)
@@ -76,4 +78,4 @@ def _quiet_close(sink: Any) -> None:
     try:
         sink.close()
     except Exception as exc:
-        print(f"warning: closing {sink.name}: {describe(exc)}", file=sys.stderr)
+        log.warning("closing %s: %s", sink.name, describe(exc))
