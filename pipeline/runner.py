@@ -123,7 +123,7 @@ def preflight(source: Any, sinks: list[Any], device: str,
     if isinstance(source, WatchedSource) and not source.is_url:
         source.open()                   # a file: is it a video at all?
         source.close()
-    elif hasattr(source, "check"):
+    else:
         source.check()
 
 

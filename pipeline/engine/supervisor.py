@@ -15,13 +15,14 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import zmq
 from tqdm import tqdm
 
+from pipeline.engine.stage import Source, Stage
 from pipeline.engine.transport import (
     ABORT,
     FINISH,
@@ -64,7 +65,7 @@ class RunOptions:
     on_start: Callable[[dict[str, Any]], None] | None = None
 
 
-def link_policies(stages: list[Any], queue: str) -> list[str]:
+def link_policies(stages: Sequence[Source | Stage], queue: str) -> list[str]:
     """Policy of each link i (stage i -> stage i + 1).
 
     Latest-frame-wins applies from the source up to the input of the first stage
@@ -75,7 +76,7 @@ def link_policies(stages: list[Any], queue: str) -> list[str]:
     live = stages[0].live if queue == "auto" else queue == "latest"
     if not live:
         return ["all"] * (len(stages) - 1)
-    last = next((i for i, s in enumerate(stages) if getattr(s, "bottleneck", False)),
+    last = next((i for i, s in enumerate(stages[1:], 1) if s.bottleneck),
                 len(stages) - 1)
     return ["latest" if i < last else "all" for i in range(len(stages) - 1)]
 
@@ -83,9 +84,9 @@ def link_policies(stages: list[Any], queue: str) -> list[str]:
 class Runner:
     """Runs `stages` (a source first) as connected workers until they finish."""
 
-    def __init__(self, stages: list[Any], options: RunOptions | None = None) -> None:
+    def __init__(self, stages: Sequence[Source | Stage], options: RunOptions) -> None:
         self.stages = stages
-        self.options = options or RunOptions()
+        self.options = options
         self.names = [s.name for s in stages]
         if len(set(self.names)) != len(self.names):
             raise ValueError(f"stage names must be unique: {self.names}")

@@ -55,6 +55,7 @@ class CameraSource:
     `fps` are requests: the driver picks the nearest mode it has."""
 
     name = "source"
+    info: dict[str, Any] | None = None
     live = True
 
     def __init__(self, index: int, max_frames: int | None = None,
@@ -115,6 +116,7 @@ class SyntheticSource:
     `options` are trainers.synth's generator options (SynthOptions)."""
 
     name = "source"
+    info: dict[str, Any] | None = None
 
     def __init__(
         self,
@@ -136,6 +138,9 @@ class SyntheticSource:
         self.live = pace
         self.truth = truth
         self.options = options or {}
+
+    def check(self) -> None:
+        """Nothing to check before the model loads: the frames are generated."""
 
     def open(self) -> None:
         from trainers.synth import SynthOptions
@@ -190,6 +195,7 @@ class ImageSource:
     and images of any size follow one another (sinks fit each to the first)."""
 
     name = "source"
+    info: dict[str, Any] | None = None
     live = False
 
     def __init__(self, spec: str, max_frames: int | None = None) -> None:

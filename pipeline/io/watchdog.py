@@ -179,6 +179,7 @@ class WatchedSource:
     """
 
     name = "source"
+    info: dict[str, Any] | None = None
 
     def __init__(
         self,

@@ -72,6 +72,7 @@ class Infer:
 
     name = "infer"
     bottleneck = True     # live sources drop frames before this stage, not after
+    info: dict[str, Any] | None = None
 
     def __init__(
         self,
@@ -87,7 +88,6 @@ class Infer:
         self.backend, self.device, self.threads = backend, device, threads
         self.runtime: Any = None
         self.module: Any = None
-        self.info: dict[str, Any] = {}
 
     def open(self) -> None:
         if self.device not in ("cpu", "cuda"):

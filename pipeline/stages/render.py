@@ -65,6 +65,8 @@ class Render:
     """
 
     name = "render"
+    bottleneck = False
+    info: dict[str, Any] | None = None
 
     def __init__(
         self,

@@ -40,6 +40,8 @@ class SinkStage:
     """The last stage: hands every frame to each sink."""
 
     name = "sink"
+    bottleneck = False
+    info: dict[str, Any] | None = None
 
     def __init__(self, sinks: list[Any]) -> None:
         self.sinks = list(sinks)
