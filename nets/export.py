@@ -13,7 +13,7 @@ random weights with a warning while it does not exist).
 - openvino: the ONNX graph converted to OpenVINO IR (PATH.xml + PATH.bin); precision
   (f32/bf16) is chosen when the runtime compiles it (nets.runtimes).
 - tensorrt: torch-tensorrt compile of the same module, saved as an ExportedProgram.
-  Needs an NVIDIA GPU and NVIDIA's package index; it cannot run on this machine.
+  Needs an NVIDIA GPU and torch-tensorrt from NVIDIA's package index.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def import_tensorrt() -> Any:
         raise TensorRTUnavailable(
             "TensorRT needs an NVIDIA GPU and torch-tensorrt from NVIDIA's package "
             "index (pip install torch-tensorrt --extra-index-url "
-            "https://download.pytorch.org/whl/cu124); it is not installable here"
+            "https://download.pytorch.org/whl/cu124); this install has neither"
         ) from exc
     if not torch.cuda.is_available():
         raise TensorRTUnavailable("TensorRT needs a CUDA GPU; none is visible")

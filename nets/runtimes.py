@@ -138,8 +138,8 @@ class OpenVinoRuntime(Runtime):
 class TensorRTRuntime(Runtime):
     """A torch-tensorrt ExportedProgram from `nets.export --format tensorrt`, on GPU.
 
-    Cannot run on this machine (no GPU, torch-tensorrt not installable here); the
-    constructor says so.
+    Needs a CUDA GPU and torch-tensorrt; without them the constructor says so in one
+    line.
     """
 
     name = "tensorrt"

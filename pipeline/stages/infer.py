@@ -1,7 +1,7 @@
 """Stage 3: the network with its fused decode, behind nets.runtimes' one interface.
 
-Backends: torch, ONNX Runtime and OpenVINO on the CPU; TensorRT on NVIDIA GPUs (not
-runnable on the machines this was built on). ONNX Runtime and OpenVINO run an ONNX
+Backends: torch, ONNX Runtime and OpenVINO on the CPU; TensorRT on NVIDIA GPUs (with
+torch-tensorrt installed). ONNX Runtime and OpenVINO run an ONNX
 export of `nets.model.InferenceModel`; exporting takes seconds, so the file is cached
 under ~/.cache/partstream keyed by the checkpoint's bytes, input size and matcher.
 
