@@ -100,9 +100,9 @@ def format_summary(stats: dict[str, Any]) -> str:
         f"  + waiting in queues p50 {wait['p50']:.1f}  p99 {wait['p99']:.1f}",
     ]
     if wait["p50"] > work["p50"]:
-        lines.append("  (frames waited behind the slowest stage: a file is read faster "
-                     "than it is processed; --realtime plays it at its frame rate, "
-                     "as a camera, for the live latency)")
+        lines.append("  (frames waited behind the slowest stage: a file or the "
+                     "synthetic crowd is read faster than it is processed; --realtime "
+                     "plays it at its frame rate, as a camera, for the live latency)")
     lines += [
         "stage ms (p50 / p99): " + "  ".join(
             f"{k} {v['p50']:.1f}/{v['p99']:.1f}" for k, v in stats["stages"].items()
