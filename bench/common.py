@@ -107,6 +107,19 @@ def parser(description: str) -> argparse.ArgumentParser:
     return ap
 
 
+def parse_and_run(
+    ap: argparse.ArgumentParser, run: Callable[[argparse.Namespace], dict[str, Any]]
+) -> tuple[argparse.Namespace, dict[str, Any]]:
+    """A timed benchmark's main: its flags (--seconds, when given, must be positive),
+    its run, its record written to --json."""
+    args = ap.parse_args()
+    if args.seconds is not None and args.seconds <= 0:
+        raise BenchError("--seconds must be positive")
+    record = run(args)
+    write_json(record, args.json)
+    return args, record
+
+
 def main_guard(run: Callable[[], None]) -> None:
     """Run a benchmark's main; a known failure is one line on stderr and exit 1."""
     setup_logging()

@@ -27,8 +27,8 @@ from bench.common import (
     machine,
     machine_line,
     main_guard,
+    parse_and_run,
     parser,
-    write_json,
 )
 from bench.harness import run_pipeline
 from bench.report import PLOTS, new_plot, save_plot, table, update_section
@@ -152,11 +152,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float,
                     help="length of the run (default 600, quick 60)")
     add_model_arguments(ap, device=False)
-    args = ap.parse_args()
-    if args.seconds is not None and args.seconds <= 0:
-        raise BenchError("--seconds must be positive")
-    record = run(args)
-    write_json(record, args.json)
+    args, record = parse_and_run(ap, run)
     if args.doc:
         plot(record, PLOTS / "memory.png")
         update_section("memory", doc_section(record))

@@ -27,9 +27,9 @@ from bench.common import (
     machine,
     machine_line,
     main_guard,
+    parse_and_run,
     parser,
     percentiles,
-    write_json,
 )
 from bench.harness import run_pipeline, stage_percentiles
 from bench.loopback import Publisher, live_source
@@ -170,11 +170,7 @@ def main() -> None:
                     help="length of each live run (default 20, quick 6)")
     add_model_arguments(ap, device=False)
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
-    if args.seconds is not None and args.seconds <= 0:
-        raise BenchError("--seconds must be positive")
-    record = run(args)
-    write_json(record, args.json)
+    args, record = parse_and_run(ap, run)
     if args.doc:
         plot(record, PLOTS / "streaming.png")
         update_section("streaming", doc_section(record))
