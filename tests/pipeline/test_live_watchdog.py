@@ -222,6 +222,7 @@ def test_truncated_file_with_its_index_first_says_so(tmp_path, caplog):
         "truncated or damaged"]
 
 
+
 def test_live_reader_keeps_the_open_event_while_nobody_reads(tmp_path):
     """Listening, the reader may connect and decode long before frames() is first
     called (the other stages are still loading): its newest frames replace older
@@ -240,18 +241,3 @@ def test_live_reader_keeps_the_open_event_while_nobody_reads(tmp_path):
     assert source.fps == 10.0                        # from the "open" event
     assert [m.header["index"] for m in got] == [0]
     np.testing.assert_array_equal(got[0].arrays["image"], decode_frames(clip)[11])
-
-
-def test_a_live_reader_never_drops_its_open_event():
-    """Latest-frame-wins drops the oldest frame, but never the "open" event a slow
-    consumer has not taken yet (it would then read a frame as the stream's opening:
-    a ValueError in a loaded machine's listen mode)."""
-    from pipeline.io.watchdog import LIVE_QUEUE, _Reader
-
-    reader = _Reader("rtsp://127.0.0.1:1/x", {}, (1.0, 1.0), keep_all=False)
-    reader._put(("open", 25.0, None, None))
-    for i in range(LIVE_QUEUE + 3):
-        reader._put(("frame", i, i / 25))
-    kinds = [reader.events.get_nowait()[0] for _ in range(reader.events.qsize())]
-    assert kinds[0] == "open" and len(kinds) == LIVE_QUEUE
-    assert reader.dropped == 4
