@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -98,6 +99,16 @@ def limb_pairs() -> Tensor:
     return torch.tensor(table["limbs"] + table["redundant_limbs"], dtype=torch.long)
 
 
+def limb_profile(samples: int, extend: float) -> tuple[np.ndarray, ...]:
+    """Where a limb is sampled and what a true limb looks like there, shared by both
+    engines: t [S] from -`extend` to 1 + `extend` along the segment, the profile a
+    true limb draws there, exp(-(2t - 1)^2 / 2), and 1 where t lies on the segment
+    (float32)."""
+    t = np.linspace(-extend, 1.0 + extend, samples).astype(np.float32)
+    expect = np.exp(-0.5 * (2 * t - 1) ** 2).astype(np.float32)
+    return t, expect, ((t >= 0) & (t <= 1)).astype(np.float32)
+
+
 def limb_scores(
     limbs: Tensor,
     cand: Candidates,
@@ -122,8 +133,9 @@ def limb_scores(
     pairs = limb_pairs().to(limbs.device)
     start = cand.xy[:, pairs[:, 0]]  # B, L, K, 2
     end = cand.xy[:, pairs[:, 1]]
-    t = torch.linspace(
-        -extend, 1.0 + extend, samples, dtype=limbs.dtype, device=limbs.device
+    t, expect, inner = (
+        torch.from_numpy(a).to(limbs.device, limbs.dtype)
+        for a in limb_profile(samples, extend)
     )
     tt = t.view(1, 1, 1, 1, samples, 1)
     pts = (
@@ -139,8 +151,6 @@ def limb_scores(
         padding_mode="zeros",
         align_corners=False,
     ).reshape(b, n_limbs, k, k, samples)
-    expect = torch.exp(-0.5 * (2 * t - 1) ** 2)
-    inner = ((t >= 0) & (t <= 1)).to(limbs.dtype)
     on_segment = (sampled * inner).sum(-1) / inner.sum()
     fit = 1 - (sampled - expect).abs().mean(-1) / expect.mean()
     score = on_segment * fit.clamp(min=0)
