@@ -37,6 +37,7 @@ from nets.export import export_onnx
 from nets.model import (
     DEFAULT_WEIGHTS,
     InferenceModel,
+    NetworkModel,
     activations,
     load_checkpoint,
     load_default_model,
@@ -50,17 +51,6 @@ from nets.runtimes import (
 from trainers.synth import generate_scene
 
 BACKENDS = ("torch", "onnxruntime", "openvino-f32", "openvino-bf16")
-
-
-class NetworkOnly(nn.Module):
-    """Network and activations without the decode (its share, by subtraction)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        return activations(self.model(images))
 
 
 def frame(size: int, people: int, seed: int = 0) -> np.ndarray:
@@ -119,7 +109,7 @@ def map_parity(ref: dict[str, np.ndarray], out: dict[str, np.ndarray]) -> float:
 
 def bench_size(model: nn.Module, cfg: dict, size: int, backends: list[str],
                repeats: int, warmup: int, threads: int, tmp: Path) -> list[dict]:
-    full, net = InferenceModel(model, cfg).eval(), NetworkOnly(model).eval()
+    full, net = InferenceModel(model, cfg).eval(), NetworkModel(model).eval()
     paths = {"full": export_onnx(full, tmp / f"full_{size}.onnx", size),
              "net": export_onnx(net, tmp / f"net_{size}.onnx", size)}
     images = frame(size, people=5)

@@ -5,6 +5,10 @@ candidates per keypoint type, P = `decode.max_people` person slots), with no Pyt
 branching on values, so the decode is part of the exported graph and costs the same for
 one person as for thirty (docs/ARCHITECTURE.md, "Decode" and "Decode input").
 
+This is the "graph" engine; `nets.native` is the "native" one (numba, outside the
+graph, exact matching, maps on the cell grid). `decode.engine` chooses between them
+(`decode_engine`).
+
 Steps: Hough-map peaks -> candidates (`candidates`); limb maps sampled along every
 candidate pair -> score matrices (`limb_scores`); one-partner-per-limb matching
 (`nets.matching`); candidates joined into people over the tree limbs, then pieces
@@ -32,6 +36,26 @@ Tensor = torch.Tensor
 # short greedy and one polish round do (decode oracle unchanged, MATCHING.md).
 JOIN_ROUNDS = 8  # joins per redundant limb and image, at most
 JOIN_SWAPS = 1  # polish rounds
+
+
+ENGINES = ("native", "graph")
+ENGINE_CHOICES = ("auto", *ENGINES)
+
+
+def decode_engine(cfg: dict[str, Any], device: str = "cpu") -> str:
+    """The engine `decode.engine` asks for on `device` (cpu | cuda): native or graph.
+
+    auto: native on the CPU (the fused decode is thousands of tiny graph nodes there,
+    docs/MATCHING.md), graph on a GPU (TensorRT fuses it into a few kernels).
+    """
+    engine = cfg["decode"].get("engine", "auto")
+    if engine not in ENGINE_CHOICES:
+        raise ValueError(
+            f"unknown decode.engine '{engine}' (known: {', '.join(ENGINE_CHOICES)})"
+        )
+    if engine == "auto":
+        return "graph" if device == "cuda" else "native"
+    return engine
 
 
 class Candidates(NamedTuple):
@@ -405,17 +429,19 @@ def decode_fixed(
 
 
 def to_predictions(
-    outputs: dict[str, Tensor], stride: int = 4, grid: str = "input"
+    outputs: dict[str, Any], stride: int = 4, grid: str = "input", cells: bool = False
 ) -> list[Prediction]:
     """Decode outputs -> one `Prediction` per image, valid people only, renumbered 1..n.
 
-    grid="input": maps and keypoints as the decode gives them, on the network input;
-    grid="output": maps read at the cell centres (h x w) and keypoints divided by
-    `stride`, the grid of the targets (`trainers.targets.output_grid`; how the decode
-    oracle is scored).
+    grid="input": maps and keypoints on the network input; grid="output": maps on
+    the cells (h x w, read at the cell centres from input-grid maps) and keypoints
+    divided by `stride`, the grid of the targets (`trainers.targets.output_grid`; how
+    the decode oracle is scored). `cells`: the maps are already on the cell grid (the
+    native engine's outputs; numpy or torch), expanded cell by cell for grid="input".
     """
     if grid not in ("input", "output"):
         raise ValueError(f"grid must be 'input' or 'output', not '{grid}'")
+    outputs = {k: torch.as_tensor(v) for k, v in outputs.items()}
     preds = []
     for i in range(outputs["keypoints"].shape[0]):
         valid = outputs["person_valid"][i].cpu().numpy()
@@ -425,9 +451,12 @@ def to_predictions(
         instances = lut[outputs["instances"][i].cpu()]
         parts = outputs["parts"][i].cpu()
         kps = outputs["keypoints"][i].detach().cpu().numpy()[slots].copy()
-        if grid == "output":
+        if cells and grid == "input":
+            instances, parts = (to_input_grid(m, stride) for m in (instances, parts))
+        elif grid == "output" and not cells:
             centre = slice(stride // 2, None, stride)
             instances, parts = instances[centre, centre], parts[centre, centre]
+        if grid == "output":
             kps[..., :2] /= stride
         preds.append(
             Prediction(

@@ -14,7 +14,7 @@ Hungarian (Jonker-Volgenant style, O(K^3)) on each padded K x K problem; it give
 graph engine's `matcher="hungarian"` people (tests/nets/test_native.py).
 
 Steps and their graph counterparts: `_candidates` (`candidates`), `_limb_scores`
-(`limb_scores`), `_hungarian` (`hungarian_match`), `_assemble` (`assemble` and
+(`limb_scores`), `max_weight_matching` (`hungarian_match`), `_assemble` (`assemble` and
 `_join`), `_select_people` (`select_people`), `_assign_cells` (`assign_pixels` over
 every cell, then masked by the cell's part argmax). Compiled once per machine
 (cache=True: the first import that decodes spends a few seconds in numba).
@@ -258,7 +258,7 @@ def _limb_scores(
 
 
 @_jit
-def _hungarian(W: np.ndarray, partner: np.ndarray) -> None:
+def max_weight_matching(W: np.ndarray, partner: np.ndarray) -> None:
     """Maximum-weight matching of a K x K score matrix (scores >= 0): partner[n] is
     row n's column, or -1 when it has none or its pair scores 0.
 
@@ -332,7 +332,7 @@ def _assemble(
     n_tree = tree.shape[0]
     partner = np.empty((n_tree, k), np.int64)
     for li in range(n_tree):
-        _hungarian(A[li], partner[li])
+        max_weight_matching(A[li], partner[li])
     for li in range(n_tree - 1, -1, -1):
         a, c = tree[li, 0], tree[li, 1]
         for n in range(k):
@@ -359,7 +359,7 @@ def _assemble(
             for o in range(k):
                 clash = types[labels[a, n]] & types[labels[c, o]]
                 open_scores[n, o] = 0.0 if clash != 0 else A[n_tree + r, n, o]
-        _hungarian(open_scores, accept)
+        max_weight_matching(open_scores, accept)
         for lab in range(big + 1):
             remap[lab] = lab
         for n in range(k):

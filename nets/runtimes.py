@@ -6,6 +6,10 @@
 Outputs are named as `nets.export.flatten_outputs` names them, identically for every
 backend. "auto" picks OpenVINO if it imports, else ONNX Runtime, else torch.
 Backends given an nn.Module where they need a file export it to a temporary one.
+
+The native decode engine: `NativeDecoded(make_runtime(name, network_graph), cfg)`
+runs the network-only graph (`nets.model.NetworkModel`) and decodes its maps with
+`nets.native`; its outputs are the decode's, like an `InferenceModel` graph's.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -83,6 +88,21 @@ class OnnxRuntime(Runtime):
         return dict(
             zip(self.names, self.session.run(None, {self.input: x}), strict=True)
         )
+
+
+class NativeDecoded(Runtime):
+    """A runtime of the network-only graph, then the native decode of its maps: the
+    decode outputs (`nets.native.NativeDecoder`, maps on the cell grid)."""
+
+    def __init__(self, network: Runtime, cfg: dict[str, Any]):
+        from nets.native import NativeDecoder
+
+        self.network = network
+        self.decoder = NativeDecoder(cfg)
+        self.name = f"{network.name}+native"
+
+    def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        return self.decoder(self.network.run(images))
 
 
 def openvino_bf16_supported() -> bool:

@@ -150,7 +150,8 @@ def inference_onnx(parser, tmp_path_factory):
     save_checkpoint(folder / "c.pt", model, cfg)
     out = folder / "m.onnx"
     args = ["--checkpoint", str(folder / "c.pt"), "--format", "onnx", "--out", str(out)]
-    assert main([*args, "--size", "64", "--matcher", "greedy"]) == 0
+    args += ["--size", "64", "--engine", "graph", "--matcher", "greedy"]
+    assert main(args) == 0
     return out
 
 
