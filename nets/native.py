@@ -250,11 +250,12 @@ def _limb_scores(
                     q = top + ry[o] * (bottom - top)
                     on_segment[o] += q * ins
                     misfit[o] += abs(q - exs)
+            row_valid = valid[a, n]
             for o in range(k):
                 fit = one - (misfit[o] / samples) / expect_mean
                 score = on_segment[o] / inner_count * max(fit, np.float32(0.0))
-                ok = valid[a, n] and valid[c, o] and score > keep_above
-                out[li, n, o] = score if ok else 0.0
+                ok = row_valid & valid[c, o] & (score > keep_above)
+                out[li, n, o] = score if ok else np.float32(0.0)
 
 
 @_jit
@@ -526,18 +527,25 @@ def _assign_cells(
                 best_slot[i] = s if better else who[i]
             near[:] = best[:m]
             who[:] = best_slot[:m]
-    limit = max_psi * max_psi
+    # Part argmax, class by class over all cells (vector code; first maximum wins).
+    flat = parts.reshape(n_classes, n)
+    top, top_next = flat[0].copy(), np.empty(n, np.float32)
+    cls, cls_next = np.zeros(n, np.int64), np.empty(n, np.int64)
+    for c in range(1, n_classes):
+        row = flat[c]
+        for i in range(n):
+            better = row[i] > top[i]
+            top_next[i] = row[i] if better else top[i]
+            cls_next[i] = c if better else cls[i]
+        top, top_next = top_next, top
+        cls, cls_next = cls_next, cls
+    limit = np.float32(max_psi * max_psi)
     anyone = person_valid.any()
-    for y in range(h):
-        for x in range(w):
-            cls, top = 0, parts[0, y, x]
-            for c in range(1, n_classes):
-                if parts[c, y, x] > top:
-                    cls, top = c, parts[c, y, x]
-            labels[y, x] = cls
-            i = y * w + x
-            keep = cls != 0 and anyone and nearest[i] <= limit
-            instances[y, x] = slot[i] + 1 if keep else 0
+    out_labels, out_instances = labels.reshape(n), instances.reshape(n)
+    for i in range(n):
+        keep = (cls[i] != 0) & anyone & (nearest[i] <= limit)
+        out_labels[i] = cls[i]
+        out_instances[i] = slot[i] + 1 if keep else 0
 
 
 def _c32(a: Any) -> np.ndarray:
