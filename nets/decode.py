@@ -67,6 +67,21 @@ class Candidates(NamedTuple):
     valid: Tensor
 
 
+def top_k(x: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """The k largest along the last dim, equal values in index order (lowest first).
+
+    Exported, `topk` becomes ONNX TopK, whose specification breaks ties by the lower
+    index (compiled, e.g. for TensorRT, `topk` too: its sort kernels cap k); eager
+    `topk` leaves their order to the sort it uses, so there a stable sort gives the
+    same order. The engines then keep the same one of two equal-score candidates (the
+    oracle maps have exact ties) and find the same people.
+    """
+    if torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling():
+        return x.topk(k, dim=-1)
+    values, index = x.sort(dim=-1, descending=True, stable=True)
+    return values[..., :k], index[..., :k]
+
+
 def candidates(
     hough: Tensor,
     offsets: Tensor | None,
@@ -95,7 +110,7 @@ def candidates(
         peak = peak | inside
     mass = F.avg_pool2d(hough, 3, 1, 1, count_include_pad=True) * 9.0
     ranked = torch.where(peak, mass, torch.zeros_like(mass)).reshape(b, j, h * w)
-    score, index = ranked.topk(k, dim=-1)
+    score, index = top_k(ranked, k)
     row = torch.div(index, w, rounding_mode="floor")
     col = index - row * w
     x = col.to(hough.dtype) + 0.5
