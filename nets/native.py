@@ -577,6 +577,16 @@ class NativeDecoder:
         self.profile = limb_profile(int(d["limb_samples"]), float(d["limb_extend"]))
         self._scratch: dict[tuple[int, ...], tuple[np.ndarray, ...]] = {}
 
+    def warm_up(self, cells: int = 8) -> None:
+        """Compile (or load from numba's cache) before the first frame: the first
+        compile takes seconds, a cache hit well under one."""
+        j, c = len(body()["keypoints"]), (cells, cells)
+        zeros = {
+            "hough": (j, *c), "heatmap": (j, *c), "offsets": (j, 2, *c),
+            "limbs": (len(self.pairs), *c), "parts": (2, *c), "dspf": (2, *c),
+        }  # fmt: skip
+        self({key: np.zeros((1, *shape), np.float32) for key, shape in zeros.items()})
+
     def _buffers(self, n_types: int, h: int, w: int) -> tuple[np.ndarray, ...]:
         key = (n_types, h, w)
         if key not in self._scratch:

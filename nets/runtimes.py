@@ -99,6 +99,7 @@ class NativeDecoded(Runtime):
 
         self.network = network
         self.decoder = NativeDecoder(cfg)
+        self.decoder.warm_up()
         self.name = f"{network.name}+native"
 
     def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
