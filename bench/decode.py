@@ -45,23 +45,30 @@ def oracle_maps(cfg: dict[str, Any], people: int) -> dict[str, np.ndarray]:
     return {k: np.ascontiguousarray(maps[k].numpy()) for k in KEYS}
 
 
-def real_maps(cfg: dict[str, Any]) -> dict[str, np.ndarray] | None:
-    """The shipped model's activated maps of vtest.avi frame 30 (None without it)."""
+def clip_images(indices: list[int], size: int, path: Path = CLIP) -> list[np.ndarray]:
+    """Frames of a clip squeezed to size x size: network inputs 1 x 3 x size x size."""
     import av
     import cv2
 
+    out = []
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i in indices:
+                rgb = cv2.resize(frame.to_ndarray(format="rgb24"), (size, size))
+                out.append((rgb.transpose(2, 0, 1)[None] / 255.0).astype(np.float32))
+            if i >= max(indices):
+                break
+    return out
+
+
+def real_maps(cfg: dict[str, Any]) -> dict[str, np.ndarray] | None:
+    """The shipped model's activated maps of vtest.avi frame 30 (None without it)."""
     from nets.model import DEFAULT_WEIGHTS, NetworkModel, load_checkpoint
 
     if not CLIP.is_file() or not DEFAULT_WEIGHTS.is_file():
         return None
     model, model_cfg = load_checkpoint(DEFAULT_WEIGHTS)
-    size = int(model_cfg["input_size"])
-    with av.open(str(CLIP)) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if i == 30:
-                rgb = cv2.resize(frame.to_ndarray(format="rgb24"), (size, size))
-                break
-    images = torch.from_numpy((rgb.transpose(2, 0, 1)[None] / 255.0).astype("f4"))
+    images = torch.from_numpy(clip_images([30], int(model_cfg["input_size"]))[0])
     with torch.inference_mode():
         maps = NetworkModel(model.eval())(images)
     return {k: np.ascontiguousarray(maps[k].numpy()) for k in KEYS}

@@ -67,7 +67,8 @@ class TorchRuntime(Runtime):
 
 
 class OnnxRuntime(Runtime):
-    """ONNX Runtime on the CPU with `threads` intra-op threads."""
+    """ONNX Runtime on the CPU with `threads` intra-op threads that sleep when idle
+    (no spinning: the cores are shared with the pipeline's other stages)."""
 
     name = "onnxruntime"
 
@@ -77,6 +78,7 @@ class OnnxRuntime(Runtime):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(
             str(path), options, providers=["CPUExecutionProvider"]
         )
