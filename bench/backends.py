@@ -218,7 +218,7 @@ def doc_section(record: dict[str, Any]) -> str:
         table(header, rows),
         "Eager-torch decode alone (ms, median) on the network's maps:",
         table(["matcher", "1 person", "30 people"], decode_rows),
-        bf16_line(record["bf16_gate"]),
+        *([bf16_line(record["bf16_gate"])] if "bf16_gate" in record else []),
     ])
 
 
