@@ -2,9 +2,12 @@
 
 Module and parameter names follow torchvision's `mobilenet_v3_*` and `resnet*` so a
 state_dict a user already has (e.g. ImageNet weights) loads by name; nothing here
-downloads anything. `width_mult` scales every channel count (tiny widths make tests
-fast; shapes then no longer match torchvision weights, which `load_backbone_weights`
-reports instead of failing).
+downloads anything. `movenet` is MoveNet MultiPose's MobileNetV2 + FPN (nets.movenet,
+trained on real people); its weights load by name from the TF.js `.json` + `.bin`.
+A backbone may set `input_mean` / `input_std` (RGB, for [0, 1] images) when it was
+trained on another normalisation than ImageNet's. `width_mult` scales every channel
+count (tiny widths make tests fast; shapes then no longer match torchvision weights,
+which `load_backbone_weights` reports instead of failing).
 """
 
 from __future__ import annotations
@@ -238,11 +241,19 @@ class ResNet(nn.Module):
         return out
 
 
+def _movenet(name: str, width_mult: float) -> nn.Module:
+    """MoveNet's trunk; `width_mult` is MobileNetV2's alpha (1.5 = MoveNet's own)."""
+    from nets.movenet import MoveNetTrunk  # nets.movenet builds on this module
+
+    return MoveNetTrunk(width_mult)
+
+
 BACKBONES: dict[str, Callable[[str, float], nn.Module]] = {
     "mobilenetv3_small": MobileNetV3,
     "mobilenetv3_large": MobileNetV3,
     "resnet50": ResNet,
     "resnet101": ResNet,
+    "movenet": _movenet,
 }
 
 
@@ -262,6 +273,7 @@ def load_backbone_weights(
 ) -> dict[str, list[str]]:
     """Load a local state_dict by name (strict=False) and say what did not fit.
 
+    A `.json` path is a TF.js graph model (MoveNet's), read by name via nets.movenet.
     Returns {"missing": [...], "unexpected": [...], "mismatched": [...]}: keys the
     backbone has but the file lacks, keys the file has that the backbone does not use
     (e.g. a classifier), and keys present in both with different shapes (skipped).
@@ -269,6 +281,14 @@ def load_backbone_weights(
     path = Path(path)
     if not path.is_file():
         raise BackboneWeightsError(f"backbone weights file not found: {path}")
+    if path.suffix == ".json":
+        from nets.movenet import MoveNetWeightsError, trunk_state
+
+        try:
+            state = trunk_state(path)
+        except MoveNetWeightsError as exc:
+            raise BackboneWeightsError(str(exc)) from None
+        return _load_state(backbone, state)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same message
@@ -281,6 +301,13 @@ def load_backbone_weights(
         raise BackboneWeightsError(
             f"backbone weights {path} are not a state_dict (a dict of name -> tensor)"
         )
+    return _load_state(backbone, state)
+
+
+def _load_state(
+    backbone: nn.Module, state: dict[str, torch.Tensor]
+) -> dict[str, list[str]]:
+    """load_state_dict(strict=False), skipping shape mismatches; what did not fit."""
     own = backbone.state_dict()
     mismatched = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
     fitting = {k: v for k, v in state.items() if k not in mismatched}

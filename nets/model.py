@@ -54,11 +54,13 @@ class MGParser(nn.Module):
         dspf: dict[str, Any],
     ):
         super().__init__()
+        mean = getattr(backbone, "input_mean", IMAGENET_MEAN)  # what it was trained on
+        std = getattr(backbone, "input_std", IMAGENET_STD)
         self.register_buffer(
-            "mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False
+            "mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False
         )
         self.register_buffer(
-            "std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False
+            "std", torch.tensor(std).view(1, 3, 1, 1), persistent=False
         )
         self.backbone = backbone
         self.fpn = FPN(backbone.channels, fpn_channels)

@@ -12,6 +12,7 @@ TINY_WIDTH = {
     "mobilenetv3_large": 0.25,
     "resnet50": 0.125,
     "resnet101": 0.125,
+    "movenet": 0.25,
 }
 
 
