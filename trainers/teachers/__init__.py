@@ -3,8 +3,9 @@
 A teacher turns one RGB image into people: COCO-17 keypoints with scores, and where it
 can, instance masks and part probabilities in the project's `fine` taxonomy. The
 pseudo-labeller (`trainers.pseudolabel`) fuses teachers; the real evaluation
-(`trainers.evaluate --data real`) scores each one beside the student. Teachers read their
-files in place (by default from ../shared/models); nothing here downloads anything.
+(`trainers.evaluate --data real`) scores each one beside the student. Teachers read
+their files in place (by default from ../shared/models); nothing here downloads
+anything.
 """
 
 from __future__ import annotations
