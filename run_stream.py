@@ -139,9 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # Imported after parsing so --help is instant.
     from configs import ConfigError
+    from configs.errors import StageError
+    from pipeline.engine.telemetry import format_summary, write_json
     from pipeline.runner import StreamOptions, run_stream
-    from pipeline.telemetry import format_summary, write_json
-    from pipeline.worker import StageError
 
     opts = StreamOptions(
         source=args.source, camera=args.camera, outputs=args.output or [],

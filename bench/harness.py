@@ -18,9 +18,9 @@ from typing import Any
 from bench.common import BenchError, percentiles
 from bench.sources import Lockstep
 from configs import load_config
-from pipeline.infer import resolve_model
-from pipeline.messages import Message
+from pipeline.engine.messages import Message
 from pipeline.runner import Runner, RunOptions, StreamOptions, build_stages, make_sinks
+from pipeline.stages.infer import resolve_model
 
 
 class RecordSink:

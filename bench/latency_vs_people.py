@@ -38,8 +38,8 @@ from bench.peer import MediaPipePeer, PeerError
 from bench.report import PLOTS, new_plot, save_plot, table, update_section
 from bench.sources import FramesSource, Lockstep
 from configs import load_config
-from pipeline.infer import resolve_model
-from trainers.scene import Scene
+from configs.records import Scene
+from pipeline.stages.infer import resolve_model
 from trainers.synth import generate_scene
 
 PEOPLE = (1, 2, 4, 8, 16, 30)

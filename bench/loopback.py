@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.watchdog import WatchedSource
+from pipeline.io.watchdog import WatchedSource
 
 STAMP_BITS = 16
 STAMP_BLOCK = 16  # pixels per bit; survives H.264 at default quality

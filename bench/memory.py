@@ -33,7 +33,7 @@ from bench.common import (
 from bench.harness import run_pipeline
 from bench.report import PLOTS, new_plot, save_plot, table, update_section
 from bench.sources import TimedSource
-from pipeline.watchdog import WatchedSource
+from pipeline.io.watchdog import WatchedSource
 
 DEFAULT_CLIP = (Path(__file__).resolve().parent.parent.parent / "shared" / "data"
                 / "video" / "vtest.avi")

@@ -1,4 +1,4 @@
-"""Benchmark sources for the pipeline's runner (the `pipeline.worker.Source` protocol).
+"""Benchmark sources for the pipeline's runner (`pipeline.engine.worker.Source`).
 
 * `FramesSource`: frames made before the run (so generating them costs nothing while
   we time), released at a fixed rate like a live camera; with a `Lockstep`, only once
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.messages import Message, frame_message
+from pipeline.engine.messages import Message, frame_message
 
 
 class Lockstep:

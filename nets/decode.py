@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from configs import body
+from configs.records import Prediction
 from nets.matching import greedy_match, hungarian_match, improve_swaps, solve
-from trainers.scene import Prediction
 
 Tensor = torch.Tensor
 # Joining pieces of people over a redundant limb: few pieces are open at once, so a

@@ -32,10 +32,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from configs.errors import CheckpointError
 from nets.decode import ENGINES, decode_engine
 from nets.matching import MATCHERS
 from nets.model import (
-    CheckpointError,
     InferenceModel,
     NetworkModel,
     load_checkpoint,

@@ -12,10 +12,10 @@ import math
 import torch
 from torch import nn
 
+from configs.constants import NUM_KEYPOINTS
 from nets.backbones import SeparableConv
 from nets.fpn import upsample_to
 
-NUM_KEYPOINTS = 17
 # Initial sigmoid output of the heatmap and limb logits: targets are mostly 0, so
 # starting near the prior keeps the first BCE steps from being spent on the bias.
 PRIOR = 0.02

@@ -19,10 +19,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from configs.constants import DSPF_STRIDES
 from nets.decode import Candidates, candidates, limb_pairs, limb_scores
 from nets.matching import pgd_match
-
-DSPF_STRIDES = (4, 8, 16, 32)
 
 
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

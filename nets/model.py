@@ -26,6 +26,8 @@ import torch
 from torch import nn
 
 from configs import body, load_config, taxonomy
+from configs.constants import OUTPUT_STRIDE
+from configs.errors import CheckpointError
 from nets.backbones import build_backbone, load_backbone_weights
 from nets.decode import decode_fixed
 from nets.dspf import DSPF
@@ -36,7 +38,6 @@ from nets.matching import MATCHERS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-OUTPUT_STRIDE = 4
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "default.pt"
 
 
@@ -159,10 +160,6 @@ class InferenceModel(nn.Module):
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         maps = activations(self.model(images))
         return decode_fixed(maps, self.cfg, self.matcher)
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used; the message is one line saying why."""
 
 
 def save_checkpoint(

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from pipeline.messages import Message
-from pipeline.worker import describe
+from pipeline.engine.messages import Message
+from pipeline.engine.worker import describe
 
 MIN_IOU = 0.5
 
@@ -127,7 +127,7 @@ def truth_detections(scene: Any, rng: np.random.Generator, drop: float,
 def evaluate_tracker(seed: int, frames: int, opts: Any) -> dict[str, Any]:
     """The tracker alone on ground-truth detections of one synthetic clip."""
     from configs import load_config
-    from pipeline.track import Tracker, TrackerConfig
+    from pipeline.stages.track import Tracker, TrackerConfig
     from trainers.synth import generate_video
 
     tracker = Tracker(TrackerConfig(**load_config(opts.config)["pipeline"]["track"]))
@@ -145,10 +145,10 @@ def evaluate_tracker(seed: int, frames: int, opts: Any) -> dict[str, Any]:
 def evaluate(seed: int, frames: int, opts: Any) -> dict[str, Any]:
     """Run the full pipeline on one synthetic clip and score its ids."""
     from configs import load_config
-    from pipeline.infer import resolve_model
+    from pipeline.io.source import SyntheticSource
     from pipeline.runner import Runner, RunOptions, StreamOptions, build_stages
-    from pipeline.sinks import FileSink
-    from pipeline.source import SyntheticSource
+    from pipeline.stages.infer import resolve_model
+    from pipeline.stages.sinks import FileSink
 
     cfg = load_config(opts.config)
     model_cfg = resolve_model(opts.checkpoint, cfg)

@@ -22,7 +22,7 @@ from typing import Any
 import zmq
 from tqdm import tqdm
 
-from pipeline.transport import (
+from pipeline.engine.transport import (
     ABORT,
     FINISH,
     START,
@@ -31,7 +31,7 @@ from pipeline.transport import (
     Endpoints,
     StatusReceiver,
 )
-from pipeline.worker import Link, WorkerSpec, process_main, run_worker
+from pipeline.engine.worker import Link, WorkerSpec, process_main, run_worker
 
 QUEUES = ("auto", "latest", "all")
 # Where the overlay goes when no output of any kind is asked for.
@@ -290,8 +290,8 @@ class StreamOptions:
 
 
 def make_source(opts: StreamOptions) -> Any:
-    from pipeline.source import CameraSource, SyntheticSource
-    from pipeline.watchdog import Deadlines, WatchedSource
+    from pipeline.io.source import CameraSource, SyntheticSource
+    from pipeline.io.watchdog import Deadlines, WatchedSource
 
     if opts.camera is not None:
         return CameraSource(opts.camera, opts.max_frames, opts.camera_size,
@@ -312,13 +312,13 @@ def make_source(opts: StreamOptions) -> Any:
 
 def make_sinks(opts: StreamOptions) -> list[Any]:
     """Where rendered frames (and results) go; every entry is a
-    `pipeline.sinks.Sink`. Stream URLs go out through PyAV as a live stream, paths
-    become files; with nothing asked for, the overlay goes to DEFAULT_OUTPUT."""
-    from pipeline.feed import FeedSink
-    from pipeline.protocols import scheme
-    from pipeline.sinks import FileSink
-    from pipeline.stream_out import StreamSink
-    from pipeline.virtualcam import VirtualCamSink, WindowSink
+    `pipeline.stages.sinks.Sink`. Stream URLs go out through PyAV as a live stream,
+    paths become files; with nothing asked for, the overlay goes to DEFAULT_OUTPUT."""
+    from pipeline.io.feed import FeedSink
+    from pipeline.io.protocols import scheme
+    from pipeline.io.stream_out import StreamSink
+    from pipeline.io.virtualcam import VirtualCamSink, WindowSink
+    from pipeline.stages.sinks import FileSink
 
     sinks: list[Any] = [StreamSink(o) if scheme(o) else FileSink(o)
                         for o in opts.outputs]
@@ -335,12 +335,12 @@ def make_sinks(opts: StreamOptions) -> list[Any]:
 def build_stages(opts: StreamOptions, cfg: dict[str, Any], model_cfg: dict[str, Any],
                  source: Any, sinks: list[Any]) -> list[Any]:
     """source -> preprocess -> infer -> postprocess -> track -> render -> sink."""
-    from pipeline.infer import Infer
-    from pipeline.postprocess import Postprocess
-    from pipeline.preprocess import Preprocess
-    from pipeline.render import Render
-    from pipeline.sinks import SinkStage
-    from pipeline.track import TrackerConfig, TrackStage
+    from pipeline.stages.infer import Infer
+    from pipeline.stages.postprocess import Postprocess
+    from pipeline.stages.preprocess import Preprocess
+    from pipeline.stages.render import Render
+    from pipeline.stages.sinks import SinkStage
+    from pipeline.stages.track import TrackerConfig, TrackStage
 
     p = cfg["pipeline"]
     return [
@@ -362,8 +362,8 @@ def preflight(source: Any, sinks: list[Any], device: str) -> None:
     once: a local video or camera that is missing or unreadable, an output we cannot
     write or reach, a GPU that is not there. (Network streams are opened only once,
     by their worker.)"""
-    from pipeline.postprocess import get_array_module
-    from pipeline.watchdog import WatchedSource
+    from pipeline.io.watchdog import WatchedSource
+    from pipeline.stages.postprocess import get_array_module
 
     for sink in sinks:
         sink.check()
@@ -379,7 +379,7 @@ def run_stream(opts: StreamOptions) -> RunResult:
     """Check the cheap things, load the config and the model's config, build the
     stages, run them."""
     from configs import load_config, taxonomy
-    from pipeline.infer import resolve_model
+    from pipeline.stages.infer import resolve_model
 
     cfg = load_config(opts.config)
     source, sinks = make_source(opts), make_sinks(opts)

@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 
 from configs import body, taxonomy
-from trainers.scene import Scene
+from configs.letterbox import Letterbox
+from configs.records import Scene
 
 
 def _keep_people(
@@ -150,33 +151,18 @@ def augment(scene: Scene, rng: np.random.Generator, cfg: dict[str, Any]) -> Scen
 
 
 def resize_to_input(scene: Scene, size: int) -> Scene:
-    """Letterbox any image into the square network input: fit, pad right and bottom.
-
-    Each axis is scaled by round(side * size / max(H, W)) / side; dividing by that maps
-    results back to the original image.
-    """
+    """Letterbox any image into the square network input (configs.letterbox)."""
     height, width = scene.parts.shape
-    factor = size / max(height, width)
-    new_w, new_h = max(1, round(width * factor)), max(1, round(height * factor))
-    shrink = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
-
-    def fit(m: np.ndarray, interp: int) -> np.ndarray:
-        out = np.zeros((size, size, *m.shape[2:]), m.dtype)
-        out[:new_h, :new_w] = cv2.resize(m, (new_w, new_h), interpolation=interp)
-        return out
-
+    box = Letterbox.fit(width, height, size)
     near = cv2.INTER_NEAREST_EXACT
     ignore = None
     if scene.ignore is not None:
-        ignore = fit(scene.ignore.astype(np.uint8), near).astype(bool)
-    kps = np.asarray(scene.keypoints, np.float32).copy()
-    kps[..., 0] *= new_w / width
-    kps[..., 1] *= new_h / height
+        ignore = box.paste(scene.ignore.astype(np.uint8), near).astype(bool)
     return _keep_people(
         scene,
-        fit(scene.image, shrink),
-        fit(scene.parts, near),
-        fit(scene.instances, near),
-        kps,
+        box.paste(scene.image),
+        box.paste(scene.parts, near),
+        box.paste(scene.instances, near),
+        box.to_input(scene.keypoints),
         ignore,
     )

@@ -21,10 +21,10 @@ import numpy as np
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from configs import ConfigError
+from configs.records import Scene
 from trainers.augment import augment
 from trainers.datasets import open_dataset
 from trainers.datasets.common import map_parts
-from trainers.scene import Scene
 from trainers.synth import generate_scene
 from trainers.targets import encode_batch
 

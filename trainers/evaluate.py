@@ -26,22 +26,17 @@ import torch
 from tqdm import tqdm
 
 from configs import ConfigError
+from configs.errors import CheckpointError, DatasetError
+from configs.letterbox import Letterbox
+from configs.records import Prediction, Scene
 from nets.decode import decode_fixed, to_predictions
 from nets.matching import MATCHERS
-from nets.model import (
-    CheckpointError,
-    InferenceModel,
-    activations,
-    load_checkpoint,
-    load_default_model,
-)
+from nets.model import InferenceModel, activations, load_checkpoint, load_default_model
 from trainers.augment import resize_to_input
 from trainers.data import heldout_seeds, synthetic_scene, to_taxonomy
-from trainers.datasets.common import DatasetError
 from trainers.metrics import evaluate as score
 from trainers.metrics import miou, part_ap
 from trainers.plots import save_figure, save_overlays
-from trainers.scene import Prediction, Scene
 from trainers.targets import MAP_GROUPS, encode, output_grid, perfect_maps
 
 # The paper's tables: MHP v2 (instance-level parts), PASCAL-Person-Part (regions), COCO.
@@ -90,9 +85,7 @@ def letterbox(scene: Scene, size: int) -> Scene:
     """Scene fitted into size x size with the padding marked ignore."""
     height, width = scene.parts.shape
     fitted = resize_to_input(scene, size)
-    factor = size / max(height, width)
-    pad = np.ones((size, size), bool)
-    pad[: max(1, round(height * factor)), : max(1, round(width * factor))] = False
+    pad = Letterbox.fit(width, height, size).padding()
     fitted.ignore = pad if fitted.ignore is None else (fitted.ignore | pad)
     return fitted
 

@@ -47,10 +47,10 @@ import numpy as np
 
 from configs import body, mapping
 from configs import taxonomy as taxonomy_table
-from trainers.scene import Prediction, Scene
+from configs.constants import IGNORE
+from configs.records import Prediction, Scene
 
 THRESHOLDS = np.round(np.arange(1, 10) / 10, 1)  # 0.1 .. 0.9, the "vol" thresholds
-IGNORE = 255
 
 
 @dataclass

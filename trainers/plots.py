@@ -9,7 +9,7 @@ import cv2
 import matplotlib
 import numpy as np
 
-from trainers.scene import Prediction, Scene
+from configs.records import Prediction, Scene
 from trainers.synth.preview import preview
 
 matplotlib.use("Agg")

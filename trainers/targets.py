@@ -13,11 +13,10 @@ import numpy as np
 import torch
 
 from configs import body, taxonomy
+from configs.constants import DSPF_STRIDES, OUTPUT_STRIDE
+from configs.records import Scene
 from nets.hough import hough_vote
-from trainers.scene import Scene
 
-STRIDE = 4
-DSPF_STRIDES = (4, 8, 16, 32)
 _FAR = np.float32(1e6)  # where unlabelled joints are put so that no cell picks them
 
 
@@ -34,10 +33,10 @@ def _windows(
     Returns (owner, rows, cols): one entry per (box, cell), so per-object work touches
     only the cells near the object instead of the whole map.
     """
-    c0 = np.clip(np.ceil(x0 / STRIDE - 0.5), 0, w).astype(np.int64)
-    c1 = np.clip(np.floor(x1 / STRIDE - 0.5) + 1, 0, w).astype(np.int64)
-    r0 = np.clip(np.ceil(y0 / STRIDE - 0.5), 0, h).astype(np.int64)
-    r1 = np.clip(np.floor(y1 / STRIDE - 0.5) + 1, 0, h).astype(np.int64)
+    c0 = np.clip(np.ceil(x0 / OUTPUT_STRIDE - 0.5), 0, w).astype(np.int64)
+    c1 = np.clip(np.floor(x1 / OUTPUT_STRIDE - 0.5) + 1, 0, w).astype(np.int64)
+    r0 = np.clip(np.ceil(y0 / OUTPUT_STRIDE - 0.5), 0, h).astype(np.int64)
+    r1 = np.clip(np.floor(y1 / OUTPUT_STRIDE - 0.5) + 1, 0, h).astype(np.int64)
     box, rows = _ragged_range(r0, np.maximum(r1 - r0, 0))  # one entry per box row
     line, cols = _ragged_range(c0[box], np.maximum(c1 - c0, 0)[box])
     return box[line], rows[line], cols
@@ -66,8 +65,8 @@ def _keypoint_targets(
     owner, rows, cols = _windows(
         px - radius, px + radius, py - radius, py + radius, h, w
     )
-    dx = px[owner] - (cols + 0.5) * STRIDE
-    dy = py[owner] - (rows + 0.5) * STRIDE
+    dx = px[owner] - (cols + 0.5) * OUTPUT_STRIDE
+    dy = py[owner] - (rows + 0.5) * OUTPUT_STRIDE
     d2 = dx * dx + dy * dy
     inside = d2 <= radius * radius
     owner, rows, cols, dx, dy, d2 = (a[inside] for a in (owner, rows, cols, dx, dy, d2))
@@ -78,8 +77,8 @@ def _keypoint_targets(
     first = order[np.flatnonzero(np.diff(cell[order], prepend=-1))]
     t, r, c = kind[owner[first]], rows[first], cols[first]
     heat[t, r, c] = 1.0
-    off[t, 0, r, c] = dx[first] / STRIDE
-    off[t, 1, r, c] = dy[first] / STRIDE
+    off[t, 0, r, c] = dx[first] / OUTPUT_STRIDE
+    off[t, 1, r, c] = dy[first] / OUTPUT_STRIDE
     return heat, off
 
 
@@ -120,8 +119,8 @@ def _limb_targets(kps: np.ndarray, h: int, w: int, sigma: float) -> np.ndarray:
         h,
         w,
     )
-    rx = (cols.astype(np.float32) + 0.5) * STRIDE - mid[owner, 0]
-    ry = (rows.astype(np.float32) + 0.5) * STRIDE - mid[owner, 1]
+    rx = (cols.astype(np.float32) + 0.5) * OUTPUT_STRIDE - mid[owner, 0]
+    ry = (rows.astype(np.float32) + 0.5) * OUTPUT_STRIDE - mid[owner, 1]
     ux, uy = u[owner, 0], u[owner, 1]
     q = ((rx * ux + ry * uy) / major[owner]) ** 2 + ((ry * ux - rx * uy) / sigma) ** 2
     keep = q <= _LIMB_CUT_Q
@@ -139,9 +138,9 @@ def _part_shares(
     can be upsampled bilinearly into masks sharper than its grid (docs/MODEL.md,
     "Resolution"); cells without a labelled pixel are all 0 (not supervised)."""
     height, width = labels.shape
-    h, w = height // STRIDE, width // STRIDE
-    cell = (np.arange(h)[:, None] * w + np.arange(w)[None, :]).repeat(STRIDE, 0)
-    cell = cell.repeat(STRIDE, 1)
+    h, w = height // OUTPUT_STRIDE, width // OUTPUT_STRIDE
+    cell = (np.arange(h)[:, None] * w + np.arange(w)[None, :]).repeat(OUTPUT_STRIDE, 0)
+    cell = cell.repeat(OUTPUT_STRIDE, 1)
     keep = labels < n_classes
     if ignore is not None:
         keep &= ~ignore
@@ -186,15 +185,17 @@ def output_grid(scene: Scene) -> Scene:
     centres, as the targets are; keypoints in cells): what a perfect network could
     output before any upsampling, so scoring there leaves out the resolution limit."""
     kps = np.asarray(scene.keypoints, np.float32).reshape(-1, 17, 3).copy()
-    kps[..., :2] /= STRIDE
+    kps[..., :2] /= OUTPUT_STRIDE
     return Scene(
-        image=_sample(scene.image, STRIDE),
-        parts=np.ascontiguousarray(_sample(scene.parts, STRIDE)),
-        instances=np.ascontiguousarray(_sample(scene.instances, STRIDE)),
+        image=_sample(scene.image, OUTPUT_STRIDE),
+        parts=np.ascontiguousarray(_sample(scene.parts, OUTPUT_STRIDE)),
+        instances=np.ascontiguousarray(_sample(scene.instances, OUTPUT_STRIDE)),
         keypoints=kps,
         track_ids=scene.track_ids,
         taxonomy=scene.taxonomy,
-        ignore=None if scene.ignore is None else _sample(scene.ignore, STRIDE).copy(),
+        ignore=None
+        if scene.ignore is None
+        else _sample(scene.ignore, OUTPUT_STRIDE).copy(),
     )
 
 
@@ -209,12 +210,12 @@ def encode(scene: Scene, cfg: dict[str, Any]) -> dict[str, np.ndarray]:
         )
     if size % max(DSPF_STRIDES):
         raise ValueError(f"input_size {size} must be a multiple of {max(DSPF_STRIDES)}")
-    h = w = size // STRIDE
+    h = w = size // OUTPUT_STRIDE
     kps = np.asarray(scene.keypoints, np.float32).reshape(-1, 17, 3)
-    parts = _sample(scene.parts, STRIDE).astype(np.int64)
+    parts = _sample(scene.parts, OUTPUT_STRIDE).astype(np.int64)
     valid = np.ones((h, w), np.float32)
     if scene.ignore is not None:
-        ignored = _sample(scene.ignore, STRIDE).astype(bool)
+        ignored = _sample(scene.ignore, OUTPUT_STRIDE).astype(bool)
         parts = np.where(ignored, 255, parts)
         valid[ignored] = 0.0
     heat, off = _keypoint_targets(kps, h, w, float(cfg["targets"]["disk_radius"]))
@@ -226,7 +227,7 @@ def encode(scene: Scene, cfg: dict[str, Any]) -> dict[str, np.ndarray]:
         "offsets": off,
         "offset_mask": heat.copy(),
         "limbs": _limb_targets(kps, h, w, float(cfg["targets"]["limb_sigma"])),
-        "instances": _sample(scene.instances, STRIDE).astype(np.int64),
+        "instances": _sample(scene.instances, OUTPUT_STRIDE).astype(np.int64),
         "valid": valid,
         "keypoints": kps.copy(),
     }
@@ -283,7 +284,7 @@ def perfect_maps(
     }
     classes = len(taxonomy(cfg["model"]["taxonomy"])["classes"])
     parts = stack["parts"] * (stack["parts"] != 255)
-    radius = float(cfg["targets"]["disk_radius"]) / STRIDE
+    radius = float(cfg["targets"]["disk_radius"]) / OUTPUT_STRIDE
     one_hot = torch.nn.functional.one_hot(parts, classes).permute(0, 3, 1, 2)
     return {
         "parts": one_hot.float(),

@@ -28,14 +28,9 @@ from torch import nn
 from tqdm import tqdm
 
 from configs import ConfigError, body, load_config, taxonomy
+from configs.errors import CheckpointError
 from nets.losses import MGLoss
-from nets.model import (
-    CheckpointError,
-    MGParser,
-    build_model,
-    load_checkpoint,
-    save_checkpoint,
-)
+from nets.model import MGParser, build_model, load_checkpoint, save_checkpoint
 from trainers.data import build_pool, make_loader
 from trainers.plots import loss_curve
 

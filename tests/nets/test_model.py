@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from configs import body, taxonomy
+from configs.errors import CheckpointError
 from nets.backbones import BACKBONES, build_backbone
 from nets.model import (
-    CheckpointError,
     InferenceModel,
     activations,
     build_model,

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from configs.letterbox import Letterbox, letterbox_image
 from nets.backbones import BackboneWeightsError, build_backbone, load_backbone_weights
 from nets.model import build_model, load_checkpoint, save_checkpoint
 from nets.movenet import MoveNet, MoveNetWeightsError, load_movenet, read_tfjs
-from pipeline.preprocess import Letterbox, letterbox_image
 from tests.nets.tfjs_graph import TfjsGraph
 from tests.nets.tiny_model import tiny_cfg
 from trainers.teachers.movenet import DEFAULT_MODEL

@@ -9,8 +9,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from pipeline.messages import Message, frame_message
-from pipeline.worker import StageError
+from configs.errors import StageError
+from pipeline.engine.messages import Message, frame_message
 
 TINY_CONFIG = """\
 input_size: 128

@@ -1,6 +1,6 @@
-"""The results feed (pipeline/feed.py) over real ZeroMQ sockets on loopback: the schema
-a subscriber gets, masks that decode back to the pipeline's maps, loopback-only binds,
-and the example subscriber in docs/ working against it."""
+"""The results feed (pipeline/io/feed.py) over real ZeroMQ sockets on loopback: the
+schema a subscriber gets, masks that decode back to the pipeline's maps, loopback-only
+binds, and the example subscriber in docs/ working against it."""
 
 import subprocess
 import sys
@@ -13,9 +13,9 @@ import zmq
 from pycocotools import mask as coco_mask
 
 from bench.loopback import free_port
-from pipeline.feed import SCHEMA, FeedSink, check_address, decode, label_rles
-from pipeline.messages import frame_message
-from pipeline.worker import StageError
+from configs.errors import StageError
+from pipeline.engine.messages import frame_message
+from pipeline.io.feed import SCHEMA, FeedSink, check_address, decode, label_rles
 
 ROOT = Path(__file__).resolve().parents[2]
 PARTS = ["background", "head", "torso", "arm", "leg"]

@@ -13,7 +13,7 @@ import pytest
 import zmq
 
 from bench.loopback import endpoint, free_port
-from pipeline.feed import SCHEMA, decode
+from pipeline.io.feed import SCHEMA, decode
 from tests.pipeline.conftest import cli
 from tests.pipeline.live_helpers import start_server
 

@@ -1,4 +1,4 @@
-"""Stream outputs (pipeline/stream_out.py) on loopback: UDP/MPEG-TS read back by a
+"""Stream outputs (pipeline/io/stream_out.py) on loopback: UDP/MPEG-TS read back by a
 PyAV reader, receivers that go away or stop reading dropped while a file output keeps
 every frame, outputs that cannot be opened refused at start."""
 
@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from bench.loopback import free_port, read_stamp, stamp
-from pipeline.messages import frame_message
-from pipeline.protocols import check_reachable, protocol_available
-from pipeline.sinks import FileSink, SinkStage
-from pipeline.stream_out import StreamSink, stream_url
-from pipeline.worker import StageError
+from configs.errors import StageError
+from pipeline.engine.messages import frame_message
+from pipeline.io.protocols import check_reachable, protocol_available
+from pipeline.io.stream_out import StreamSink, stream_url
+from pipeline.stages.sinks import FileSink, SinkStage
 from tests.pipeline.helpers import decode_frames
 
 

@@ -1,4 +1,4 @@
-"""Local outputs (pipeline/virtualcam.py): without a virtual camera device or a
+"""Local outputs (pipeline/io/virtualcam.py): without a virtual camera device or a
 display, each says what is missing in one line instead of failing later. (No camera
 device or display exists on test machines; where one does, the test is skipped.)"""
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.virtualcam import VirtualCamSink, WindowSink, display_problem
-from pipeline.worker import StageError
+from configs.errors import StageError
+from pipeline.io.virtualcam import VirtualCamSink, WindowSink, display_problem
 
 HAS_PYVIRTUALCAM = importlib.util.find_spec("pyvirtualcam") is not None
 

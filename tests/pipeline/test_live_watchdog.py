@@ -1,7 +1,7 @@
-"""The watchdog source (pipeline/watchdog.py) and URL handling (pipeline/protocols.py)
-on real files and real loopback servers: files end or loop, damaged files give what
-they can, dead servers are noticed within the deadline, a live stream that freezes
-and comes back is reconnected without a restart."""
+"""The watchdog source (pipeline/io/watchdog.py) and URL handling
+(pipeline/io/protocols.py) on real files and real loopback servers: files end or loop,
+damaged files give what they can, dead servers are noticed within the deadline, a live
+stream that freezes and comes back is reconnected without a restart."""
 
 import logging
 import os
@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 
 from bench.loopback import free_port, read_stamp
-from pipeline.protocols import (
+from configs.errors import StageError
+from pipeline.io.protocols import (
     SRT_MISSING,
     input_options,
     is_live,
     protocol_available,
     stream_muxer,
 )
-from pipeline.watchdog import Backoff, Deadlines, WatchedSource
-from pipeline.worker import StageError
+from pipeline.io.watchdog import Backoff, Deadlines, WatchedSource
 from tests.pipeline.helpers import decode_frames, write_clip
 from tests.pipeline.live_helpers import start_server
 
@@ -161,7 +161,7 @@ def test_frozen_stream_is_dropped_and_reconnected(caplog):
     stamps, indices, frozen_at, noticed_at = [], [], None, None
     try:
         source.open()
-        with caplog.at_level(logging.WARNING, logger="pipeline.watchdog"):
+        with caplog.at_level(logging.WARNING, logger="pipeline.io.watchdog"):
             for msg in source.frames():
                 if msg is not None:
                     stamps.append(read_stamp(msg.arrays["image"]))

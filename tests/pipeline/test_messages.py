@@ -3,7 +3,7 @@
 import numpy as np
 import zmq
 
-from pipeline.messages import EOF, FRAME, Message, decode, encode, eof_message
+from pipeline.engine.messages import EOF, FRAME, Message, decode, encode, eof_message
 
 
 def test_round_trip_keeps_dtypes_shapes_and_header():

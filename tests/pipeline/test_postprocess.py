@@ -5,16 +5,16 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.messages import Message
-from pipeline.postprocess import (
+from configs.errors import StageError
+from configs.letterbox import Letterbox
+from pipeline.engine.messages import Message
+from pipeline.stages.postprocess import (
     Postprocess,
     get_array_module,
     make_sampler,
     resample_labels,
     to_frame_size,
 )
-from pipeline.preprocess import Letterbox
-from pipeline.worker import StageError
 
 
 def blobs(h: int, labels: int, seed: int) -> np.ndarray:

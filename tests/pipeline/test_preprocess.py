@@ -4,8 +4,9 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.messages import frame_message
-from pipeline.preprocess import Letterbox, Preprocess, letterbox_image, letterbox_tensor
+from configs.letterbox import Letterbox, letterbox_image
+from pipeline.engine.messages import frame_message
+from pipeline.stages.preprocess import Preprocess, letterbox_tensor
 
 
 @pytest.mark.parametrize("w, h, new", [(640, 480, (384, 288)), (426, 240, (384, 216)),

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from configs import taxonomy
-from pipeline.messages import Message
-from pipeline.render import PALETTE, Render, part_lut, person_colours
+from pipeline.engine.messages import Message
+from pipeline.stages.render import PALETTE, Render, part_lut, person_colours
 
 
 def tracked_frame() -> Message:

@@ -7,9 +7,9 @@ import av
 import numpy as np
 import pytest
 
-from pipeline.messages import frame_message
-from pipeline.sinks import FileSink, SinkStage
-from pipeline.worker import StageError
+from configs.errors import StageError
+from pipeline.engine.messages import frame_message
+from pipeline.stages.sinks import FileSink, SinkStage
 from tests.pipeline.helpers import decode_frames, pattern
 
 

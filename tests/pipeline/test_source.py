@@ -7,9 +7,9 @@ import time
 import numpy as np
 import pytest
 
-from pipeline.source import CameraSource, SyntheticSource
-from pipeline.watchdog import WatchedSource
-from pipeline.worker import StageError
+from configs.errors import StageError
+from pipeline.io.source import CameraSource, SyntheticSource
+from pipeline.io.watchdog import WatchedSource
 from tests.pipeline.helpers import pattern, write_clip
 
 

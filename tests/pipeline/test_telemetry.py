@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from pipeline.messages import eof_message, frame_message
-from pipeline.telemetry import Telemetry, format_summary
+from pipeline.engine.messages import eof_message, frame_message
+from pipeline.engine.telemetry import Telemetry, format_summary
 
 
 def test_summary_fields_and_values():

@@ -4,7 +4,8 @@ a synthetic video."""
 import numpy as np
 import pytest
 
-from pipeline.track import OneEuroFilter, Tracker, TrackerConfig, mask_iou, oks
+from nets.similarity import mask_iou, oks
+from pipeline.stages.track import OneEuroFilter, Tracker, TrackerConfig
 
 H, W = 240, 320
 # A standing figure's 17 joints relative to its box (x, y in box units), COCO order.
@@ -118,8 +119,8 @@ def test_one_euro_smooths_jitter_and_follows_motion():
 
 
 def test_track_stage_smooths_received_read_only_keypoints():
-    from pipeline.messages import Message, decode, encode
-    from pipeline.track import TrackStage
+    from pipeline.engine.messages import Message, decode, encode
+    from pipeline.stages.track import TrackStage
 
     stage = TrackStage(TrackerConfig(min_hits=1), smooth={"min_cutoff": 0.5})
     stage.open()

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import zmq
 
-from pipeline.messages import eof_message, frame_message
-from pipeline.transport import Endpoints, Receiver, Sender
+from pipeline.engine.messages import eof_message, frame_message
+from pipeline.engine.transport import Endpoints, Receiver, Sender
 
 
 def frame(i: int):

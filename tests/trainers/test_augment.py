@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from configs import body, load_config
+from configs.records import Scene
 from trainers.augment import (
     augment,
     color_jitter,
@@ -12,7 +13,6 @@ from trainers.augment import (
     resize_to_input,
     warp,
 )
-from trainers.scene import Scene
 
 NAMES = body()["keypoints"]
 LW, RW = NAMES.index("left_wrist"), NAMES.index("right_wrist")

@@ -14,12 +14,13 @@ import scipy.io
 from PIL import Image
 
 from configs import body, taxonomy
-from trainers.datasets import DatasetError, open_dataset, parse_spec
+from configs.errors import DatasetError
+from configs.records import Scene
+from trainers.datasets import open_dataset, parse_spec
 from trainers.datasets.cihp import instances_from_edges
 from trainers.datasets.coco import decode_segmentation
 from trainers.datasets.densepose import dp_grid
 from trainers.datasets.parts_from_keypoints import derive_parts, skeleton_person
-from trainers.scene import Scene
 from trainers.synth import generate_scene
 from trainers.synth.coco_export import export, mask_to_rle
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from configs.records import Prediction, Scene
 from trainers.metrics import evaluate, miou, oks_ap, part_ap, region_ap
-from trainers.scene import Prediction, Scene
 
 SIZE = 20
 

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from configs import body, load_config, taxonomy
-from trainers.scene import Scene
-from trainers.targets import DSPF_STRIDES, encode, encode_batch
+from configs.constants import DSPF_STRIDES
+from configs.records import Scene
+from trainers.targets import encode, encode_batch
 
 SIZE = 64
 CFG = copy.deepcopy(load_config())

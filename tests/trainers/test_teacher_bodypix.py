@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import configs
-from pipeline.preprocess import Letterbox
-from pipeline.track import mask_iou, oks
+from configs.letterbox import Letterbox
+from nets.similarity import mask_iou, oks
 from trainers.teachers import TeacherError
 from trainers.teachers.bodypix import (
     NUM_FINE,

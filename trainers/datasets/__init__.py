@@ -1,4 +1,4 @@
-"""Real data-set loaders: each yields `trainers.scene.Scene`s in a configs taxonomy.
+"""Real data-set loaders: each yields `configs.records.Scene`s in a configs taxonomy.
 
 `open_dataset("KIND:PATH[,option=value,...]")` opens one, e.g.
 `coco:data/coco/annotations/person_keypoints_train2017.json,images=data/coco/train2017`.
@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from configs.errors import DatasetError
 from trainers.datasets.cihp import CihpDataset
 from trainers.datasets.coco import CocoDataset, CrowdPoseDataset
-from trainers.datasets.common import DatasetError, SceneDataset
+from trainers.datasets.common import SceneDataset
 from trainers.datasets.densepose import DensePoseDataset
 from trainers.datasets.mhp import MhpDataset
 from trainers.datasets.pascal_person_part import open_pascal_person_part
@@ -64,4 +65,4 @@ def open_dataset(spec: str) -> SceneDataset:
     return DATASETS[kind][0](path, **options)
 
 
-__all__ = ["DATASETS", "DatasetError", "SceneDataset", "open_dataset", "parse_spec"]
+__all__ = ["DATASETS", "SceneDataset", "open_dataset", "parse_spec"]

@@ -20,9 +20,10 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from configs.constants import NUM_KEYPOINTS
+from configs.errors import DatasetError
+from configs.records import Scene
 from trainers.datasets.common import (
-    NUM_KEYPOINTS,
-    DatasetError,
     Person,
     SceneDataset,
     assemble,
@@ -31,7 +32,6 @@ from trainers.datasets.common import (
     read_image,
     read_label_png,
 )
-from trainers.scene import Scene
 
 MIN_PERSON = 0.02  # regions below this fraction of the largest are fragments
 

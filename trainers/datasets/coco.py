@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from configs.constants import NUM_KEYPOINTS
+from configs.errors import DatasetError
+from configs.records import Scene
 from trainers.datasets.common import (
-    NUM_KEYPOINTS,
-    DatasetError,
     Person,
     SceneDataset,
     assemble,
@@ -33,7 +34,6 @@ from trainers.datasets.common import (
     read_label_png,
 )
 from trainers.datasets.parts_from_keypoints import derive_parts, skeleton_person
-from trainers.scene import Scene
 from trainers.synth.coco_export import rle_to_mask
 
 PART_SOURCES = ("auto", "png", "derive", "none")

@@ -17,14 +17,9 @@ import numpy as np
 from PIL import Image
 
 from configs import ConfigError, body, mapping, taxonomy
-from trainers.scene import Scene
-
-IGNORE = 255
-NUM_KEYPOINTS = 17
-
-
-class DatasetError(ValueError):
-    """A data set that cannot be read; the message names the file and what is wrong."""
+from configs.constants import IGNORE, NUM_KEYPOINTS
+from configs.errors import DatasetError
+from configs.records import Scene
 
 
 class SceneDataset(Sequence[Scene]):

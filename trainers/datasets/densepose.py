@@ -23,13 +23,10 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from configs import taxonomy as taxonomy_table
+from configs.constants import IGNORE
+from configs.errors import DatasetError
 from trainers.datasets.coco import CocoDataset
-from trainers.datasets.common import (
-    IGNORE,
-    DatasetError,
-    check_taxonomy,
-    map_parts,
-)
+from trainers.datasets.common import check_taxonomy, map_parts
 from trainers.datasets.parts_from_keypoints import capsules, derive_parts, split_head
 
 NATIVE = "densepose14"

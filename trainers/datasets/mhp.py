@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
+from configs.constants import NUM_KEYPOINTS
+from configs.errors import DatasetError
+from configs.records import Scene
 from trainers.datasets.common import (
-    NUM_KEYPOINTS,
-    DatasetError,
     Person,
     SceneDataset,
     assemble,
@@ -38,7 +39,6 @@ from trainers.datasets.common import (
     read_label_png,
 )
 from trainers.datasets.parts_from_keypoints import derive_parts
-from trainers.scene import Scene
 
 NATIVE = "mhp59"
 JOINTS = 16

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from configs import body, taxonomy
-from trainers.datasets.common import IGNORE
+from configs.constants import IGNORE
 
 # (from, to, part, radius as a fraction of the segment length)
 _LIMBS = [

@@ -21,11 +21,11 @@ import numpy as np
 import scipy.io
 
 from configs import taxonomy as taxonomy_table
+from configs.constants import IGNORE, NUM_KEYPOINTS
+from configs.errors import DatasetError
+from configs.records import Scene
 from trainers.datasets.cihp import LabelPngDataset
 from trainers.datasets.common import (
-    IGNORE,
-    NUM_KEYPOINTS,
-    DatasetError,
     Person,
     SceneDataset,
     assemble,
@@ -34,7 +34,6 @@ from trainers.datasets.common import (
     map_parts,
     read_image,
 )
-from trainers.scene import Scene
 
 PNG_NATIVE = "pascal_person_part"
 MAT_NATIVE = "pascal_part_person"

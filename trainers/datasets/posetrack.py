@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from configs.errors import DatasetError
 from trainers.datasets.coco import CocoDataset
-from trainers.datasets.common import DatasetError
 
 
 def ignore_regions(info: dict[str, Any], height: int, width: int) -> np.ndarray:

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-from trainers.scene import Scene
+from configs.records import Scene
 from trainers.synth.coco_export import CocoWriter
 from trainers.synth.compose import MAX_PEOPLE, generate_scene, scene_seed
 from trainers.synth.preview import preview

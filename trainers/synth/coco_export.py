@@ -18,7 +18,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from configs import body, taxonomy
-from trainers.scene import Scene
+from configs.records import Scene
 
 # Quality 95 without chroma subsampling: saved images stay close to the generated ones.
 JPEG_PARAMS = [

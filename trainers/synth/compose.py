@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields, replace
 import cv2
 import numpy as np
 
-from trainers.scene import Scene
+from configs.records import Scene
 from trainers.synth.background import (
     CLUTTER,
     OCCLUDER,

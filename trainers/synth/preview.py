@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from configs import body, taxonomy
-from trainers.scene import Scene
+from configs.records import Scene
 
 
 def instance_colours(n: int) -> np.ndarray:

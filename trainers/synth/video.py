@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trainers.scene import Scene
+from configs.records import Scene
 from trainers.synth.background import make_background, occluder_shapes
 from trainers.synth.body import P, gait_pose, sample_pose, sample_proportions
 from trainers.synth.compose import (

@@ -36,7 +36,7 @@ import numpy as np
 from scipy.ndimage import maximum_filter
 
 import configs
-from pipeline.preprocess import Letterbox, letterbox_image
+from configs.letterbox import Letterbox, letterbox_image
 from trainers.teachers import TeacherError, TeacherOutput
 
 MODEL_FILE = (Path("bodypix")

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from configs.letterbox import Letterbox, letterbox_image
 from nets.movenet import MoveNetWeightsError, load_movenet
-from pipeline.preprocess import Letterbox, letterbox_image
-from pipeline.track import oks
+from nets.similarity import oks
 from trainers.teachers import TeacherError, TeacherOutput
 
 DEFAULT_MODEL = (

@@ -16,8 +16,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from pipeline.messages import Message
-from pipeline.worker import StageError, describe
+from configs.errors import StageError
+from pipeline.engine.messages import Message
+from pipeline.engine.worker import describe
 
 # extension -> (codec for RGB frames, codec and pixel format for RGBA frames or None)
 CONTAINERS: dict[str, tuple[str, tuple[str, str] | None]] = {

@@ -34,10 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.messages import Message, frame_message
-from pipeline.protocols import input_options, is_live, scheme
-from pipeline.source import DEFAULT_FPS, _Pacer
-from pipeline.worker import StageError
+from configs.errors import StageError
+from pipeline.engine.messages import Message, frame_message
+from pipeline.io.protocols import input_options, is_live, scheme
+from pipeline.io.source import DEFAULT_FPS, _Pacer
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ class WatchedSource:
     """Files and network URLs through PyAV, under a watchdog (see the module doc):
     the pipeline's source for everything but cameras and the synthetic crowd.
 
-    A `pipeline.worker.Source`: `frames()` may also yield None while it waits.
+    A `pipeline.engine.worker.Source`: `frames()` may also yield None while it waits.
     `options` replaces the FFmpeg options chosen from the URL.
     """
 

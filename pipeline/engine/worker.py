@@ -26,9 +26,10 @@ from typing import Any, Protocol
 
 import zmq
 
-from pipeline.messages import Message, eof_message
-from pipeline.telemetry import Telemetry
-from pipeline.transport import (
+from configs.errors import StageError
+from pipeline.engine.messages import Message, eof_message
+from pipeline.engine.telemetry import Telemetry
+from pipeline.engine.transport import (
     ABORT,
     FINISH,
     POLL_MS,
@@ -42,10 +43,6 @@ from pipeline.transport import (
 
 PROGRESS_S = 0.25
 FINISH_WAIT_S = 30.0   # how long a finished worker waits for the runner's go-ahead
-
-
-class StageError(Exception):
-    """A problem the user can fix (bad file, missing camera...): shown as one line."""
 
 
 class Stage(Protocol):

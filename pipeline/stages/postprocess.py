@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.messages import Message
-from pipeline.preprocess import Letterbox
-from pipeline.worker import StageError
+from configs.errors import StageError
+from configs.letterbox import Letterbox
+from pipeline.engine.messages import Message
 
 MODEL_KEYS = ("keypoints", "person_scores", "person_valid", "instances", "parts",
               "input")

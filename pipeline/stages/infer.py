@@ -21,9 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.messages import Message
-from pipeline.preprocess import Letterbox, letterbox_tensor
-from pipeline.worker import StageError, describe
+from configs.errors import StageError
+from configs.letterbox import Letterbox
+from pipeline.engine.messages import Message
+from pipeline.engine.worker import describe
+from pipeline.stages.preprocess import letterbox_tensor
 
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino", "tensorrt")
 OUTPUTS = ("keypoints", "person_scores", "person_valid", "instances", "parts")
@@ -38,7 +40,8 @@ def cache_dir() -> Path:
 def resolve_model(checkpoint: str | None, config: dict[str, Any]) -> dict[str, Any]:
     """The config of the model that will run: the checkpoint's own, or (no checkpoint
     and no shipped weights) `config` for random weights."""
-    from nets.model import DEFAULT_WEIGHTS, CheckpointError, load_checkpoint
+    from configs.errors import CheckpointError
+    from nets.model import DEFAULT_WEIGHTS, load_checkpoint
 
     path = checkpoint or (DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.is_file() else None)
     if path is None:
@@ -53,13 +56,8 @@ def _load(checkpoint: str | None, config: dict[str, Any]) -> tuple[Any, dict, st
     """(InferenceModel, cfg, identity for the export cache)."""
     import torch
 
-    from nets.model import (
-        DEFAULT_WEIGHTS,
-        CheckpointError,
-        InferenceModel,
-        build_model,
-        load_checkpoint,
-    )
+    from configs.errors import CheckpointError
+    from nets.model import DEFAULT_WEIGHTS, InferenceModel, build_model, load_checkpoint
 
     path = checkpoint or (DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.is_file() else None)
     if path is None:

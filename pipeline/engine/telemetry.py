@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.messages import Message
+from pipeline.engine.messages import Message
 
 
 class Telemetry:

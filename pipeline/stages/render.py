@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from configs import body, taxonomy
-from pipeline.messages import Message
+from pipeline.engine.messages import Message
 
 MODES = ("overlay", "masks", "regions")
 PALETTE = 24              # distinct person colours before they repeat

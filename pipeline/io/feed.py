@@ -27,8 +27,8 @@ from urllib.parse import urlparse
 import msgpack
 import numpy as np
 
-from pipeline.messages import Message
-from pipeline.worker import StageError
+from configs.errors import StageError
+from pipeline.engine.messages import Message
 
 SCHEMA = "partstream.results/1"
 FORMATS = ("json", "msgpack")
@@ -147,7 +147,7 @@ def decode(payload: bytes, fmt: str) -> dict[str, Any]:
 
 
 class FeedSink:
-    """Publishes `results_record` of every frame (a `pipeline.sinks.Sink`)."""
+    """Publishes `results_record` of every frame (a `pipeline.stages.sinks.Sink`)."""
 
     def __init__(self, address: str, fmt: str = "json", any_host: bool = False,
                  part_names: list[str] | None = None) -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import msgpack
 import zmq
 
-from pipeline.messages import Message, decode, encode
+from pipeline.engine.messages import Message, decode, encode
 
 TRANSPORTS = ("inproc", "ipc", "tcp")
 POLICIES = ("all", "latest")

@@ -12,7 +12,7 @@ import socket
 from pathlib import PurePosixPath
 from urllib.parse import urlparse
 
-from pipeline.worker import StageError
+from configs.errors import StageError
 
 LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "udp", "tcp", "srt", "rtp")
 HTTP_SCHEMES = ("http", "https")

@@ -1,7 +1,7 @@
 """Stage 1: where frames come from. Each source yields frame messages that carry the
 image (RGB uint8), the frame index, the capture wall-clock time and the media time.
 
-* files and network URLs: `pipeline.watchdog.WatchedSource` (PyAV under a watchdog).
+* files and network URLs: `pipeline.io.watchdog.WatchedSource` (PyAV under a watchdog).
 * `CameraSource`: camera indices through OpenCV.
 * `SyntheticSource`: an animated crowd from the synthetic world (trainers.synth), the
   default input: it needs no camera and no data on disk, and it knows the truth.
@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.messages import Message, frame_message
-from pipeline.worker import StageError
+from configs.errors import StageError
+from pipeline.engine.messages import Message, frame_message
 
 DEFAULT_FPS = 30.0
 

@@ -12,7 +12,7 @@ Header keys every frame carries (set by the source, extended by later stages):
     fps         float  the source's nominal frame rate
     dropped     int    frames dropped upstream so far (cumulative over all links)
     stage_ms    dict   processing time per stage name, milliseconds
-    transform   dict   letterbox parameters (pipeline.preprocess.Letterbox), once set
+    transform   dict   letterbox parameters (configs.letterbox.Letterbox), once set
 
 Array keys, in the order stages add them:
     image       H x W x 3 uint8 RGB            source

@@ -25,11 +25,11 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from pipeline.messages import Message
-from pipeline.protocols import check_reachable, scheme, stream_muxer
-from pipeline.sinks import _even, _fit
-from pipeline.watchdog import reason
-from pipeline.worker import StageError
+from configs.errors import StageError
+from pipeline.engine.messages import Message
+from pipeline.io.protocols import check_reachable, scheme, stream_muxer
+from pipeline.io.watchdog import reason
+from pipeline.stages.sinks import _even, _fit
 
 ENCODER = {"preset": "ultrafast", "tune": "zerolatency"}
 MUXER_OPTIONS = {"flv": {"flvflags": "no_duration_filesize"},
@@ -47,7 +47,7 @@ def stream_url(location: str) -> str:
 
 
 class StreamSink:
-    """Sends rendered frames to a stream URL (a `pipeline.sinks.Sink`)."""
+    """Sends rendered frames to a stream URL (a `pipeline.stages.sinks.Sink`)."""
 
     def __init__(self, location: str, key: str = "rendered", bitrate_kbps: int = 4000,
                  gop_s: float = 1.0, stall_s: float = 5.0) -> None:

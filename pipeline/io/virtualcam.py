@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.messages import Message
-from pipeline.worker import StageError
+from configs.errors import StageError
+from pipeline.engine.messages import Message
 
 PROBE_SIZE = (640, 480)    # what `open` tries the device with, before frames exist
 NO_PACKAGE = ("--virtual-cam needs pyvirtualcam: pip install 'partstream[virtualcam]' "

@@ -1,0 +1,45 @@
+"""configs/: the shared numbers agree with the YAML tables; the letterbox maps back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from configs import body, mapping
+from configs.constants import IGNORE, NUM_KEYPOINTS
+from configs.letterbox import Letterbox
+
+
+def test_num_keypoints_is_the_body_tables():
+    table = body()
+    assert len(table["keypoints"]) == NUM_KEYPOINTS
+    assert len(table["oks_sigmas"]) == NUM_KEYPOINTS
+
+
+def test_ignore_is_the_mappings_no_counterpart():
+    # parts.yaml writes "no counterpart" as a number; it must be the ignore id
+    assert IGNORE in mapping("cihp20", "fine")
+    assert max(mapping("cihp20", "fine")) == IGNORE
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "size", "new_w", "new_h", "shrinks"),
+    [
+        (640, 480, 384, 384, 288, True),
+        (480, 640, 384, 288, 384, True),
+        (33, 17, 64, 64, 33, False),
+        (64, 64, 64, 64, 64, False),
+    ],
+)
+def test_letterbox_geometry(width, height, size, new_w, new_h, shrinks):
+    box = Letterbox.fit(width, height, size)
+    assert (box.new_w, box.new_h, box.shrinks) == (new_w, new_h, shrinks)
+    pad = box.padding()
+    assert pad.shape == (size, size) and (~pad).sum() == new_w * new_h
+    labels = np.arange(height * width, dtype=np.int32).reshape(height, width)
+    pasted = box.paste(labels, 0)  # nearest neighbour
+    assert pasted.shape == (size, size) and not pasted[pad].any()
+    xy = np.array([[width - 1.0, height - 1.0, 2.0]], np.float32)
+    back = box.to_frame(box.to_input(xy)[..., :2])
+    np.testing.assert_allclose(back, xy[..., :2], rtol=1e-6)
+    assert box.to_input(xy)[0, 2] == 2.0
