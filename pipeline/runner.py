@@ -310,17 +310,19 @@ def make_source(opts: StreamOptions) -> Any:
                          listen=opts.listen, deadlines=deadlines)
 
 
-def make_sinks(opts: StreamOptions) -> list[Any]:
+def make_sinks(opts: StreamOptions, cfg: dict[str, Any] | None = None) -> list[Any]:
     """Where rendered frames (and results) go; every entry is a
     `pipeline.stages.sinks.Sink`. Stream URLs go out through PyAV as a live stream,
-    paths become files; with nothing asked for, the overlay goes to DEFAULT_OUTPUT."""
+    paths become files (encoded as `cfg`'s `pipeline.file_encoder` says); with nothing
+    asked for, the overlay goes to DEFAULT_OUTPUT."""
     from pipeline.io.feed import FeedSink
     from pipeline.io.protocols import scheme
     from pipeline.io.stream_out import StreamSink
     from pipeline.io.virtualcam import VirtualCamSink, WindowSink
     from pipeline.stages.sinks import FileSink
 
-    sinks: list[Any] = [StreamSink(o) if scheme(o) else FileSink(o)
+    encoder = (cfg or {}).get("pipeline", {}).get("file_encoder", {})
+    sinks: list[Any] = [StreamSink(o) if scheme(o) else FileSink(o, **encoder)
                         for o in opts.outputs]
     if opts.publish:
         sinks.append(FeedSink(opts.publish, opts.publish_format,
@@ -329,7 +331,7 @@ def make_sinks(opts: StreamOptions) -> list[Any]:
         sinks.append(VirtualCamSink(device=opts.virtual_cam or None))
     if opts.show:
         sinks.append(WindowSink())
-    return sinks or [FileSink(DEFAULT_OUTPUT)]
+    return sinks or [FileSink(DEFAULT_OUTPUT, **encoder)]
 
 
 def build_stages(opts: StreamOptions, cfg: dict[str, Any], model_cfg: dict[str, Any],
@@ -382,7 +384,7 @@ def run_stream(opts: StreamOptions) -> RunResult:
     from pipeline.stages.infer import resolve_model
 
     cfg = load_config(opts.config)
-    source, sinks = make_source(opts), make_sinks(opts)
+    source, sinks = make_source(opts), make_sinks(opts, cfg)
     preflight(source, sinks, opts.device)
     model_cfg = resolve_model(opts.checkpoint, cfg)
     names = taxonomy(model_cfg["model"]["taxonomy"])["classes"]
