@@ -336,8 +336,11 @@ def make_sinks(opts: StreamOptions, cfg: dict[str, Any] | None = None) -> list[A
 
 def build_stages(opts: StreamOptions, cfg: dict[str, Any], model_cfg: dict[str, Any],
                  source: Any, sinks: list[Any]) -> list[Any]:
-    """source -> preprocess -> infer -> postprocess -> track -> render -> sink."""
-    from pipeline.stages.infer import Infer
+    """source -> preprocess -> infer -> [decode] -> postprocess -> track -> render ->
+    sink; decode with the native decode engine (`decode.engine`), whose inference
+    stage runs the network alone."""
+    from pipeline.stages.decode import Decode
+    from pipeline.stages.infer import Infer, engine_for
     from pipeline.stages.postprocess import Postprocess
     from pipeline.stages.preprocess import Preprocess
     from pipeline.stages.render import Render
@@ -345,11 +348,13 @@ def build_stages(opts: StreamOptions, cfg: dict[str, Any], model_cfg: dict[str, 
     from pipeline.stages.track import TrackerConfig, TrackStage
 
     p = cfg["pipeline"]
+    native = engine_for(cfg, opts.device) == "native"
     return [
         source,
         Preprocess(int(model_cfg["input_size"]),
                    on_device=opts.device == "cuda" and opts.backend == "torch"),
         Infer(cfg, opts.checkpoint, opts.backend, opts.device),
+        *([Decode(model_cfg)] if native else []),
         Postprocess(opts.device, int(p["mask_max_pixels"])),
         TrackStage(TrackerConfig(**p["track"]), p["smooth"] if opts.smooth else None),
         Render(model_cfg["model"]["taxonomy"], opts.render_mode, opts.hud,

@@ -1,11 +1,13 @@
-"""Stage 3: the network and the decode, behind nets.runtimes' one interface.
+"""Stage 3: the network (and with the graph engine its fused decode), behind
+nets.runtimes' one interface.
 
 The decode engine is the run config's `decode.engine` (docs/MATCHING.md, "Two
-engines"): on the CPU by default the native one, the network-only graph
-(`nets.model.NetworkModel`, one thread: the other core runs the rest of the pipeline)
-then `nets.native` outside it, maps on the cell grid; on a GPU the graph one, the
-decode fused into the exported graph (`nets.model.InferenceModel`), maps on the input
-grid. Backends: torch, ONNX Runtime and OpenVINO on the CPU; TensorRT on NVIDIA GPUs
+engines"). On the CPU by default the native one: this stage runs the network-only
+graph (`nets.model.NetworkModel`, one thread) and passes its activated maps on to the
+decode stage (`pipeline.stages.decode`), which runs with the rest of the pipeline on
+the other core. On a GPU the graph one: the decode is fused into the exported graph
+(`nets.model.InferenceModel`) and its five outputs (maps on the input grid) leave
+here. Backends: torch, ONNX Runtime and OpenVINO on the CPU; TensorRT on NVIDIA GPUs
 (not runnable on the machines this was built on). ONNX Runtime and OpenVINO run an
 ONNX export; exporting takes seconds, so the file is cached under
 ~/.cache/partstream keyed by the checkpoint's bytes, the config, the engine and the
@@ -91,7 +93,8 @@ def _module(model: Any, cfg: dict[str, Any], engine: str) -> Any:
 
 
 class Infer:
-    """`input` (or, on a GPU, `image` + `transform`) -> the five decode outputs.
+    """`input` (or, on a GPU, `image` + `transform`) -> the five decode outputs
+    (graph engine) or the network's activated maps (native engine: `stages.decode`).
 
     threads: the backend's (None: 1 with the native engine, whose decode and the
     other stages use the second core; 2 with the graph engine)."""
@@ -113,20 +116,18 @@ class Infer:
         self.backend, self.device, self.threads = backend, device, threads
         self.runtime: Any = None
         self.module: Any = None
-        self.decoder: Any = None
+        self.keys: tuple[str, ...] = OUTPUTS
         self.info: dict[str, Any] = {}
 
     def open(self) -> None:
         if self.device not in ("cpu", "cuda"):
             raise StageError(f"unknown device '{self.device}' (use cpu or cuda)")
-        from nets.decode import decode_engine
+        from pipeline.stages.decode import MAPS
 
         model, cfg, identity = _load(self.checkpoint, self.config)
         self.cfg, self.size = cfg, int(cfg["input_size"])
-        try:
-            engine = decode_engine(self.config, self.device)
-        except ValueError as exc:
-            raise StageError(str(exc)) from exc
+        engine = engine_for(self.config, self.device)
+        self.keys = MAPS if engine == "native" else OUTPUTS
         threads = self.threads or (1 if engine == "native" else 2)
         module = _module(model, cfg, engine)
         backend = self.backend
@@ -137,9 +138,9 @@ class Infer:
                              f"not {backend}")
         self.info = {"backend": backend, "engine": engine, "threads": threads}
         if self.device == "cuda" and backend == "torch":
-            self._open_torch_cuda(module, engine)
+            self._open_torch_cuda(module)
             return
-        from nets.runtimes import NativeDecoded, make_runtime
+        from nets.runtimes import make_runtime
 
         try:
             if backend == "torch":
@@ -148,22 +149,15 @@ class Infer:
                 self.runtime = make_runtime(backend, self._export(module, backend,
                                                                   identity, engine),
                                             threads, size=self.size)
-            if engine == "native":
-                self.runtime = NativeDecoded(self.runtime, cfg)
         except (ImportError, RuntimeError, ValueError, OSError) as exc:
             raise StageError(f"backend {backend}: {exc}") from exc
 
-    def _open_torch_cuda(self, module: Any, engine: str) -> None:
+    def _open_torch_cuda(self, module: Any) -> None:
         import torch
 
         if not torch.cuda.is_available():
             raise StageError("--device cuda: torch sees no CUDA GPU")
         self.module = module.to("cuda")
-        if engine == "native":  # the network on the GPU, the decode on the CPU
-            from nets.native import NativeDecoder
-
-            self.decoder = NativeDecoder(self.cfg)
-            self.decoder.warm_up()
 
     def _export(self, module: Any, backend: str, identity: str, engine: str) -> Path:
         """The exported model file for `backend`, from the cache when possible."""
@@ -200,16 +194,25 @@ class Infer:
             with torch.inference_mode():
                 x = letterbox_tensor(a["image"], box, "cuda")
                 out = {k: v.cpu().numpy() for k, v in self.module(x).items()}
-            if self.decoder is not None:
-                out = self.decoder(out)
         else:
             out = self.runtime.run(a.pop("input")[None])
-        for key in OUTPUTS:
+        for key in self.keys:
             a[key] = np.asarray(out[key][0])
         return msg
 
     def close(self) -> dict[str, Any] | None:
         return self.info
+
+
+def engine_for(config: dict[str, Any], device: str) -> str:
+    """The decode engine a run config asks for on `device` (a one-line error for an
+    unknown one)."""
+    from nets.decode import decode_engine
+
+    try:
+        return decode_engine(config, device)
+    except ValueError as exc:
+        raise StageError(str(exc)) from exc
 
 
 def _cache_key(identity: str, cfg: dict[str, Any], engine: str) -> str:

@@ -23,7 +23,8 @@ from tests.pipeline.helpers import decode_frames, write_clip
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data" / "video"
 STATS_KEYS = {"frames", "dropped", "fps", "latency_ms", "stages", "people_mean"}
-STAGES = {"source", "preprocess", "infer", "postprocess", "track", "render", "sink"}
+STAGES = {"source", "preprocess", "infer", "decode", "postprocess", "track", "render",
+          "sink"}
 
 
 @pytest.fixture(autouse=True)
