@@ -4,7 +4,9 @@ fixed-size arrays, outside the network graph.
 Same contract as the graph engine (`nets.decode.decode_fixed`, ARCHITECTURE.md,
 "Decode"): keypoints, person_scores, person_valid, instances, parts, with the maps on
 the stride-4 cell grid instead of the input grid (a sink that needs full-resolution
-maps makes them once; `pipeline.postprocess` resamples cell labels to the frame).
+maps makes them once: the pipeline's postprocess resamples cell labels straight to
+the frame). In the pipeline it is the decode stage (`pipeline.stages.decode`); over
+any runtime of the network-only graph, `nets.runtimes.NativeDecoded`.
 
 Constant cost: every step works on all K = `decode.top_k` candidate slots per type,
 all K x K pairs per limb, all P = `decode.max_people` person slots and every cell,
@@ -17,7 +19,8 @@ Steps and their graph counterparts: `_candidates` (`candidates`), `_limb_scores`
 (`limb_scores`), `max_weight_matching` (`hungarian_match`), `_assemble` (`assemble` and
 `_join`), `_select_people` (`select_people`), `_assign_cells` (`assign_pixels` over
 every cell, then masked by the cell's part argmax). Compiled once per machine
-(cache=True: the first import that decodes spends a few seconds in numba).
+(cache=True: the first decode compiles, 30 s on a busy 2-core machine; later
+processes load numba's cache in well under a second; `NativeDecoder.warm_up`).
 """
 
 from __future__ import annotations
@@ -30,9 +33,11 @@ import numpy as np
 from configs import body
 from nets.decode import limb_pairs, limb_profile
 
-# fastmath: vector min/max and fused multiply-adds; error_model="numpy": no Python
-# division checks in the loops (both needed for the compiler to vectorize them).
-_jit = numba.njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
+# Fast-math without the no-NaN / no-infinity promises (the code uses infinities as
+# "none yet"): reassociation and fused multiply-adds let the compiler vectorize the
+# loops; error_model="numpy": no Python division checks in them.
+FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
+_jit = numba.njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
 
 
 @_jit
