@@ -84,6 +84,22 @@ def reason(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
+class _Events(queue.Queue):
+    """A reader's events. A live reader makes room by dropping its oldest *frame*:
+    the "open" event ahead of them carries the stream's rate and must reach the
+    consumer, who may start reading only seconds later (listening: once every stage
+    has loaded)."""
+
+    def drop_oldest_frame(self) -> bool:
+        with self.mutex:
+            for i, event in enumerate(self.queue):
+                if event[0] == "frame":
+                    del self.queue[i]
+                    self.not_full.notify()
+                    return True
+        return False
+
+
 class _Reader(threading.Thread):
     """Opens one container and decodes its first video stream into `events`.
 
@@ -98,7 +114,7 @@ class _Reader(threading.Thread):
         self.options = options
         self.timeout = timeout
         self.keep_all = keep_all
-        self.events: queue.Queue = queue.Queue(FILE_QUEUE if keep_all else LIVE_QUEUE)
+        self.events = _Events(FILE_QUEUE if keep_all else LIVE_QUEUE)
         self.abandoned = threading.Event()
         self.corrupt = 0
         self.dropped = 0
@@ -163,11 +179,8 @@ class _Reader(threading.Thread):
             except queue.Full:
                 if self.keep_all or event[0] != "frame":
                     continue
-                try:
-                    self.events.get_nowait()
+                if self.events.drop_oldest_frame():
                     self.dropped += 1
-                except queue.Empty:
-                    pass
 
 
 class WatchedSource:

@@ -189,3 +189,23 @@ def test_frozen_stream_is_dropped_and_reconnected(caplog):
     assert before == sorted(before) and after == sorted(after) and len(after) == 5
     assert indices == list(range(len(stamps)))       # the index just keeps counting
     assert "reconnected" in caplog.text
+
+
+def test_live_reader_keeps_the_open_event_while_nobody_reads(tmp_path):
+    """Listening, the reader may connect and decode long before frames() is first
+    called (the other stages are still loading): its newest frames replace older
+    ones, but the "open" event ahead of them must survive, or frames() unpacks a
+    frame as the stream's description (ValueError under load, the RTMP test)."""
+    clip = write_clip(tmp_path / "in.mp4", 12)
+    source = WatchedSource(str(clip), pace=True, listen=True, options={})
+    source.open()                      # listening: returns before the stream opens
+    reader = source._reader
+    deadline = time.monotonic() + 30
+    while reader.dropped < 11 and time.monotonic() < deadline:   # all 12 decoded
+        time.sleep(0.01)
+    assert reader.dropped == 11
+    got = frames_of(source)
+    source.close()
+    assert source.fps == 10.0                        # from the "open" event
+    assert [m.header["index"] for m in got] == [0]
+    np.testing.assert_array_equal(got[0].arrays["image"], decode_frames(clip)[11])
