@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+from pathlib import Path
 
 EXAMPLES = """\
 examples:
@@ -16,17 +18,20 @@ examples:
   python run_stream.py --source clip.mp4 --output out/clip.mp4
   python run_stream.py --camera 0 --output out/cam.mkv --max-frames 300
   python run_stream.py --source rtsp://192.168.1.20/stream --render-mode masks
-  python run_stream.py --camera 0 --output rtmp://127.0.0.1/live/ps --publish \
-      tcp://127.0.0.1:5555                # to OBS / a server, results to your app
+  python run_stream.py --camera 0 --output rtmp://127.0.0.1/live/ps \\
+      --publish tcp://127.0.0.1:5555      # to OBS / a server, results to your app
   python run_stream.py --listen --source rtmp://127.0.0.1:1935/live/in --show
   python run_stream.py --source clip.mp4 --transport ipc --stats-json out/stats.json
+  python run_stream.py --source photos/ --results-json out/results.json
 
 Every stage (decode, preprocess, inference, post-processing, tracking, rendering,
 output) runs in its own worker; --transport ipc or tcp puts each in its own process.
 Files are transcoded frame by frame; cameras and streams drop stale frames instead of
 falling behind (see the "dropped" count in the summary); a stream that stops is
-reconnected with backoff while the pipeline keeps running. Ctrl-C stops cleanly and
-the output file keeps every frame processed so far; press it twice to stop at once.
+reconnected with backoff while the pipeline keeps running. Ctrl-C (or SIGTERM) stops
+cleanly, exit code 130 (SIGTERM: 143), and the output file keeps every frame processed
+so far; press it twice to stop at once. Output files are moved into place only once
+they hold a frame: a run that fails before that leaves an earlier file untouched.
 OBS set-up: docs/OBS.md; results feed schema: docs/FEED.md.
 """
 
@@ -42,20 +47,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     io = p.add_argument_group("input and output")
     io.add_argument("--source", default="synthetic", metavar="PATH|URL|synthetic",
                     help="video file, stream URL (rtsp://, rtmp://, http://, "
-                    "udp://...), or 'synthetic' for an animated synthetic crowd "
-                    "(default)")
+                    "udp://...), an image, a folder of images or a glob of them "
+                    "('photos/*.jpg', quoted), or 'synthetic' for an animated "
+                    "synthetic crowd (default)")
     io.add_argument("--camera", type=int, metavar="N",
                     help="read camera number N instead of --source (0 = first camera)")
     io.add_argument("--output", action="append", metavar="PATH|URL",
                     help="where the overlay goes; repeat for several: a file (.mp4, "
                     ".mkv, .mov) or a stream (rtmp://, udp://, tcp:// as MPEG-TS, "
                     "srt:// if FFmpeg has it); default out/overlay.mp4 unless "
-                    "--publish, --virtual-cam or --show is given")
+                    "--publish, --virtual-cam, --show or --results-json is given")
     io.add_argument("--max-frames", type=int, metavar="N",
                     help="stop after N frames (default: the whole input; the synthetic "
                     "crowd is 60 frames)")
     io.add_argument("--stats-json", metavar="PATH",
                     help="also write the latency/FPS summary as JSON")
+    io.add_argument("--results-json", metavar="PATH",
+                    help="write every person of every frame as COCO results "
+                    "(keypoints, score, box, RLE mask; part and person maps as PNGs "
+                    "in PATH's folder <stem>_maps/), for pycocotools and any COCO "
+                    "tool; with only this output no video is written")
     io.add_argument("--realtime", action="store_true",
                     help="play a file or the synthetic crowd at its frame rate, like a "
                     "camera: stale frames are dropped instead of queued")
@@ -107,6 +118,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                       "regions: per-person try-on regions (with alpha)")
     look.add_argument("--hud", action=argparse.BooleanOptionalAction, default=True,
                       help="FPS, latency and people count in the corner")
+    look.add_argument("--display-threshold", type=float, metavar="SCORE",
+                      help="draw and count only people scoring at least this "
+                      "(default 0.1, pipeline.render.display_threshold); the decode "
+                      "keeps weaker ones (decode.person_threshold) for tracking and "
+                      "the results feed")
     look.add_argument("--smooth", action="store_true",
                       help="smooth keypoints over time (One-Euro filter), for AR")
     run = p.add_argument_group("how it runs")
@@ -144,30 +160,45 @@ def main(argv: list[str] | None = None) -> int:
     # Imported after parsing so --help is instant.
     from configs import ConfigError
     from configs.errors import StageError
+    from pipeline.runner import Terminated, handle_signals
+
+    restore = handle_signals()      # Ctrl-C and SIGTERM, even under nohup
+    try:
+        return _run(args)
+    except (ConfigError, StageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as exc:
+        print("interrupted before the pipeline started", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
+    finally:
+        restore()
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the pipeline and report; the exit code (130 / 143: stopped by SIGINT /
+    SIGTERM, the outputs finalised)."""
+    from pipeline.engine.output_files import check_writable
     from pipeline.engine.telemetry import format_summary, write_json
     from pipeline.runner import StreamOptions, run_stream
 
+    if args.stats_json:                 # before the model loads, not after the run
+        check_writable(Path(args.stats_json))
     opts = StreamOptions(
         source=args.source, camera=args.camera, outputs=args.output or [],
         backend=args.backend, device=args.device, config=args.config,
         checkpoint=args.checkpoint, max_frames=args.max_frames,
         transport=args.transport, render_mode=args.render_mode, hud=args.hud,
         smooth=args.smooth, realtime=args.realtime, queue=args.queue,
+        display_threshold=args.display_threshold,
         progress=not args.quiet and sys.stderr.isatty(), loop=args.loop,
         rtsp_transport=args.rtsp_transport, listen=args.listen,
         timeout_s=args.timeout, camera_size=args.camera_size,
         camera_fps=args.camera_fps, publish=args.publish,
         publish_format=args.publish_format, publish_any_host=args.publish_any_host,
-        virtual_cam=args.virtual_cam, show=args.show,
+        virtual_cam=args.virtual_cam, show=args.show, results_json=args.results_json,
     )
-    try:
-        result = run_stream(opts)
-    except (ConfigError, StageError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted before the pipeline started", file=sys.stderr)
-        return 130
+    result = run_stream(opts)
     if result.errors:                  # the first is the cause, the rest follow from it
         print(f"error: {result.errors[0]}", file=sys.stderr)
     if result.stats is not None and result.stats["frames"]:
@@ -183,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {out['path']} ({out['frames']} frames)")
     if result.errors:
         return 1
-    return 130 if result.interrupted else 0
+    return 128 + (result.signal or signal.SIGINT) if result.interrupted else 0
 
 
 if __name__ == "__main__":

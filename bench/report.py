@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from configs.extras import require
+
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 PLOTS = ROOT / "docs" / "bench"
@@ -44,9 +46,7 @@ def update_section(name: str, body: str, doc: Path = DOC) -> None:
 
 def new_plot(height: float = 4.0) -> tuple[Any, Any]:
     """(figure, axes) of a benchmark plot, drawn off-screen."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    require("matplotlib", "bench", fatal=True).use("Agg")
     import matplotlib.pyplot as plt
 
     return plt.subplots(figsize=(6.4, height))

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from configs.errors import CheckpointError
+from configs.extras import require
 from nets.decode import ENGINES, decode_engine
 from nets.matching import MATCHERS
 from nets.model import (
@@ -99,7 +100,7 @@ def export_onnx(module: nn.Module, path: str | Path, size: int) -> Path:
 
 def export_openvino(module: nn.Module, path: str | Path, size: int) -> Path:
     """Write OpenVINO IR (path with suffix .xml, plus .bin) through ONNX."""
-    import openvino as ov
+    ov = require("openvino", "openvino")
 
     path = Path(path).with_suffix(".xml")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from configs.extras import require
 from nets.export import (
     export_onnx,
     flatten_outputs,
@@ -110,7 +111,7 @@ class NativeDecoded(Runtime):
 
 def openvino_bf16_supported() -> bool:
     """Whether OpenVINO's CPU plugin reports native bf16 on this CPU."""
-    import openvino as ov
+    ov = require("openvino", "openvino")
 
     return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
@@ -126,7 +127,7 @@ class OpenVinoRuntime(Runtime):
     name = "openvino"
 
     def __init__(self, path: str | Path, threads: int = 2, precision: str = "f32"):
-        import openvino as ov
+        ov = require("openvino", "openvino")
 
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision '{precision}' (known: {PRECISIONS})")

@@ -50,6 +50,11 @@ class RunResult:
     reports: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     interrupted: bool = False
+    signal: int | None = None     # what interrupted it: SIGINT (Ctrl-C) or SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, stopping the run as cleanly as Ctrl-C does (but exit 143, not 130)."""
 
 
 @dataclass
@@ -108,7 +113,7 @@ class Runner:
         control = ControlPublisher(ctx, ep.address("control"))
         status = StatusReceiver(ctx, ep.address("status"))
         workers: list[Any] = []
-        restore = _sigterm_as_interrupt()
+        restore = handle_signals()
         try:
             for spec in self._specs(ep):
                 workers.append(self._start(spec, ctx))
@@ -161,8 +166,8 @@ class Runner:
                     state.check_processes(workers)
                     for command in state.commands():
                         control.publish(command)
-                except KeyboardInterrupt:
-                    state.interrupt()
+                except KeyboardInterrupt as exc:
+                    state.interrupt(exc)
         finally:
             bar.close()
         return state.result
@@ -206,9 +211,11 @@ class _Supervision:
             if event.get("stats") is not None:
                 self.result.stats = event["stats"]
 
-    def interrupt(self) -> None:
-        """Ctrl-C: first a clean stop, then (pressed again) abort."""
+    def interrupt(self, exc: KeyboardInterrupt) -> None:
+        """Ctrl-C or SIGTERM: first a clean stop, then (again) abort."""
         self.result.interrupted = True
+        self.result.signal = self.result.signal or (
+            signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
         self._escalate(ABORT if self.stop else STOP)
 
     def _escalate(self, command: str) -> None:
@@ -242,16 +249,25 @@ class _Supervision:
         return out
 
 
-def _sigterm_as_interrupt() -> Any:
-    """Treat SIGTERM like Ctrl-C (clean stop); returns a function that undoes it."""
+def handle_signals() -> Callable[[], None]:
+    """SIGINT raises KeyboardInterrupt and SIGTERM `Terminated`, whatever the
+    launcher did: Python installs no Ctrl-C handler when SIGINT is ignored at start
+    (nohup, `cmd &` in a script), and SIGTERM would kill the process without
+    finalising its files. Returns a function that puts the previous handlers back."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
 
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+    def terminate(signum: int, frame: Any) -> None:
+        raise Terminated
 
-    previous = signal.signal(signal.SIGTERM, handler)
-    return lambda: signal.signal(signal.SIGTERM, previous)
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+                signal.SIGTERM: signal.signal(signal.SIGTERM, terminate)}
+
+    def restore() -> None:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+    return restore
 
 
 @dataclass
@@ -269,6 +285,7 @@ class StreamOptions:
     transport: str = "inproc"
     render_mode: str = "overlay"
     hud: bool = True
+    display_threshold: float | None = None   # None: pipeline.render in the config
     smooth: bool = False
     realtime: bool = False
     queue: str = "auto"
@@ -287,10 +304,17 @@ class StreamOptions:
     publish_any_host: bool = False
     virtual_cam: str | None = None        # a device, "" for the first one
     show: bool = False
+    results_json: str | None = None       # COCO results file (pipeline.io.results)
 
 
 def make_source(opts: StreamOptions) -> Any:
-    from pipeline.io.source import CameraSource, SyntheticSource
+    from pipeline.io.protocols import scheme
+    from pipeline.io.source import (
+        CameraSource,
+        ImageSource,
+        SyntheticSource,
+        image_paths,
+    )
     from pipeline.io.watchdog import Deadlines, WatchedSource
 
     if opts.camera is not None:
@@ -301,6 +325,8 @@ def make_source(opts: StreamOptions) -> Any:
         if opts.max_frames is not None:
             kwargs["frames"] = min(opts.max_frames, kwargs.get("frames", 10**9))
         return SyntheticSource(pace=opts.realtime, **kwargs)
+    if not scheme(opts.source) and image_paths(opts.source) is not None:
+        return ImageSource(opts.source, opts.max_frames)
     deadlines = Deadlines()
     if opts.timeout_s is not None:
         deadlines = Deadlines(open_s=max(opts.timeout_s, deadlines.open_s),
@@ -317,6 +343,7 @@ def make_sinks(opts: StreamOptions, cfg: dict[str, Any] | None = None) -> list[A
     asked for, the overlay goes to DEFAULT_OUTPUT."""
     from pipeline.io.feed import FeedSink
     from pipeline.io.protocols import scheme
+    from pipeline.io.results import ResultsSink
     from pipeline.io.stream_out import StreamSink
     from pipeline.io.virtualcam import VirtualCamSink, WindowSink
     from pipeline.stages.sinks import FileSink
@@ -331,6 +358,8 @@ def make_sinks(opts: StreamOptions, cfg: dict[str, Any] | None = None) -> list[A
         sinks.append(VirtualCamSink(device=opts.virtual_cam or None))
     if opts.show:
         sinks.append(WindowSink())
+    if opts.results_json:
+        sinks.append(ResultsSink(opts.results_json))
     return sinks or [FileSink(DEFAULT_OUTPUT, **encoder)]
 
 
@@ -359,21 +388,26 @@ def build_stages(opts: StreamOptions, cfg: dict[str, Any], model_cfg: dict[str, 
         TrackStage(TrackerConfig(**p["track"]), p["smooth"] if opts.smooth else None),
         Render(model_cfg["model"]["taxonomy"], opts.render_mode, opts.hud,
                p["render"]["alpha"], p["render"]["tint"],
-               p["render"]["keypoint_threshold"], p["render"]["regions"]),
+               p["render"]["keypoint_threshold"], p["render"]["regions"],
+               p["render"]["display_threshold"] if opts.display_threshold is None
+               else opts.display_threshold),
         SinkStage(sinks),
     ]
 
 
-def preflight(source: Any, sinks: list[Any], device: str) -> None:
+def preflight(source: Any, sinks: list[Any], device: str,
+              backend: str = "auto") -> None:
     """Cheap checks before the network is even imported, so common mistakes fail at
     once: a local video or camera that is missing or unreadable, an output we cannot
-    write or reach, a GPU that is not there. (Network streams are opened only once,
-    by their worker.)"""
+    write or reach, a GPU or a backend's package that is not there. (Network streams
+    are opened only once, by their worker.)"""
     from pipeline.io.watchdog import WatchedSource
+    from pipeline.stages.infer import check_backend
     from pipeline.stages.postprocess import get_array_module
 
     for sink in sinks:
         sink.check()
+    check_backend(backend, device)
     get_array_module(device)
     if isinstance(source, WatchedSource) and not source.is_url:
         source.open()                   # a file: is it a video at all?
@@ -384,13 +418,25 @@ def preflight(source: Any, sinks: list[Any], device: str) -> None:
 
 def run_stream(opts: StreamOptions) -> RunResult:
     """Check the cheap things, load the config and the model's config, build the
-    stages, run them."""
+    stages, run them; then end what the checks opened here (stream relays)."""
+    from configs import load_config
+
+    sinks = make_sinks(opts, load_config(opts.config))
+    try:
+        return _run_stream(opts, sinks)
+    finally:
+        for sink in sinks:
+            if hasattr(sink, "release"):
+                sink.release()
+
+
+def _run_stream(opts: StreamOptions, sinks: list[Any]) -> RunResult:
     from configs import load_config, taxonomy
     from pipeline.stages.infer import resolve_model
 
     cfg = load_config(opts.config)
-    source, sinks = make_source(opts), make_sinks(opts, cfg)
-    preflight(source, sinks, opts.device)
+    source = make_source(opts)
+    preflight(source, sinks, opts.device, opts.backend)
     model_cfg = resolve_model(opts.checkpoint, cfg)
     names = taxonomy(model_cfg["model"]["taxonomy"])["classes"]
     for sink in sinks:

@@ -2,13 +2,16 @@
 
     python -m trainers.evaluate [--checkpoint C] --data synthetic [--count N --seed K]
                                 [--json out.json] [--overlays DIR]
+                                [--protocol official]
     python -m trainers.evaluate --data coco:PATH/annotations.json ...
 
 No checkpoint: the shipped default model (nets/weights/default.pt). Synthetic scenes use
 held-out seeds K .. K+N-1 (< 1_000_000, never trained on: trainers.data). Real data-set
 scenes are letterboxed into the network input and scored in that grid, the padding
 ignored. The worst scenes (lowest per-scene AP^p_50, then mIoU) are drawn as
-ground-truth | prediction overlays.
+ground-truth | prediction overlays. `--protocol official` reproduces the official
+evaluation scripts' numbers where our default protocol is stricter
+(trainers.metrics, "Two protocols").
 """
 
 from __future__ import annotations
@@ -34,8 +37,8 @@ from nets.matching import MATCHERS
 from nets.model import InferenceModel, activations, load_checkpoint, load_default_model
 from trainers.augment import resize_to_input
 from trainers.data import heldout_seeds, synthetic_scene, to_taxonomy
+from trainers.metrics import PROTOCOLS, miou, part_ap
 from trainers.metrics import evaluate as score
-from trainers.metrics import miou, part_ap
 from trainers.plots import save_figure, save_overlays
 from trainers.targets import MAP_GROUPS, encode, output_grid, perfect_maps
 
@@ -136,10 +139,11 @@ def run(
     batch_size: int = 4,
     grid: str = "input",
     oracle: Sequence[str] = (),
+    protocol: str = "ours",
 ) -> tuple[dict[str, Any], list[Scene], list[Prediction]]:
     """Predict every scene (progress bar) and score the lot, on the input grid or on
     the network's output grid (`trainers.targets.output_grid`); `oracle` as in
-    `predict`."""
+    `predict`, `protocol` as in `trainers.metrics`."""
     gts: list[Scene] = []
     preds: list[Prediction] = []
     with tqdm(total=count, desc="evaluate", unit="scene", dynamic_ncols=True) as bar:
@@ -149,7 +153,7 @@ def run(
             bar.update(len(batch))
     if not gts:
         raise ConfigError("no scenes to evaluate")
-    return score(preds, gts, cfg["model"]["taxonomy"]), gts, preds
+    return score(preds, gts, cfg["model"]["taxonomy"], protocol), gts, preds
 
 
 def worst(
@@ -213,6 +217,18 @@ def show_frame(model: InferenceModel, image: np.ndarray, path: Path) -> Predicti
     return pred
 
 
+def add_protocol_option(parser: argparse.ArgumentParser) -> None:
+    """--protocol: our stricter matching (default) or the official scripts' numbers."""
+    parser.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="ours",
+        help="'official' reproduces the official evaluation scripts (MHP v2, PGN) "
+        "where ours is stricter: AP^r duplicate matches and class averaging, MHP's "
+        "part-0 people, their tie order (trainers.metrics)",
+    )
+
+
 def load_model(
     checkpoint: str | None, matcher: str | None = None
 ) -> tuple[InferenceModel, dict[str, Any], str]:
@@ -274,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         "the other heads alone, e.g. --oracle parts keypoints limbs leaves only the "
         "DSPF to the model",
     )
+    add_protocol_option(parser)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
@@ -289,8 +306,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         scenes = scenes_for(args.data, cfg, args.count, args.seed)
         metrics, gts, preds = run(
-            model, cfg, scenes, args.count, args.batch, args.grid, args.oracle
-        )
+            model, cfg, scenes, args.count, args.batch, args.grid, args.oracle,
+            args.protocol,
+        )  # fmt: skip
     except (ConfigError, CheckpointError, DatasetError) as exc:
         print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
@@ -299,12 +317,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.oracle:
         where += f"; {', '.join(args.oracle)} from the ground truth"
+    where += f"; {args.protocol} protocol"
     print(f"\n{name} on {where}\n\n{format_table(metrics)}")
     metrics["scenes"] = len(gts)
     metrics["data"] = args.data
     metrics["grid"] = args.grid
     metrics["matcher"] = model.matcher
     metrics["oracle"] = list(args.oracle)
+    metrics["protocol"] = args.protocol
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(metrics, indent=2, default=float))

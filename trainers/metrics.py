@@ -30,6 +30,27 @@ papers' numbers mean:
   COCO crowd box would not do: COCO widens it by its own size on every side, which
   would excuse most false positives near a letterbox pad). The only departure from
   COCO's defaults: `maxDets` is raised above 20 when an image holds more people.
+  Ground-truth people whose labelled keypoints all lie in the ignore region are COCO
+  "crowd" people (ignored: neither missed nor matched as a false positive), so an
+  ignore region excuses the ground truth inside it as it excuses the predictions.
+
+Two protocols (`PROTOCOLS`). "ours", the default, is the stricter one described above.
+"official" reproduces the official scripts' numbers where they differ from it:
+- AP^r (PGN `test_inst_part_ap.py`): a ground-truth region may be hit by several
+  predictions (below IoU 0.5 two disjoint regions can both pass the threshold, so
+  AP^r_vol can read higher, even above 1 for one class); the mean is over every part
+  class of the taxonomy, a class without ground truth counting 0 when nothing
+  predicts it and NaN (which makes the mean NaN) when something does.
+- AP^p and PCP (MHP `eval_mhp.py`): a ground-truth person whose pixels are all part 0
+  (background) is not a person (ours counts it, as a miss unless predicted).
+- Score ties: ours ranks stably (first listed first: earlier scene, then lower person
+  id). The official scripts call numpy's default (unstable) argsort: MHP
+  `argsort(-score)`, PGN `argsort(score)[::-1]`; "official" makes those same calls on
+  the same listing order, so it gives the scripts' numbers on the same numpy. For a few
+  tied scores (up to about 4) numpy keeps MHP's ties in listing order and PGN's
+  reversed (last listed first); beyond that the order of ties is numpy's.
+mIoU and OKS AP are the same in both; the others agree when no ground-truth person is
+all part 0, no scores tie and every part class has ground truth.
 
 Ignore pixels (part 255 in the ground truth, or inside `Scene.ignore`) are left out of
 every pixel count. Instance-id numbering does not matter: people are matched by overlap.
@@ -51,6 +72,24 @@ from configs.constants import IGNORE
 from configs.records import Prediction, Scene
 
 THRESHOLDS = np.round(np.arange(1, 10) / 10, 1)  # 0.1 .. 0.9, the "vol" thresholds
+PROTOCOLS = ("ours", "official")
+
+
+def _check_protocol(protocol: str) -> None:
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got '{protocol}'")
+
+
+def _rank(scores: np.ndarray, rule: str) -> np.ndarray:
+    """Detections, best score first, under a tie rule (module docstring, "ties").
+
+    "stable": ties in listing order (ours); "mhp" and "pgn": the official scripts' own
+    numpy calls, whose tie order is numpy's unstable quicksort's."""
+    if rule == "mhp":
+        return np.argsort(-scores)
+    if rule == "pgn":
+        return np.argsort(scores)[::-1]
+    return np.argsort(-scores, kind="stable")
 
 
 @dataclass
@@ -142,19 +181,20 @@ def _voc_ap(tp: np.ndarray, n_gt: int) -> float:
 
 
 def _greedy(
-    scores: np.ndarray,
+    order: np.ndarray,
     ious: list[np.ndarray],
     images: np.ndarray,
     n_gt: list[int],
     threshold: float,
+    once: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Match detections, best score first, each to the ground truth of highest IoU.
+    """Match detections in ranked `order`, each to the ground truth of highest IoU.
 
     Returns per detection (in ranked order) the true-positive flag and the matched
     ground-truth index (-1 if none), following the VOC / MHP rule: a detection whose
     best ground truth is already taken is a false positive (it does not fall back).
+    `once=False` is PGN's rule: a ground truth can be taken any number of times.
     """
-    order = np.argsort(-scores, kind="stable")
     taken = [np.zeros(n, bool) for n in n_gt]
     tp = np.zeros(len(order))
     match = np.full(len(order), -1)
@@ -163,7 +203,7 @@ def _greedy(
         if row.size == 0:
             continue
         best = int(np.argmax(row))
-        if row[best] > threshold and not taken[images[det]][best]:
+        if row[best] > threshold and not (once and taken[images[det]][best]):
             taken[images[det]][best] = True
             tp[rank] = 1.0
             match[rank] = best
@@ -213,15 +253,20 @@ def _person_iou(ov: _Overlap) -> np.ndarray:
 
 
 def part_ap(
-    preds: list[Prediction], gts: list[Scene], taxonomy: str = "fine"
+    preds: list[Prediction],
+    gts: list[Scene],
+    taxonomy: str = "fine",
+    protocol: str = "ours",
 ) -> dict[str, float]:
     """MHP v2 instance-level metrics: APp50, APpvol (mean over 0.1..0.9) and PCP50."""
+    _check_protocol(protocol)
     pairs, c = _pairs(preds, gts, taxonomy)
+    first_part = 1 if protocol == "official" else 0  # MHP: all-part-0 is no person
     scores, ious, images, class_ious, n_gt, gt_classes = [], [], [], [], [], []
     for image, (pred, gt, gt_parts) in enumerate(pairs):
         ov = _overlap(pred, gt, gt_parts, c)
         per_class = _person_iou(ov)
-        real_gt = ov.gt_area[1:].sum(1) > 0
+        real_gt = ov.gt_area[1:, first_part:].sum(1) > 0
         n_gt.append(int(real_gt.sum()))
         gt_classes.append((ov.gt_area[1:][real_gt, 1:] > 0).sum(1))
         with warnings.catch_warnings():  # an image without valid pixels: all-nan rows
@@ -234,12 +279,12 @@ def part_ap(
             images.append(image)
     scores_a, images_a = np.asarray(scores, np.float64), np.asarray(images, np.int64)
     total = sum(n_gt)
+    order = _rank(scores_a, "mhp" if protocol == "official" else "stable")
     aps, pcp = [], 0.0
     for t in THRESHOLDS:
-        tp, match = _greedy(scores_a, ious, images_a, n_gt, float(t))
+        tp, match = _greedy(order, ious, images_a, n_gt, float(t))
         aps.append(_voc_ap(tp, total))
         if t == 0.5:
-            order = np.argsort(-scores_a, kind="stable")
             for rank in np.flatnonzero(tp):
                 det, g = order[rank], match[rank]
                 n_parts = gt_classes[images_a[det]][g]
@@ -253,9 +298,14 @@ def part_ap(
 
 
 def region_ap(
-    preds: list[Prediction], gts: list[Scene], taxonomy: str = "fine"
+    preds: list[Prediction],
+    gts: list[Scene],
+    taxonomy: str = "fine",
+    protocol: str = "ours",
 ) -> dict[str, float]:
     """PASCAL-Person-Part / CIHP AP^r at IoU 0.5, 0.6, 0.7 and vol (0.1..0.9)."""
+    _check_protocol(protocol)
+    official = protocol == "official"
     pairs, c = _pairs(preds, gts, taxonomy)
     overlaps = [_overlap(p, g, gp, c) for p, g, gp in pairs]
     per_class = []  # C-1 rows of AP at each threshold
@@ -273,12 +323,17 @@ def region_ap(
                 ious.append(inter[d] / union[d])
                 images.append(image)
         if sum(n_gt) == 0:
+            if official:  # PGN: 0 / 0 recall gives NaN, no prediction gives AP 0
+                per_class.append([np.nan if scores else 0.0] * len(THRESHOLDS))
             continue
-        scores_a = np.asarray(scores, np.float64)
+        order = _rank(np.asarray(scores, np.float64), "pgn" if official else "stable")
         images_a = np.asarray(images, np.int64)
         per_class.append(
             [
-                _voc_ap(_greedy(scores_a, ious, images_a, n_gt, float(t))[0], sum(n_gt))
+                _voc_ap(
+                    _greedy(order, ious, images_a, n_gt, float(t), not official)[0],
+                    sum(n_gt),
+                )
                 for t in THRESHOLDS
             ]
         )
@@ -304,7 +359,8 @@ def _box(mask: np.ndarray) -> list[float]:
 
 
 def _in_ignore(keypoints: np.ndarray, ignore: np.ndarray | None) -> bool:
-    """True when every scored keypoint of a predicted person lies on ignored pixels."""
+    """True when every scored (or labelled) keypoint of a person lies on ignored
+    pixels."""
     if ignore is None:
         return False
     scored = keypoints[keypoints[:, 2] > 0, :2]
@@ -331,7 +387,7 @@ def _coco_objects(
                     "id": len(annotations) + 1,
                     "image_id": image_id,
                     "category_id": 1,
-                    "iscrowd": 0,
+                    "iscrowd": int(_in_ignore(kps, gt.ignore)),
                     "area": float(mask.sum()),
                     "bbox": _box(mask),
                     "keypoints": [float(v) for v in kps.reshape(-1)],
@@ -401,14 +457,18 @@ def oks_ap(preds: list[Prediction], gts: list[Scene]) -> float:
 
 
 def evaluate(
-    preds: list[Prediction], gts: list[Scene], taxonomy: str = "fine"
+    preds: list[Prediction],
+    gts: list[Scene],
+    taxonomy: str = "fine",
+    protocol: str = "ours",
 ) -> dict[str, Any]:
-    """Every metric of docs/ARCHITECTURE.md ("Metrics"), fractions in 0..1."""
+    """Every metric of docs/ARCHITECTURE.md ("Metrics"), fractions in 0..1 (under the
+    official protocol AP^r can be NaN or, per class, above 1: module docstring)."""
     mean_iou, per_class = miou(preds, gts, taxonomy)
     return {
         "mIoU": mean_iou,
         "per_class_iou": per_class,
-        **part_ap(preds, gts, taxonomy),
-        **region_ap(preds, gts, taxonomy),
+        **part_ap(preds, gts, taxonomy, protocol),
+        **region_ap(preds, gts, taxonomy, protocol),
         "OKS_AP": oks_ap(preds, gts),
     }

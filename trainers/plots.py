@@ -6,13 +6,13 @@ import csv
 from pathlib import Path
 
 import cv2
-import matplotlib
 import numpy as np
 
+from configs.extras import require
 from configs.records import Prediction, Scene
 from trainers.synth.preview import preview
 
-matplotlib.use("Agg")
+require("matplotlib", "train", fatal=True).use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
 
 

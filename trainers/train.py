@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from configs import ConfigError, body, load_config, taxonomy
 from configs.errors import CheckpointError
+from configs.extras import require
 from nets.losses import MGLoss
 from nets.model import MGParser, build_model, load_checkpoint, save_checkpoint
 from trainers.data import build_pool, make_loader
@@ -241,6 +242,7 @@ class ScalarLog:
     """Scalars to TensorBoard and a CSV (main process only); resume drops stale rows."""
 
     def __init__(self, out: Path, start: int):
+        require("tensorboard", "train", fatal=True)
         from torch.utils.tensorboard import SummaryWriter
 
         self.path = out / "scalars.csv"

@@ -23,7 +23,6 @@ STREAM_MUXERS = {"rtmp": "flv", "rtmps": "flv", "udp": "mpegts", "tcp": "mpegts"
                  "srt": "mpegts"}
 RTSP_TRANSPORTS = ("tcp", "udp")
 RTSP_FOREVER = "86400"
-RTMP_C0, RTMP_C1_SIZE = b"\x03", 1536     # RTMP version byte, then a 1536-byte hello
 # No input buffering and a short probe: the packets read while probing are dropped
 # instead of delivered late, and (re)connecting takes well under a second instead of
 # FFmpeg's default 5 s analysis, which RTMP always pays because its FLV header
@@ -109,32 +108,30 @@ def protocol_available(name: str) -> bool:
     return True
 
 
-def check_reachable(location: str, timeout_s: float = 3.0) -> None:
-    """Fail early, with one line, if a TCP-based output has nobody (sane) listening.
+def connect_output(location: str, timeout_s: float = 3.0) -> socket.socket | None:
+    """The connection to a TCP-based output's receiver, or one clear line if nobody
+    listens there; None for outputs we do not connect to (UDP, SRT, `?listen`).
 
-    PyAV connects an output when the first packet is written, and it does so holding
-    the GIL with no timeout: a server that accepts and then never answers would freeze
-    the whole process. So the connection is tried here first, with a timeout, and an
-    RTMP server must also answer the first step of the RTMP handshake (C0+C1 -> S0).
+    The connection is the stream itself (`pipeline.io.relay`): a single-shot receiver
+    takes the first connection it gets as the stream, so a probe that closes would
+    leave it nothing.
     """
     kind = scheme(location)
     if kind not in ("rtmp", "tcp"):
-        return
+        return None
     parsed = urlparse(location)
     if "listen" in parsed.query:
-        return
+        return None
     port = parsed.port or (1935 if kind == "rtmp" else None)
     if parsed.hostname is None or port is None:
         raise StageError(f"output {location} needs a host and a port")
     try:
-        with socket.create_connection((parsed.hostname, port), timeout=timeout_s) as s:
-            if kind == "rtmp":
-                s.sendall(RTMP_C0 + bytes(RTMP_C1_SIZE))
-                if not s.recv(1):
-                    raise ConnectionResetError(0, "closed during the RTMP handshake")
+        upstream = socket.create_connection((parsed.hostname, port), timeout=timeout_s)
     except TimeoutError as exc:
         raise StageError(f"cannot open output {location}: no answer in "
                          f"{timeout_s:.0f} s") from exc
     except OSError as exc:
         why = exc.strerror or type(exc).__name__
         raise StageError(f"cannot open output {location}: {why}") from exc
+    upstream.settimeout(None)
+    return upstream

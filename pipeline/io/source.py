@@ -5,6 +5,8 @@ image (RGB uint8), the frame index, the capture wall-clock time and the media ti
 * `CameraSource`: camera indices through OpenCV.
 * `SyntheticSource`: an animated crowd from the synthetic world (trainers.synth), the
   default input: it needs no camera and no data on disk, and it knows the truth.
+* `ImageSource`: still images (an image file, a folder of them, or a glob), one frame
+  each; the header's `name` is the file's, for `pipeline.io.results`.
 
 `live` tells the runner whether latest-frame-wins applies: a camera or a stream keeps
 producing whether we keep up or not, a file waits for us. `pace=True` plays a file or
@@ -13,8 +15,11 @@ the synthetic crowd at its frame rate, i.e. like a live source.
 
 from __future__ import annotations
 
+import glob
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +28,7 @@ from configs.errors import StageError
 from pipeline.engine.messages import Message, frame_message
 
 DEFAULT_FPS = 30.0
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 class _Pacer:
@@ -158,3 +164,64 @@ class SyntheticSource:
 
     def close(self) -> dict[str, Any] | None:
         return None
+
+
+def image_paths(spec: str) -> list[Path] | None:
+    """The images `spec` names, sorted: an image file, a folder (its images, not its
+    subfolders') or a glob pattern; None if `spec` is none of these (a video, a URL).
+    """
+    path = Path(spec)
+    if path.is_dir():
+        found = list(path.iterdir())
+    elif glob.has_magic(spec):
+        found = [Path(p) for p in glob.glob(spec)]
+    elif path.suffix.lower() in IMAGE_SUFFIXES:
+        return [path] if path.is_file() else []
+    else:
+        return None
+    return sorted(p for p in found if p.suffix.lower() in IMAGE_SUFFIXES
+                  and p.is_file())
+
+
+class ImageSource:
+    """Still images, one frame each, in name order: a file waits for us (not live),
+    and images of any size follow one another (sinks fit each to the first)."""
+
+    name = "source"
+    live = False
+
+    def __init__(self, spec: str, max_frames: int | None = None) -> None:
+        self.spec = spec
+        self.paths = (image_paths(spec) or [])[:max_frames]
+        self.total = len(self.paths)
+        self.skipped = 0
+
+    def check(self) -> None:
+        """Before the model loads: something to read."""
+        if not self.paths:
+            raise StageError(f"no images in {self.spec}" if Path(self.spec).is_dir()
+                             or glob.has_magic(self.spec)
+                             else f"no such image file: {self.spec}")
+
+    def open(self) -> None:
+        self.check()
+
+    def frames(self) -> Iterator[Message]:
+        import cv2
+
+        for index, path in enumerate(self.paths):
+            start = time.perf_counter()
+            data = np.fromfile(path, np.uint8)    # imdecode: no OpenCV log lines
+            bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+            if bgr is None:
+                print(f"warning: cannot read image {path}; skipped", file=sys.stderr)
+                self.skipped += 1
+                continue
+            msg = frame_message(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), index,
+                                time.time(), None, DEFAULT_FPS)
+            msg.header["name"] = path.name
+            msg.stage_time(self.name, 1000.0 * (time.perf_counter() - start))
+            yield msg
+
+    def close(self) -> dict[str, Any] | None:
+        return {"images_skipped": self.skipped}

@@ -11,8 +11,11 @@ Encoding and sending run on a thread of their own behind a one-frame mailbox: a 
 network drops frames here (counted) instead of holding up the pipeline, and a send
 that blocks longer than `stall_s` makes `write` raise, so `SinkStage` drops this output
 with a warning while the others go on. PyAV connects when the first packet is written,
-and does so holding the GIL, so `open` first checks that a TCP-based server is there:
-a wrong URL is a clear error at start-up, not a frozen process.
+and does so holding the GIL, so `check` (at start-up, before the model loads) connects
+to a TCP-based receiver itself: a wrong URL is a clear error at start-up, not a frozen
+process. That connection is the stream: PyAV reaches it through `pipeline.io.relay`, so
+a single-shot receiver (FFmpeg's `?listen`, `-listen 1` RTMP) is not used up by a
+probe.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ import numpy as np
 
 from configs.errors import StageError
 from pipeline.engine.messages import Message
-from pipeline.io.protocols import check_reachable, scheme, stream_muxer
+from pipeline.io.protocols import connect_output, scheme, stream_muxer
+from pipeline.io.relay import Relay, via
 from pipeline.io.watchdog import reason
 from pipeline.stages.sinks import _even, _fit
 
@@ -67,11 +71,28 @@ class StreamSink:
         self._busy_since: float | None = None
         self._error: str | None = None
         self._thread: threading.Thread | None = None
+        self._relay: Relay | None = None    # in the process that connected
+        self._relay_port: int | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A worker process gets the relay's port; the relay stays with its owner."""
+        return {**self.__dict__, "_relay": None}
 
     def check(self) -> None:
-        """A URL we can stream to, and (TCP-based) a server answering there."""
+        """A URL we can stream to, and (TCP-based) a connection to its receiver, kept
+        open for the stream (once: `open` checks again in the worker)."""
         self._muxer = stream_muxer(self.location)
-        check_reachable(self.location)
+        if self._relay_port is None:
+            upstream = connect_output(self.location)
+            if upstream is not None:
+                answer_s = self.stall_s if scheme(self.location) == "rtmp" else None
+                self._relay = Relay(upstream, answer_s)
+                self._relay_port = self._relay.port
+
+    def release(self) -> None:
+        """End the kept connection's relay (after it delivered what it holds)."""
+        if self._relay is not None:
+            self._relay.close()
 
     def open(self) -> None:
         self.check()
@@ -101,6 +122,7 @@ class StreamSink:
                 self._closing = True
                 self._wake.notify()
             self._thread.join(timeout=self.stall_s)
+        self.release()
         return {"path": self.location, "frames": self.frames, "dropped": self.dropped}
 
     # -- the sending thread ----------------------------------------------------------
@@ -136,7 +158,8 @@ class StreamSink:
                 for packet in stream.encode():
                     container.mux(packet)
         except (av.error.FFmpegError, OSError) as exc:
-            self._error = _cause(exc)
+            relay = self._relay.reason() if self._relay is not None else None
+            self._error = relay or _cause(exc)
         finally:
             if container is not None:
                 with contextlib.suppress(av.error.FFmpegError, OSError):
@@ -146,7 +169,10 @@ class StreamSink:
         import av
 
         rate = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(30)
-        container = av.open(stream_url(self.location), "w", format=self._muxer,
+        target = self.location
+        if self._relay_port is not None:
+            target = via(target, self._relay_port)
+        container = av.open(stream_url(target), "w", format=self._muxer,
                             container_options=MUXER_OPTIONS[self._muxer])
         stream = container.add_stream("libx264", rate=rate)
         stream.width, stream.height = _even(image.shape[1]), _even(image.shape[0])

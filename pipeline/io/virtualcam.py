@@ -87,8 +87,8 @@ def display_problem() -> str | None:
     import cv2
 
     if re.search(r"GUI:\s+NONE", cv2.getBuildInformation()):
-        return ("--show needs OpenCV with a GUI; opencv-python-headless has none: "
-                "pip uninstall opencv-python-headless && pip install opencv-python")
+        return ("--show needs OpenCV with a window; the base install's has none: "
+                'pip install -e ".[gui]"')
     on_x = sys.platform.startswith("linux") or sys.platform.startswith("freebsd")
     if on_x and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         return ("--show needs a display and there is none (DISPLAY is not set); use "

@@ -224,6 +224,7 @@ class WatchedSource:
         self.total: int | None = max_frames if loop else None
         self.fps = DEFAULT_FPS
         self.duration: float | None = None
+        self.listed = 0                   # frames the container's index promises
         self.lost = 0
         self.reconnects = 0
         self.corrupt = 0
@@ -311,6 +312,10 @@ class WatchedSource:
                                      f"{cause}; the file may be damaged or truncated")
                 if kind == "error":
                     log.warning("%s; stopping after %d frames", event[1], index)
+                elif not self.loop and self.listed and index < self.listed - 1:
+                    log.warning("%s ended after %d of the %d frames its index lists: "
+                                "the file looks truncated or damaged", self.location,
+                                index, self.listed)
                 if not (self.loop and kind == "end"):
                     return
                 offset = last_time + 1.0 / self.fps
@@ -401,6 +406,7 @@ class WatchedSource:
 
     def _opened(self, event: tuple) -> None:
         _, self.fps, frames, self.duration = event
+        self.listed = frames or 0
         if not self.loop:
             self.total = (min(frames, self.max_frames) if frames and self.max_frames
                           else frames or self.max_frames)

@@ -237,6 +237,22 @@ CPU_PREFERENCE = {"native": ("openvino", "onnxruntime", "torch"),
                   "graph": ("onnxruntime", "openvino", "torch")}
 
 
+def check_backend(backend: str, device: str) -> None:
+    """One line before the model loads if an explicitly chosen backend's package is
+    missing (TensorRT without torch-tensorrt or a GPU, OpenVINO without its extra)."""
+    from nets.export import TensorRTUnavailable, import_tensorrt
+
+    try:
+        if backend == "tensorrt" or (backend == "auto" and device == "cuda"):
+            import_tensorrt()
+        elif backend == "openvino":
+            from configs.extras import require
+
+            require("openvino", "openvino")
+    except (ImportError, TensorRTUnavailable) as exc:
+        raise StageError(f"backend {backend}: {exc}") from exc
+
+
 def _cpu_default(engine: str) -> str:
     """The preferred CPU backend for `engine` among those that import here."""
     from nets.runtimes import available_runtimes

@@ -62,7 +62,13 @@ def region_lut(tax: str, regions: dict[str, list[str]]) -> np.ndarray:
 
 
 class Render:
-    """tracked people + frame -> `rendered` (H x W x 3 overlay, or H x W x 4 RGBA)."""
+    """tracked people + frame -> `rendered` (H x W x 3 overlay, or H x W x 4 RGBA).
+
+    Only people scoring at least `display_threshold` are drawn, and the HUD counts
+    exactly those; the header's `people_shown` hands the same count to the run's
+    summary. The decode keeps weaker people (its own `person_threshold`) for the
+    tracker and the results feed, which carry every person with its score.
+    """
 
     name = "render"
 
@@ -75,12 +81,14 @@ class Render:
         tint: float = 0.35,
         keypoint_threshold: float = 0.1,
         regions: dict[str, list[str]] | None = None,
+        display_threshold: float = 0.0,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown render mode '{mode}' (use {', '.join(MODES)})")
         self.taxonomy, self.mode, self.hud = taxonomy, mode, hud
         self.alpha, self.tint = alpha, tint
         self.keypoint_threshold = keypoint_threshold
+        self.display_threshold = display_threshold
         self.regions = regions or {}
         self._fps = 0.0
         self._last: float | None = None
@@ -94,7 +102,11 @@ class Render:
 
     def process(self, msg: Message) -> Message:
         a = msg.arrays
-        image, instances, parts = a["image"], a["instances"], a["parts"]
+        image, parts = a["image"], a["parts"]
+        shown = np.asarray(a["scores"]) >= self.display_threshold
+        # people below the display threshold become background for the drawing
+        instances = np.where(np.concatenate([[False], shown])[a["instances"]],
+                             a["instances"], 0)
         ids = a.get("track_ids", np.full(len(a["scores"]), -1, np.int64))
         slot = np.where(ids >= 0, ids % PALETTE, UNCONFIRMED)
         slot_of_label = np.concatenate([[UNCONFIRMED], slot]).astype(np.int64)
@@ -112,15 +124,17 @@ class Render:
                            + 0.5).astype(np.uint8)
             edge = np.flatnonzero(_edges(instances, fg, _thickness(image.shape)))
             flat[edge] = self.people[slot_of_label[instances.ravel()[edge]]]
-            self._skeletons(out, a["keypoints"], slot)
-            self._labels(out, a["boxes"], ids, slot)
+            self._skeletons(out, a["keypoints"][shown], slot[shown])
+            self._labels(out, a["boxes"][shown], ids[shown], slot[shown])
         else:
             out = np.zeros((*instances.shape, 4), np.uint8)
             flat = out.reshape(-1, 4)
             flat[where, :3] = colour
             flat[where, 3] = 255
+        msg.header["people_shown"] = int(shown.sum())
+        msg.header["display_threshold"] = self.display_threshold
         if self.hud:
-            self._draw_hud(out, msg, int((ids >= 0).sum()))
+            self._draw_hud(out, msg, int(shown.sum()))
         a["rendered"] = out
         return msg
 

@@ -4,7 +4,10 @@ network streams, a virtual camera and the results feed as further `Sink`s.
 `SinkStage` feeds every frame to each of its sinks; a sink that fails mid-run is
 dropped with a one-line warning and the others keep going (the run fails only when
 none is left). Closing always finalises: a file sink writes its trailer, so a run
-stopped by Ctrl-C leaves a playable file holding every frame that reached it.
+stopped by Ctrl-C leaves a playable file holding every frame that reached it. A file
+is written under a temporary name and moved into place only if it got a frame
+(`pipeline.engine.output_files`): a run that fails first leaves an earlier file as it
+was.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy as np
 
 from configs.errors import StageError
 from pipeline.engine.messages import Message
+from pipeline.engine.output_files import check_writable, finish, partial_path
 from pipeline.engine.worker import describe
 
 # extension -> (codec for RGB frames, codec and pixel format for RGBA frames or None)
@@ -63,6 +67,7 @@ class FileSink:
         self.frames = 0
         self._container: Any = None
         self._stream: Any = None
+        self._partial = partial_path(self.path)
         self._last_pts = -1
 
     def __enter__(self) -> FileSink:
@@ -76,14 +81,15 @@ class FileSink:
         if self.path.suffix.lower() not in CONTAINERS:
             raise StageError(f"output {self.path}: unsupported file type (use "
                              f"{', '.join(CONTAINERS)}, or a stream URL)")
+        check_writable(self.path)
 
     def open(self) -> None:
         import av
 
         self.check()
+        self._partial = partial_path(self.path)     # this process's pid
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._container = av.open(str(self.path), "w")
+            self._container = av.open(str(self._partial), "w")
         except (OSError, av.error.FFmpegError) as exc:
             raise StageError(f"cannot write {self.path}: {describe(exc)}") from exc
 
@@ -127,8 +133,7 @@ class FileSink:
                     self._container.mux(packet)
             self._container.close()
             self._container = None
-            if self._stream is None:             # nothing was written: no empty file
-                self.path.unlink(missing_ok=True)
+            finish(self._partial, self.path, keep=self._stream is not None)
         return {"path": str(self.path), "frames": self.frames}
 
 

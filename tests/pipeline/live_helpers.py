@@ -11,6 +11,10 @@ deadlock on loopback.
     python -m tests.pipeline.live_helpers serve PORT FRAMES FIRST
         an HTTP server on 127.0.0.1:PORT sending the same frames as one MPEG-TS stream
         to the first client, then exiting (the server going away)
+    python -m tests.pipeline.live_helpers receive URL
+        FFmpeg's own single-shot listener, as OBS's Media Source runs it: takes the
+        first connection to URL (tcp://...?listen, or rtmp:// as `-listen 1`) as the
+        stream, decodes it to the end and prints how many frames it got
 """
 
 from __future__ import annotations
@@ -87,6 +91,47 @@ def serve(port: int, frames: int, first: int) -> None:
         server.handle_request()
 
 
+def receive(url: str) -> None:
+    options = {"listen": "1", "timeout": "60"} if url.startswith("rtmp") else {}
+    got = 0
+    with av.open(url, options=options) as clip:
+        try:
+            for _ in clip.decode(video=0):
+                got += 1
+        except av.error.OSError:     # FFmpeg's RTMP server: a publisher leaving is EIO
+            if not url.startswith("rtmp"):
+                raise
+    print(got, flush=True)
+
+
+def listening(port: int) -> bool:
+    """Whether a TCP socket listens on `port`, asked without connecting (a connection
+    would be taken as the stream by a single-shot listener). Linux: /proc/net/tcp."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                if int(local.rsplit(":", 1)[1], 16) == port and state == "0A":
+                    return True
+    return False
+
+
+def start_receiver(url: str, port: int) -> subprocess.Popen:
+    """`receive` in its own process, returned once it listens (the caller reads its
+    stdout and kills it)."""
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.pipeline.live_helpers", "receive", url],
+        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not listening(port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"receiver did not listen: {proc.communicate()[1]}")
+        time.sleep(0.02)
+    return proc
+
+
 def start_server(port: int, frames: int, first: int) -> subprocess.Popen:
     """`serve` in its own process, returned once it listens (the caller kills it)."""
     root = Path(__file__).resolve().parents[2]
@@ -101,5 +146,7 @@ if __name__ == "__main__":
     command, *args = sys.argv[1:]
     if command == "publish":
         publish(args[0], args[1], int(args[2]), int(args[3]))
+    elif command == "receive":
+        receive(args[0])
     else:
         serve(int(args[0]), int(args[1]), int(args[2]))

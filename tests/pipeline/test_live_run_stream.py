@@ -1,7 +1,9 @@
 """run_stream.py on live streams over loopback, every peer a real process: RTMP and
 RTSP publishers pushing to PartStream in listen mode, and a stream that goes away and
 comes back (an HTTP/MPEG-TS server) while a file and the results feed are written at
-once: the source reconnects without a restart, and every processed frame is kept."""
+once: the source reconnects without a restart, and every processed frame is kept; and
+run_stream.py streaming to FFmpeg's own single-shot listeners (docs/OBS.md's TCP and
+RTMP receivers), which get every frame it sends."""
 
 import signal
 import subprocess
@@ -17,7 +19,7 @@ import zmq
 from bench.loopback import endpoint, free_port
 from pipeline.io.feed import SCHEMA, decode
 from tests.pipeline.conftest import cli
-from tests.pipeline.live_helpers import start_server
+from tests.pipeline.live_helpers import start_receiver, start_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -133,3 +135,27 @@ def test_publishers_push_to_run_stream_listening(tiny, tmp_path, protocol):
         kill(proc, *publishers)
     written = reconnected_once(proc, stdout, stderr, out)
     assert 0 < written <= 40
+
+
+@pytest.mark.parametrize("kind", ["tcp", "rtmp"])
+def test_single_shot_listener_started_first_gets_every_frame(tiny, kind):
+    """`ffmpeg -i 'tcp://127.0.0.1:PORT?listen'` (or `-listen 1` RTMP), then
+    run_stream.py --output to it: the start-up check must not use up its one
+    connection."""
+    port = free_port()
+    url = (f"tcp://127.0.0.1:{port}" if kind == "tcp"
+           else f"rtmp://127.0.0.1:{port}/live/key")
+    receiver = start_receiver(url + "?listen" if kind == "tcp" else url, port)
+    proc = None
+    try:
+        proc = subprocess.run(
+            [sys.executable, "run_stream.py", *cli(tiny), "--max-frames", "20",
+             "--output", url, "--quiet"],
+            cwd=ROOT, capture_output=True, text=True, timeout=180, check=False)
+        got, err = receiver.communicate(timeout=30)
+    finally:
+        kill(receiver)
+    assert proc.returncode == 0, proc.stderr
+    sent = int(proc.stdout.split(f"wrote {url} (")[1].split()[0])
+    assert receiver.returncode == 0, err
+    assert 0 < sent <= 20 and int(got) == sent

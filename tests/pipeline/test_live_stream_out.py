@@ -1,6 +1,7 @@
 """Stream outputs (pipeline/io/stream_out.py) on loopback: UDP/MPEG-TS read back by a
-PyAV reader, receivers that go away or stop reading dropped while a file output keeps
-every frame, outputs that cannot be opened refused at start."""
+PyAV reader, FFmpeg's own single-shot listeners (TCP `?listen`, RTMP `listen=1`)
+receiving every frame, receivers that go away or stop reading dropped while a file
+output keeps every frame, outputs that cannot be opened refused at start."""
 
 import contextlib
 import socket
@@ -14,10 +15,11 @@ import pytest
 from bench.loopback import free_port, read_stamp, stamp
 from configs.errors import StageError
 from pipeline.engine.messages import frame_message
-from pipeline.io.protocols import check_reachable, protocol_available
+from pipeline.io.protocols import protocol_available
 from pipeline.io.stream_out import StreamSink, stream_url
 from pipeline.stages.sinks import FileSink, SinkStage
 from tests.pipeline.helpers import decode_frames
+from tests.pipeline.live_helpers import start_receiver
 
 
 def message(index: int, size: tuple[int, int] = (63, 256), alpha: bool = False,
@@ -65,6 +67,32 @@ def test_udp_mpegts_out_is_read_back_by_pyav():
     stamps = [read_stamp(f) for f in got]
     assert len(got) >= 25 and got[0].shape == (64, 256, 3)
     assert stamps == sorted(set(stamps))             # in order, no frame twice
+
+
+@pytest.mark.parametrize("kind", ["tcp", "rtmp"])
+def test_single_shot_listener_receives_every_frame(kind):
+    """FFmpeg as OBS's Media Source runs it takes the first connection as the stream:
+    the start-up check must not be that connection (docs/OBS.md)."""
+    port = free_port()
+    url = (f"tcp://127.0.0.1:{port}" if kind == "tcp"
+           else f"rtmp://127.0.0.1:{port}/live/key")
+    receiver = start_receiver(url + "?listen" if kind == "tcp" else url, port)
+    try:
+        sink = StreamSink(url)
+        sink.check()                        # start-up, then the worker opens it
+        sink.open()
+        for i in range(30):                 # one at a time: nothing dropped
+            sink.write(message(i))
+            deadline = time.monotonic() + 10
+            while sink.frames <= i and time.monotonic() < deadline:
+                time.sleep(0.002)
+        report = sink.close()
+        out, err = receiver.communicate(timeout=30)
+    finally:
+        receiver.kill()
+    assert report == {"path": url, "frames": 30, "dropped": 0}
+    assert receiver.returncode == 0, err
+    assert int(out) == 30
 
 
 class Receiver:
@@ -125,17 +153,23 @@ def test_dead_stream_is_dropped_and_the_file_keeps_every_frame(tmp_path, capsys,
     assert len(decode_frames(path)) == frames == report["outputs"][0]["frames"]
 
 
-def test_rtmp_server_that_never_answers_is_refused_before_pyav_connects():
-    """PyAV would connect holding the GIL, without a timeout: the whole process would
-    hang on a server that accepts and stays silent."""
+def test_rtmp_server_that_never_answers_is_an_error_not_a_hang():
+    """PyAV connects holding the GIL, without a timeout: the whole process would hang
+    on a server that accepts and stays silent. The relay ends that connection, which
+    lets PyAV (and so this thread) go on."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(1)
     url = f"rtmp://127.0.0.1:{server.getsockname()[1]}/live/key"
+    sink = StreamSink(url, stall_s=0.5)
+    sink.open()
     start = time.monotonic()
-    with pytest.raises(StageError, match=f"cannot open output {url}: no answer"):
-        check_reachable(url, timeout_s=0.5)
-    assert time.monotonic() - start < 2.0
+    with pytest.raises(StageError, match="did not answer|no progress"):
+        for i in range(1000):
+            sink.write(message(i))
+            time.sleep(0.01)
+    assert time.monotonic() - start < 5.0
+    sink.close()
     server.close()
 
 

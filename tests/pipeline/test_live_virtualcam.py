@@ -44,4 +44,4 @@ def test_window_without_gui_or_display_is_one_line(monkeypatch):
     if problem is None:
         pytest.skip("OpenCV has a GUI and this OS needs no DISPLAY")
     assert open_error(WindowSink()) == problem
-    assert "opencv-python-headless has none" in problem or "DISPLAY" in problem
+    assert '".[gui]"' in problem or "DISPLAY" in problem

@@ -191,6 +191,37 @@ def test_frozen_stream_is_dropped_and_reconnected(caplog):
     assert "reconnected" in caplog.text
 
 
+def test_truncated_file_with_its_index_first_says_so(tmp_path, caplog):
+    """An MP4 whose index is at the start (faststart) but whose data was cut off
+    demuxes cleanly up to the cut: without a word it would look like a short clip."""
+    import av
+
+    full = tmp_path / "full.mp4"
+    with av.open(str(full), "w", options={"movflags": "faststart"}) as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.height, stream.width = 96, 128
+        stream.pix_fmt = "yuv420p"
+        noise = np.random.default_rng(0)      # incompressible: data spread evenly
+        for _ in range(40):
+            image = noise.integers(0, 256, (96, 128, 3), np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(stream.encode())
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    with caplog.at_level(logging.WARNING, logger="pipeline.watchdog"):
+        whole = WatchedSource(str(full))
+        whole.open()
+        assert len(frames_of(whole)) == 40 and not caplog.records
+        source = WatchedSource(str(cut))
+        source.open()
+        got = len(frames_of(source))
+    assert 0 < got < 40
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{cut} ended after {got} of the 40 frames its index lists: the file looks "
+        "truncated or damaged"]
+
+
+
 def test_live_reader_keeps_the_open_event_while_nobody_reads(tmp_path):
     """Listening, the reader may connect and decode long before frames() is first
     called (the other stages are still loading): its newest frames replace older

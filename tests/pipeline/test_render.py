@@ -74,3 +74,17 @@ def test_regions_shade_each_region_of_one_person_colour():
 def test_taxonomy_palette_is_the_configs():
     lut = part_lut("fine", 0.0)
     assert (lut[0, 1:] == np.asarray(taxonomy("fine")["colors"][1:])).all()
+
+
+@pytest.mark.parametrize("threshold, shown", [(0.0, 2), (0.85, 1), (0.95, 0)])
+def test_display_threshold_decides_who_is_drawn_and_counted(threshold, shown):
+    """Scores 0.9 (left, id 7) and 0.8 (right): who is drawn is who is counted, in
+    the HUD and (through the header) in the run's summary."""
+    stage = Render("fine", "masks", hud=False, display_threshold=threshold)
+    stage.open()
+    msg = stage.process(tracked_frame())
+    alpha = msg.arrays["rendered"][..., 3]
+    assert msg.header["people_shown"] == shown
+    assert msg.header["display_threshold"] == threshold
+    assert (alpha[50, 40] == 255) == (shown >= 1)            # the 0.9 person
+    assert (alpha[50, 110] == 255) == (shown == 2)           # the 0.8 person

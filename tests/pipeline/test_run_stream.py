@@ -1,6 +1,8 @@
 """The real pipeline end to end (real ZeroMQ sockets, real PyAV decode and encode, the
 real network: a tiny one, seeded random weights saved as a checkpoint): frame counts,
-stats, transports agreeing, Ctrl-C, and one-line errors for bad input."""
+stats, transports agreeing, Ctrl-C and SIGTERM (also when the launcher ignored
+SIGINT, as nohup does), and one-line errors for bad input that never cost an earlier
+output file."""
 
 import json
 import os
@@ -22,7 +24,8 @@ from tests.pipeline.helpers import decode_frames, write_clip
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data" / "video"
-STATS_KEYS = {"frames", "dropped", "fps", "latency_ms", "stages", "people_mean"}
+STATS_KEYS = {"frames", "dropped", "fps", "latency_ms", "stages", "people_mean",
+              "people_threshold", "processing_ms", "queue_ms"}
 STAGES = {"source", "preprocess", "infer", "decode", "postprocess", "track", "render",
           "sink"}
 
@@ -80,7 +83,8 @@ def test_threads_and_processes_give_identical_outputs(tiny, tmp_path):
         out = tmp_path / f"{transport}.mp4"
         result = run_pipeline(StreamOptions(
             source=str(clip), **tiny, backend="torch", outputs=[str(out)],
-            hud=False, transport=transport, progress=False))
+            hud=False, transport=transport, progress=False,
+            display_threshold=0.0))       # draw every person the tiny network finds
         assert result.errors == [] and result.stats["people_mean"] > 0
         outputs[transport] = decode_frames(out)
     assert len(outputs["inproc"]) == len(outputs["ipc"]) == 6
@@ -88,21 +92,33 @@ def test_threads_and_processes_give_identical_outputs(tiny, tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-def test_sigint_finalises_a_playable_file(tiny, tmp_path):
+def _ignore_sigint() -> None:
+    """What nohup and a non-interactive shell's `cmd &` do to a child."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("sent, launcher_ignores_sigint, code", [
+    (signal.SIGINT, False, 130),
+    (signal.SIGINT, True, 130),
+    (signal.SIGTERM, False, 143),
+])
+def test_signal_finalises_a_playable_file(tiny, tmp_path, sent,
+                                          launcher_ignores_sigint, code):
     clip = write_clip(tmp_path / "in.mp4", 400, size=(96, 128), fps=25)
     out = tmp_path / "cut.mp4"
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     proc = subprocess.Popen(
         [sys.executable, "run_stream.py", *cli(tiny),
          "--source", str(clip), "--realtime", "--output", str(out), "--quiet"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_ignore_sigint if launcher_ignores_sigint else None)
     for line in proc.stderr:                 # wait until frames flow
         if line.startswith("running:"):
             break
     time.sleep(3.0)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sent)
     stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == code, stderr
     assert "Traceback" not in stderr
     written = int(stdout.split("wrote ")[1].split("(")[1].split()[0])
     assert 0 < written < 400
@@ -111,6 +127,11 @@ def test_sigint_finalises_a_playable_file(tiny, tmp_path):
 
 def write(tmp_path: Path, name: str, text: str) -> str:
     (tmp_path / name).write_text(text)
+    return str(tmp_path / name)
+
+
+def folder(tmp_path: Path, name: str) -> str:
+    (tmp_path / name).mkdir()
     return str(tmp_path / name)
 
 
@@ -124,6 +145,15 @@ def write(tmp_path: Path, name: str, text: str) -> str:
     (lambda t: ["--checkpoint", write(t, "model.pt", "not a checkpoint")],
      "corrupt or not a checkpoint"),
     (lambda t: ["--output", str(t / "out.gif")], "unsupported file type"),
+    (lambda t: ["--output", write(t, "a_file", "") + "/out.mp4"],
+     "is a file, not a folder"),
+    (lambda t: ["--stats-json", write(t, "a_file", "") + "/s.json"],
+     "is a file, not a folder"),
+    (lambda t: ["--output", folder(t, "clips.mp4")], "it is a folder"),
+    # checked before the model loads: the corrupt checkpoint is never read
+    (lambda t: ["--output", write(t, "a_file", "") + "/out.mp4", "--checkpoint",
+                write(t, "model.pt", "not a checkpoint")], "cannot write"),
+    (lambda t: ["--backend", "tensorrt"], "TensorRT"),
     (lambda t: ["--camera", "57"], "camera 57 does not exist"),
     (lambda t: ["--output", "rtmp://127.0.0.1:9/live/x"], "Connection refused"),
     (lambda t: ["--publish", "tcp://0.0.0.0:5555"], "refusing to publish"),
@@ -131,8 +161,17 @@ def write(tmp_path: Path, name: str, text: str) -> str:
     (lambda t: ["--source", "rtsp://127.0.0.1:9/x", "--backend", "torch"],
      "Connection refused"),     # (streams are opened once, by their worker)
 ])
-def test_bad_input_is_one_line_and_nonzero(tmp_path, capsys, args, message):
+def test_bad_input_is_one_line_and_nonzero(tmp_path, capsys, monkeypatch, args,
+                                           message):
+    """...and costs no earlier output: the default out/overlay.mp4 (here in a folder
+    of its own, never the repository's out/) is the one a previous run made."""
+    monkeypatch.chdir(tmp_path)
+    earlier = tmp_path / "out" / "overlay.mp4"
+    earlier.parent.mkdir()
+    earlier.write_bytes(b"an earlier run's overlay")
     code = run_stream.main([*args(tmp_path), "--max-frames", "2", "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1
     assert len(err) == 1 and err[0].startswith("error:") and message in err[0], err
+    assert earlier.read_bytes() == b"an earlier run's overlay"
+    assert sorted(p.name for p in earlier.parent.iterdir()) == ["overlay.mp4"]

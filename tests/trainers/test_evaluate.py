@@ -52,6 +52,10 @@ def test_output_grid_and_matcher_options(tmp_path):
     assert metrics["matcher"] == "pgd"  # the checkpoint's decode.matcher
     assert main([*args, "--matcher", "greedy", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["matcher"] == "greedy"
+    assert json.loads(out.read_text())["protocol"] == "ours"
+    assert main([*args, "--protocol", "official", "--json", str(out)]) == 0
+    official = json.loads(out.read_text())
+    assert official["protocol"] == "official" and 0.0 <= official["mIoU"] <= 1.0
     with pytest.raises(SystemExit):  # argparse: usage line and exit code 2
         main([*args, "--grid", "pixels"])
 

@@ -257,3 +257,118 @@ def test_pairwise_part_iou_matches_explicit_masks():
                 union = np.sum((a == cls) | (b == cls))
                 expect = np.sum((a == cls) & (b == cls)) / union if union else np.nan
                 np.testing.assert_allclose(iou[d, g, cls], expect)
+
+
+# Cases where the official scripts (MHP eval_mhp.py, PGN test_inst_part_ap.py) and our
+# stricter protocol differ; the official numbers are worked out by hand.
+FINE_PARTS = 15  # part classes of the fine taxonomy (16 with background)
+
+
+def _halves_of_one_torso() -> tuple[Scene, Prediction]:
+    """Two GT torsos (rows 0..9 of each half, 100 px each); two predicted people
+    (scores 0.9, 0.8) each cover half of GT person 0's torso: IoU 50/100 = 0.5 each."""
+    gt = _scene([{3: list(range(10))}, {3: list(range(10))}])
+    pred = _perfect(gt, [0.9, 0.8])
+    pred.parts[:] = 0
+    pred.instances[:] = 0
+    pred.parts[0:10, 0:10] = 3
+    pred.instances[0:5, 0:10] = 1
+    pred.instances[5:10, 0:10] = 2
+    return gt, pred
+
+
+def test_region_ap_duplicate_matches_and_class_average():
+    gt, pred = _halves_of_one_torso()
+    # Thresholds 0.1..0.4 (IoU 0.5 passes): ours matches GT torso 0 once, TP then FP,
+    # recall .5 .5, precision 1 .5 -> AP 0.5; PGN lets both hit it: TP, TP, recall
+    # .5 1 -> AP 1. Thresholds 0.5..0.9: no hit (0.5 is not > 0.5), AP 0 in both.
+    ours = region_ap([pred], [gt])
+    assert ours == pytest.approx(
+        {"APr50": 0.0, "APr60": 0.0, "APr70": 0.0, "APrvol": 4 * 0.5 / 9}
+    )
+    # PGN averages over all 15 part classes; the 14 without GT or prediction count 0.
+    official = region_ap([pred], [gt], protocol="official")
+    assert official == pytest.approx(
+        {"APr50": 0.0, "APr60": 0.0, "APr70": 0.0, "APrvol": 4 * 1.0 / 9 / FINE_PARTS}
+    )
+
+
+def test_region_ap_official_class_without_gt_but_predicted_is_nan():
+    # Perfect people plus a predicted hand (class 8) that has no GT anywhere: PGN's
+    # recall is 0/0, that class's AP NaN, and the plain mean over classes NaN.
+    gt = _scene(TWO)
+    pred = _perfect(gt, [0.9, 0.8])
+    pred.parts[12, 10:20] = 8
+    pred.instances[12, 10:20] = 2
+    official = region_ap([pred], [gt], protocol="official")
+    assert all(np.isnan(v) for v in official.values())
+    # Ours leaves the class out: hair, torso, left upper arm, all AP 1.
+    assert region_ap([pred], [gt])["APrvol"] == pytest.approx(1.0)
+
+
+def test_region_ap_tie_rule():
+    # One GT torso (person 0); two predicted people of equal score 0.5: person 1 a
+    # spurious torso on person 1's empty half (FP), listed first; person 2 exactly
+    # GT torso 0 (TP). Ours ranks ties in listing order: FP, TP -> recall 0, 1,
+    # precision 0, .5 -> AP 0.5. PGN's argsort(score)[::-1] puts the last listed
+    # first: TP, FP -> AP 1. The mean is over 15 classes officially.
+    gt = _scene([{3: list(range(10))}])
+    pred = _perfect(gt, [0.5])
+    pred.instances[pred.instances == 1] = 2
+    pred.parts[0:10, 10:20] = 3
+    pred.instances[0:10, 10:20] = 1
+    pred.keypoints = np.zeros((2, 17, 3), np.float32)
+    pred.scores = np.array([0.5, 0.5], np.float32)
+    assert region_ap([pred], [gt])["APr50"] == pytest.approx(0.5)
+    official = region_ap([pred], [gt], protocol="official")
+    assert official["APr50"] == pytest.approx(1.0 / FINE_PARTS)
+    # MHP's argsort(-score) keeps the two tied people in listing order (numpy's sort
+    # of so few values): FP then TP, so AP^p_50 is 0.5 in both protocols.
+    assert part_ap([pred], [gt])["APp50"] == pytest.approx(0.5)
+    assert part_ap([pred], [gt], protocol="official")["APp50"] == pytest.approx(0.5)
+
+
+def test_part_ap_person_of_part_zero_only():
+    # GT person 1 is all part 0 (its pixels are labelled background): MHP drops it
+    # (its mask has no pixel > 0), ours counts it as a person nobody found.
+    # Person 0 predicted perfectly. Ours: 1 TP of 2 people at every threshold ->
+    # AP 0.5, PCP (1 + 0) / 2. Official: 1 TP of 1 -> AP 1, PCP 1.
+    gt = _scene([{1: [0, 1], 3: [2, 3, 4]}, {0: [6, 7, 8]}])
+    pred = _perfect(gt, [0.9, 0.8])
+    pred.instances[pred.instances == 2] = 0
+    pred.keypoints = pred.keypoints[:1]
+    pred.scores = pred.scores[:1]
+    assert part_ap([pred], [gt]) == pytest.approx(
+        {"APp50": 0.5, "APpvol": 0.5, "PCP50": 0.5}
+    )
+    assert part_ap([pred], [gt], protocol="official") == pytest.approx(
+        {"APp50": 1.0, "APpvol": 1.0, "PCP50": 1.0}
+    )
+
+
+def test_protocols_agree_without_those_cases():
+    gts = [_scene(TWO), _scene([{1: [3], 4: [4, 5]}])]
+    preds = [_perfect(gts[0], [0.9, 0.7]), _perfect(gts[1], [0.8])]
+    preds[0].parts[7, 10:20] = 5
+    ours = evaluate(preds, gts)
+    official = evaluate(preds, gts, protocol="official")
+    for key in ("mIoU", "APp50", "APpvol", "PCP50", "OKS_AP"):
+        assert official[key] == pytest.approx(ours[key]), key
+    with pytest.raises(ValueError, match="protocol"):
+        evaluate(preds, gts, protocol="paper")
+
+
+def test_oks_ap_ground_truth_inside_ignore_is_ignored():
+    # GT person 1 stands wholly in the ignore region (columns 10..19) and nobody
+    # predicts it; person 0 is predicted perfectly. Counting person 1 would halve the
+    # recall (COCO AP 51/101); as a COCO crowd person it is neither missed nor matched.
+    ignore = np.zeros((SIZE, SIZE), bool)
+    ignore[:, 10:] = True
+    gt = _scene(TWO, ignore)
+    pred = _perfect(gt, [0.9, 0.8])
+    pred.instances[pred.instances == 2] = 0
+    pred.keypoints = pred.keypoints[:1]
+    pred.scores = pred.scores[:1]
+    assert oks_ap([pred], [gt]) == pytest.approx(1.0)
+    gt.ignore = None
+    assert oks_ap([pred], [gt]) == pytest.approx(51 / 101)

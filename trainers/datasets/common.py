@@ -14,12 +14,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from configs import ConfigError, body, mapping, taxonomy
 from configs.constants import IGNORE, NUM_KEYPOINTS
 from configs.errors import DatasetError
+from configs.extras import require
 from configs.records import Scene
+
+Image = require("PIL.Image", "train", fatal=True)
 
 
 class SceneDataset(Sequence[Scene]):
