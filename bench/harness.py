@@ -90,7 +90,7 @@ def run_pipeline(
                              backend=backend, config=config, checkpoint=checkpoint,
                              transport=transport, queue=queue, progress=False)
         record = RecordSink(key_fn, getattr(source, "lockstep", None))
-        sinks = [*make_sinks(opts), record]
+        sinks = [*make_sinks(opts, cfg), record]
         stages = build_stages(opts, cfg, resolve_model(checkpoint, cfg), source, sinks)
         started = None if on_start is None else (lambda _info: on_start())
         result = Runner(stages, RunOptions(transport, queue,

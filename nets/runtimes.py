@@ -6,6 +6,10 @@
 Outputs are named as `nets.export.flatten_outputs` names them, identically for every
 backend. "auto" picks OpenVINO if it imports, else ONNX Runtime, else torch.
 Backends given an nn.Module where they need a file export it to a temporary one.
+
+The native decode engine: `NativeDecoded(make_runtime(name, network_graph), cfg)`
+runs the network-only graph (`nets.model.NetworkModel`) and decodes its maps with
+`nets.native`; its outputs are the decode's, like an `InferenceModel` graph's.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,7 +68,8 @@ class TorchRuntime(Runtime):
 
 
 class OnnxRuntime(Runtime):
-    """ONNX Runtime on the CPU with `threads` intra-op threads."""
+    """ONNX Runtime on the CPU with `threads` intra-op threads that sleep when idle
+    (no spinning: the cores are shared with the pipeline's other stages)."""
 
     name = "onnxruntime"
 
@@ -73,6 +79,7 @@ class OnnxRuntime(Runtime):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(
             str(path), options, providers=["CPUExecutionProvider"]
         )
@@ -84,6 +91,22 @@ class OnnxRuntime(Runtime):
         return dict(
             zip(self.names, self.session.run(None, {self.input: x}), strict=True)
         )
+
+
+class NativeDecoded(Runtime):
+    """A runtime of the network-only graph, then the native decode of its maps: the
+    decode outputs (`nets.native.NativeDecoder`, maps on the cell grid)."""
+
+    def __init__(self, network: Runtime, cfg: dict[str, Any]):
+        from nets.native import NativeDecoder
+
+        self.network = network
+        self.decoder = NativeDecoder(cfg)
+        self.decoder.warm_up()
+        self.name = f"{network.name}+native"
+
+    def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        return self.decoder(self.network.run(images))
 
 
 def openvino_bf16_supported() -> bool:

@@ -336,10 +336,11 @@ def make_source(opts: StreamOptions) -> Any:
                          listen=opts.listen, deadlines=deadlines)
 
 
-def make_sinks(opts: StreamOptions) -> list[Any]:
+def make_sinks(opts: StreamOptions, cfg: dict[str, Any] | None = None) -> list[Any]:
     """Where rendered frames (and results) go; every entry is a
     `pipeline.stages.sinks.Sink`. Stream URLs go out through PyAV as a live stream,
-    paths become files; with nothing asked for, the overlay goes to DEFAULT_OUTPUT."""
+    paths become files (encoded as `cfg`'s `pipeline.file_encoder` says); with nothing
+    asked for, the overlay goes to DEFAULT_OUTPUT."""
     from pipeline.io.feed import FeedSink
     from pipeline.io.protocols import scheme
     from pipeline.io.results import ResultsSink
@@ -347,7 +348,8 @@ def make_sinks(opts: StreamOptions) -> list[Any]:
     from pipeline.io.virtualcam import VirtualCamSink, WindowSink
     from pipeline.stages.sinks import FileSink
 
-    sinks: list[Any] = [StreamSink(o) if scheme(o) else FileSink(o)
+    encoder = (cfg or {}).get("pipeline", {}).get("file_encoder", {})
+    sinks: list[Any] = [StreamSink(o) if scheme(o) else FileSink(o, **encoder)
                         for o in opts.outputs]
     if opts.publish:
         sinks.append(FeedSink(opts.publish, opts.publish_format,
@@ -358,13 +360,16 @@ def make_sinks(opts: StreamOptions) -> list[Any]:
         sinks.append(WindowSink())
     if opts.results_json:
         sinks.append(ResultsSink(opts.results_json))
-    return sinks or [FileSink(DEFAULT_OUTPUT)]
+    return sinks or [FileSink(DEFAULT_OUTPUT, **encoder)]
 
 
 def build_stages(opts: StreamOptions, cfg: dict[str, Any], model_cfg: dict[str, Any],
                  source: Any, sinks: list[Any]) -> list[Any]:
-    """source -> preprocess -> infer -> postprocess -> track -> render -> sink."""
-    from pipeline.stages.infer import Infer
+    """source -> preprocess -> infer -> [decode] -> postprocess -> track -> render ->
+    sink; decode with the native decode engine (`decode.engine`), whose inference
+    stage runs the network alone."""
+    from pipeline.stages.decode import Decode
+    from pipeline.stages.infer import Infer, engine_for
     from pipeline.stages.postprocess import Postprocess
     from pipeline.stages.preprocess import Preprocess
     from pipeline.stages.render import Render
@@ -372,11 +377,13 @@ def build_stages(opts: StreamOptions, cfg: dict[str, Any], model_cfg: dict[str, 
     from pipeline.stages.track import TrackerConfig, TrackStage
 
     p = cfg["pipeline"]
+    native = engine_for(cfg, opts.device) == "native"
     return [
         source,
         Preprocess(int(model_cfg["input_size"]),
                    on_device=opts.device == "cuda" and opts.backend == "torch"),
         Infer(cfg, opts.checkpoint, opts.backend, opts.device),
+        *([Decode(model_cfg)] if native else []),
         Postprocess(opts.device, int(p["mask_max_pixels"])),
         TrackStage(TrackerConfig(**p["track"]), p["smooth"] if opts.smooth else None),
         Render(model_cfg["model"]["taxonomy"], opts.render_mode, opts.hud,
@@ -412,7 +419,9 @@ def preflight(source: Any, sinks: list[Any], device: str,
 def run_stream(opts: StreamOptions) -> RunResult:
     """Check the cheap things, load the config and the model's config, build the
     stages, run them; then end what the checks opened here (stream relays)."""
-    sinks = make_sinks(opts)
+    from configs import load_config
+
+    sinks = make_sinks(opts, load_config(opts.config))
     try:
         return _run_stream(opts, sinks)
     finally:
