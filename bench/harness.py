@@ -17,6 +17,7 @@ from typing import Any
 
 from bench.common import BenchError, percentiles
 from bench.sources import Lockstep
+from configs import load_config
 from pipeline import runner
 from pipeline.engine.messages import Message
 from pipeline.options import StreamOptions
@@ -92,7 +93,7 @@ def run_pipeline(
                              transport=transport, queue=queue, progress=False)
         record = RecordSink(key_fn, getattr(source, "lockstep", None))
         started = None if on_start is None else (lambda _info: on_start())
-        sinks = [*runner.make_sinks(opts), record]
+        sinks = [*runner.make_sinks(opts, load_config(config)), record]
         result = runner.run_pipeline(opts, source, sinks, started)
     if result.errors:
         raise BenchError("pipeline failed: " + "; ".join(result.errors))

@@ -1,11 +1,14 @@
 """Export the parser for deployment runtimes.
 
     python -m nets.export [--checkpoint C] --format onnx|openvino|tensorrt --out PATH
-                          [--size 384] [--matcher pgd|greedy]
+                          [--size 384] [--engine native|graph] [--matcher pgd|greedy]
 
-Exports `InferenceModel` (image in, fused decode, five tensors out; fixed batch 1,
-size x size input). No checkpoint: the shipped default model (nets/weights/default.pt,
-random weights with a warning while it does not exist).
+Exports, for the decode engine (`decode.engine`; auto: native for onnx and openvino,
+graph for tensorrt), either `NetworkModel` (engine native: image in, activated maps
+out, decoded by `nets.native` outside the graph) or `InferenceModel` (engine graph:
+image in, fused decode, five tensors out); fixed batch 1, size x size input. No
+checkpoint: the shipped default model (nets/weights/default.pt, random weights with a
+warning while it does not exist).
 
 - onnx: opset 17 via the TorchScript exporter. The torch.export-based exporter also
   works but took 456 s instead of 10 s on the unrolled PGD decode here, and cannot
@@ -32,8 +35,9 @@ from torch import nn
 from configs.cli import add_checkpoint
 from configs.errors import CheckpointError
 from configs.extras import require
+from nets.decode import ENGINES, decode_engine
 from nets.matching import MATCHERS
-from nets.model import InferenceModel, load_model
+from nets.model import InferenceModel, NetworkModel, load_model
 
 FORMATS = ("onnx", "openvino", "tensorrt")
 OPSET = 17
@@ -172,6 +176,13 @@ def main(argv: list[str] | None = None) -> int:
         help="square input size in px (default: the config's)",
     )
     parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default=None,
+        help="decode engine (default: the config's decode.engine; auto is native "
+        "for onnx and openvino, graph for tensorrt)",
+    )
+    parser.add_argument(
         "--matcher",
         choices=[m for m in MATCHERS if m != "hungarian"],
         default=None,
@@ -184,12 +195,17 @@ def main(argv: list[str] | None = None) -> int:
         size = args.size or int(cfg["input_size"])
         if size <= 0 or size % 32:
             raise ValueError(f"--size must be a positive multiple of 32, got {size}")
+        device = "cuda" if args.format == "tensorrt" else "cpu"
+        engine = args.engine or decode_engine(cfg, device)
         matcher = args.matcher or cfg["decode"]["matcher"]
         if matcher == "hungarian":
             matcher = "pgd"
-        out = EXPORTERS[args.format](
-            InferenceModel(model, cfg, matcher), args.out, size
+        module = (
+            NetworkModel(model)
+            if engine == "native"
+            else InferenceModel(model, cfg, matcher)
         )
+        out = EXPORTERS[args.format](module, args.out, size)
     except (CheckpointError, TensorRTUnavailable, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

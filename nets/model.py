@@ -1,8 +1,10 @@
 """The multi-granularity parser: backbone -> FPN -> part head, pose head, DSPF, Hough.
 
 `build_model(cfg)` gives the training/eval network (outputs in docs/ARCHITECTURE.md,
-"Model"); `InferenceModel(model, cfg)` is what is exported and deployed: image in,
-activations, the fused fixed-size decode (`nets.decode.decode_fixed`), five tensors out.
+"Model"); `InferenceModel(model, cfg)` is what is exported and deployed with the graph
+decode engine: image in, activations, the fused fixed-size decode
+(`nets.decode.decode_fixed`), five tensors out. `NetworkModel(model)` is the graph of
+the native engine: image in, activated maps out (`nets.native` decodes them).
 
 Checkpoint format (shared with trainers/): a `torch.save`d dict
     {"config": cfg (the full config dict the model was built from),
@@ -125,6 +127,18 @@ def activations(outputs: dict[str, Any]) -> dict[str, torch.Tensor]:
         "hough": outputs["hough"],
         "dspf": outputs["dspf"][0],
     }
+
+
+class NetworkModel(nn.Module):
+    """images -> the activated maps (`activations`): the network-only graph that the
+    native decode engine (`nets.native`) reads."""
+
+    def __init__(self, model: MGParser):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return activations(self.model(images))
 
 
 class InferenceModel(nn.Module):

@@ -6,6 +6,10 @@
 Outputs are named as `nets.export.flatten_outputs` names them, identically for every
 backend. "auto" is `auto_runtime`: configs.constants.CPU_PREFERENCE on the CPU.
 Backends given an nn.Module where they need a file export it to a temporary one.
+
+The native decode engine: `NativeDecoded(make_runtime(name, network_graph), cfg)`
+runs the network-only graph (`nets.model.NetworkModel`) and decodes its maps with
+`nets.native`; its outputs are the decode's, like an `InferenceModel` graph's.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,7 +68,8 @@ class TorchRuntime(Runtime):
 
 
 class OnnxRuntime(Runtime):
-    """ONNX Runtime on the CPU with `threads` intra-op threads."""
+    """ONNX Runtime on the CPU with `threads` intra-op threads that sleep when idle
+    (no spinning: the cores are shared with the pipeline's other stages)."""
 
     name = "onnxruntime"
 
@@ -73,6 +79,7 @@ class OnnxRuntime(Runtime):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(
             str(path), options, providers=["CPUExecutionProvider"]
         )
@@ -84,6 +91,22 @@ class OnnxRuntime(Runtime):
         return dict(
             zip(self.names, self.session.run(None, {self.input: x}), strict=True)
         )
+
+
+class NativeDecoded(Runtime):
+    """A runtime of the network-only graph, then the native decode of its maps: the
+    decode outputs (`nets.native.NativeDecoder`, maps on the cell grid)."""
+
+    def __init__(self, network: Runtime, cfg: dict[str, Any]):
+        from nets.native import NativeDecoder
+
+        self.network = network
+        self.decoder = NativeDecoder(cfg)
+        self.decoder.warm_up()
+        self.name = f"{network.name}+native"
+
+    def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        return self.decoder(self.network.run(images))
 
 
 def openvino_bf16_supported() -> bool:
@@ -156,10 +179,11 @@ class TensorRTRuntime(Runtime):
         return {n: v.cpu().numpy() for n, v in zip(self.names, out, strict=True)}
 
 
-def available_runtimes() -> list[str]:
-    """CPU backends that import here, in CPU_PREFERENCE order (torch always)."""
+def available_runtimes(engine: str = "graph") -> list[str]:
+    """CPU backends that import here, best first for the decode `engine`
+    (configs.constants.CPU_PREFERENCE; torch always)."""
     names = []
-    for name in CPU_PREFERENCE:
+    for name in CPU_PREFERENCE[engine]:
         try:
             __import__(name)
             names.append(name)
@@ -168,9 +192,10 @@ def available_runtimes() -> list[str]:
     return names
 
 
-def auto_runtime(device: str = "cpu") -> str:
-    """What "auto" runs: TensorRT on a GPU, else the preferred CPU backend here."""
-    return "tensorrt" if device == "cuda" else available_runtimes()[0]
+def auto_runtime(device: str = "cpu", engine: str = "graph") -> str:
+    """What "auto" runs: TensorRT on a GPU, else the preferred CPU backend here for
+    the decode `engine` ("graph": the exported graph holds the decode)."""
+    return "tensorrt" if device == "cuda" else available_runtimes(engine)[0]
 
 
 def make_runtime(

@@ -54,10 +54,11 @@ def make_source(opts: StreamOptions) -> Any:
                          listen=opts.listen, deadlines=deadlines)
 
 
-def make_sinks(opts: StreamOptions) -> list[Any]:
+def make_sinks(opts: StreamOptions, cfg: dict[str, Any]) -> list[Any]:
     """Where rendered frames (and results) go; every entry is a
     `pipeline.stages.sinks.Sink`. Stream URLs go out through PyAV as a live stream,
-    paths become files; with nothing asked for, the overlay goes to DEFAULT_OUTPUT."""
+    paths become files (encoded as `cfg`'s `pipeline.file_encoder` says); with nothing
+    asked for, the overlay goes to DEFAULT_OUTPUT."""
     from pipeline.io.feed import FeedSink
     from pipeline.io.protocols import scheme
     from pipeline.io.results import ResultsSink
@@ -65,7 +66,8 @@ def make_sinks(opts: StreamOptions) -> list[Any]:
     from pipeline.io.video_file import FileSink
     from pipeline.io.virtualcam import VirtualCamSink, WindowSink
 
-    sinks: list[Any] = [StreamSink(o) if scheme(o) else FileSink(o)
+    encoder = cfg["pipeline"]["file_encoder"]
+    sinks: list[Any] = [StreamSink(o) if scheme(o) else FileSink(o, **encoder)
                         for o in opts.outputs]
     if opts.publish:
         sinks.append(FeedSink(opts.publish, opts.publish_format,
@@ -76,13 +78,16 @@ def make_sinks(opts: StreamOptions) -> list[Any]:
         sinks.append(WindowSink())
     if opts.results_json:
         sinks.append(ResultsSink(opts.results_json))
-    return sinks or [FileSink(DEFAULT_OUTPUT)]
+    return sinks or [FileSink(DEFAULT_OUTPUT, **encoder)]
 
 
 def build_stages(opts: StreamOptions, cfg: dict[str, Any], model_cfg: dict[str, Any],
                  source: Any, sinks: list[Any]) -> list[Any]:
-    """source -> preprocess -> infer -> postprocess -> track -> render -> sink."""
-    from pipeline.stages.infer import Infer
+    """source -> preprocess -> infer -> [decode] -> postprocess -> track -> render ->
+    sink; decode with the native decode engine (`decode.engine`), whose inference
+    stage runs the network alone."""
+    from pipeline.stages.decode import Decode
+    from pipeline.stages.infer import Infer, engine_for
     from pipeline.stages.postprocess import Postprocess
     from pipeline.stages.preprocess import Preprocess
     from pipeline.stages.render import Render
@@ -90,11 +95,13 @@ def build_stages(opts: StreamOptions, cfg: dict[str, Any], model_cfg: dict[str, 
     from pipeline.stages.track import TrackerConfig, TrackStage
 
     p = cfg["pipeline"]
+    native = engine_for(cfg, opts.device) == "native"
     return [
         source,
         Preprocess(int(model_cfg["input_size"]),
                    on_device=opts.device == "cuda" and opts.backend == "torch"),
         Infer(cfg, opts.checkpoint, opts.backend, opts.device),
+        *([Decode(model_cfg)] if native else []),
         Postprocess(opts.device, int(p["mask_max_pixels"])),
         TrackStage(TrackerConfig(**p["track"]), p["smooth"] if opts.smooth else None),
         Render(model_cfg["model"]["taxonomy"], opts.render_mode, opts.hud,
@@ -145,9 +152,9 @@ def run_pipeline(
     from configs import load_config, taxonomy
     from pipeline.stages.infer import resolve_model
 
-    sinks = make_sinks(opts) if sinks is None else sinks
+    cfg = load_config(opts.config)
+    sinks = make_sinks(opts, cfg) if sinks is None else sinks
     try:
-        cfg = load_config(opts.config)
         source = make_source(opts) if source is None else source
         preflight(source, sinks, opts.device, opts.backend)
         model_cfg = resolve_model(opts.checkpoint, cfg)
@@ -167,7 +174,9 @@ def run_pipeline(
 
 def run_stream(opts: StreamOptions) -> RunResult:
     """run_stream.py's run: `run_pipeline`, saying what runs once it starts."""
-    sinks = make_sinks(opts)
+    from configs import load_config
+
+    sinks = make_sinks(opts, load_config(opts.config))
 
     def announce(info: dict[str, Any]) -> None:
         backend = (info.get("infer") or {}).get("backend", opts.backend)

@@ -17,7 +17,11 @@ Header keys every frame carries (set by the source, extended by later stages):
 Array keys, in the order stages add them:
     image       H x W x 3 uint8 RGB            source
     input       3 x S x S float32 RGB in [0,1]  preprocess
-    keypoints, person_scores, person_valid, instances, parts   infer (model space)
+    parts, heatmap, offsets, limbs, hough, dspf  activated maps C x h x w float32,
+                                   infer with the native decode engine
+    keypoints, person_scores, person_valid, instances, parts   infer (graph engine) or
+                                   decode (native engine; replaces the maps), model
+                                   space: maps on the input or the cell grid
     keypoints P x 17 x 3, scores P, boxes P x 4, instances H x W uint16,
         parts H x W uint8                      postprocess (frame space; replaces above)
     track_ids   P int64 (-1 = not yet confirmed)   track

@@ -2,7 +2,8 @@
 FFmpeg build has libsrt. OBS takes any of these as a Media Source.
 
 The encoder is libx264 with the `ultrafast` preset and `zerolatency` tune (no B-frames,
-no look-ahead: a frame is sent as soon as it is encoded) and a keyframe every second,
+no look-ahead: a frame is sent as soon as it is encoded) on one thread (the other
+core belongs to the network) and a keyframe every second,
 so a viewer that joins late shows a picture within a second. H.264 has no alpha: RGBA
 frames are sent as RGB (see docs/OBS.md for the outputs that keep alpha).
 
@@ -35,7 +36,7 @@ from pipeline.io.relay import Relay, via
 from pipeline.io.video_file import even, fit_frame
 from pipeline.io.watchdog import reason
 
-ENCODER = {"preset": "ultrafast", "tune": "zerolatency"}
+ENCODER = {"preset": "ultrafast", "tune": "zerolatency", "threads": "1"}
 MUXER_OPTIONS = {"flv": {"flvflags": "no_duration_filesize"},
                  "mpegts": {"flush_packets": "1"}}
 UDP_PACKET = 1316        # 7 MPEG-TS packets: one datagram within a 1500-byte MTU

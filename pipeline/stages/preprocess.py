@@ -45,7 +45,9 @@ class Preprocess:
         self.on_device = on_device
 
     def open(self) -> None:
-        pass
+        import cv2
+
+        cv2.setNumThreads(1)  # the network has the other core (docs/PIPELINE.md)
 
     def process(self, msg: Message) -> Message:
         image = msg.arrays["image"]
