@@ -33,15 +33,15 @@ from bench.common import (
 )
 from bench.decode import CLIP, clip_images
 from bench.report import table, update_section
+from configs.cli import add_checkpoint
 from nets.decode import decode_fixed
 from nets.export import export_onnx
 from nets.model import (
-    DEFAULT_WEIGHTS,
     InferenceModel,
     NetworkModel,
     activations,
-    load_checkpoint,
-    load_default_model,
+    load_model,
+    weights_path,
 )
 from nets.runtimes import (
     NativeDecoded,
@@ -173,8 +173,7 @@ def run(args: Any) -> dict[str, Any]:
     threads = args.threads
     torch.set_num_threads(threads)
     info = machine()
-    model, cfg = (load_checkpoint(args.checkpoint) if args.checkpoint
-                  else load_default_model())
+    model, cfg = load_model(args.checkpoint)
     model.eval()
     sizes = [256] if args.quick else [256, 384, 512]
     repeats, warmup = (3, 1) if args.quick else (30, 3)
@@ -188,8 +187,8 @@ def run(args: Any) -> dict[str, Any]:
                                Path(tmp))
         gate = bf16_gate(model, cfg, 3 if args.quick else 30, Path(tmp))
     decode = eager_decode(model, cfg, int(cfg["input_size"]), repeats, matchers)
-    weights = (args.checkpoint or "nets/weights/default.pt"
-               if args.checkpoint or DEFAULT_WEIGHTS.is_file() else "random")
+    path = weights_path(args.checkpoint)
+    weights = "random" if path is None else args.checkpoint or "nets/weights/default.pt"
     return {"machine": info, "weights": weights, "threads": threads,
             "repeats": repeats, "warmup": warmup, "rows": rows,
             "eager_decode_ms": decode, "bf16_gate": gate}
@@ -237,7 +236,7 @@ def bf16_line(gate: dict[str, Any]) -> str:
 def main() -> None:
     ap = parser(__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2, help="threads per backend")
-    ap.add_argument("--checkpoint", help="trained model (default: the shipped one)")
+    add_checkpoint(ap)
     args = ap.parse_args()
     if args.threads < 1:
         raise BenchError("--threads must be at least 1")

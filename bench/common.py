@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import sys
@@ -20,6 +21,10 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from configs.cli import setup_logging
+
+log = logging.getLogger(__name__)
 
 
 class BenchError(RuntimeError):
@@ -102,13 +107,27 @@ def parser(description: str) -> argparse.ArgumentParser:
     return ap
 
 
+def parse_and_run(
+    ap: argparse.ArgumentParser, run: Callable[[argparse.Namespace], dict[str, Any]]
+) -> tuple[argparse.Namespace, dict[str, Any]]:
+    """A timed benchmark's main: its flags (--seconds, when given, must be positive),
+    its run, its record written to --json."""
+    args = ap.parse_args()
+    if args.seconds is not None and args.seconds <= 0:
+        raise BenchError("--seconds must be positive")
+    record = run(args)
+    write_json(record, args.json)
+    return args, record
+
+
 def main_guard(run: Callable[[], None]) -> None:
     """Run a benchmark's main; a known failure is one line on stderr and exit 1."""
+    setup_logging()
     try:
         run()
     except (BenchError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        log.error("%s", exc)
         sys.exit(1)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        log.info("interrupted")
         sys.exit(130)

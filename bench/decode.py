@@ -30,6 +30,7 @@ from bench.report import table, update_section
 from configs import load_config
 from nets.decode import decode_fixed
 from nets.native import NativeDecoder
+from tests.clips import squeezed_frames
 from trainers.synth import generate_scene
 from trainers.targets import encode, perfect_maps
 
@@ -46,19 +47,8 @@ def oracle_maps(cfg: dict[str, Any], people: int) -> dict[str, np.ndarray]:
 
 
 def clip_images(indices: list[int], size: int, path: Path = CLIP) -> list[np.ndarray]:
-    """Frames of a clip squeezed to size x size: network inputs 1 x 3 x size x size."""
-    import av
-    import cv2
-
-    out = []
-    with av.open(str(path)) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if i in indices:
-                rgb = cv2.resize(frame.to_ndarray(format="rgb24"), (size, size))
-                out.append((rgb.transpose(2, 0, 1)[None] / 255.0).astype(np.float32))
-            if i >= max(indices):
-                break
-    return out
+    """Frames of the benchmark clip squeezed to size x size (tests/clips.py)."""
+    return squeezed_frames(path, indices, size)
 
 
 def real_maps(cfg: dict[str, Any]) -> dict[str, np.ndarray] | None:

@@ -1,4 +1,4 @@
-"""Runs the product's pipeline (pipeline.runner.build_stages) on a benchmark's source.
+"""Runs the product's pipeline (pipeline.runner.run_pipeline) on a benchmark's source.
 
 The stages are exactly what `run_stream.py` runs; only the source is the benchmark's
 and a `RecordSink` rides along the file sink to note, per frame, when it left the
@@ -18,9 +18,9 @@ from typing import Any
 from bench.common import BenchError, percentiles
 from bench.sources import Lockstep
 from configs import load_config
+from pipeline import runner
 from pipeline.engine.messages import Message
-from pipeline.runner import Runner, RunOptions, StreamOptions, build_stages, make_sinks
-from pipeline.stages.infer import resolve_model
+from pipeline.options import StreamOptions
 
 
 class RecordSink:
@@ -37,6 +37,9 @@ class RecordSink:
         self.key_fn = key_fn
         self.lockstep = lockstep
         self.rows: list[dict[str, Any]] = []
+
+    def check(self) -> None:
+        pass
 
     def open(self) -> None:
         pass
@@ -84,18 +87,14 @@ def run_pipeline(
     config: a config file over configs/default.yaml; checkpoint: a trained model (None:
     the shipped one, nets/weights/default.pt); on_start: called when the source starts
     (every stage is ready: the model has loaded)."""
-    cfg = load_config(config)
     with tempfile.TemporaryDirectory(prefix="bench-run-") as tmp:
         opts = StreamOptions(outputs=[output or str(Path(tmp) / "out.mp4")],
                              backend=backend, config=config, checkpoint=checkpoint,
                              transport=transport, queue=queue, progress=False)
         record = RecordSink(key_fn, getattr(source, "lockstep", None))
-        sinks = [*make_sinks(opts, cfg), record]
-        stages = build_stages(opts, cfg, resolve_model(checkpoint, cfg), source, sinks)
         started = None if on_start is None else (lambda _info: on_start())
-        result = Runner(stages, RunOptions(transport, queue,
-                                           int(cfg["pipeline"]["queue_hwm"]),
-                                           progress=False, on_start=started)).run()
+        sinks = [*runner.make_sinks(opts, load_config(config)), record]
+        result = runner.run_pipeline(opts, source, sinks, started)
     if result.errors:
         raise BenchError("pipeline failed: " + "; ".join(result.errors))
     outputs = (result.reports.get("sink") or {}).get("outputs", [])

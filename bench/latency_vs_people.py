@@ -39,6 +39,7 @@ from bench.report import PLOTS, new_plot, save_plot, table, update_section
 from bench.sources import FramesSource, Lockstep
 from configs import load_config
 from configs.records import Scene
+from pipeline.options import add_model_arguments
 from pipeline.stages.infer import resolve_model
 from trainers.synth import generate_scene
 
@@ -265,9 +266,7 @@ def main() -> None:
     ap.add_argument("--fps", type=float, default=30.0,
                     help="most frames released per second (a camera's rate); a frame "
                          "is also held until the previous one has left the pipeline")
-    ap.add_argument("--backend", default="auto", help="inference backend")
-    ap.add_argument("--config", help="config file over configs/default.yaml")
-    ap.add_argument("--checkpoint", help="trained model (default: the shipped one)")
+    add_model_arguments(ap, device=False)
     ap.add_argument("--peer", choices=("on", "off"), default="on",
                     help="on: run the MediaPipe peer (builds .venv-peer the first "
                          "time, about a minute); off: skip it (peer_p50_ms: nulls)")

@@ -27,13 +27,14 @@ from bench.common import (
     machine,
     machine_line,
     main_guard,
+    parse_and_run,
     parser,
-    write_json,
 )
 from bench.harness import run_pipeline
 from bench.report import PLOTS, new_plot, save_plot, table, update_section
 from bench.sources import TimedSource
 from pipeline.io.watchdog import WatchedSource
+from pipeline.options import add_model_arguments
 
 DEFAULT_CLIP = (Path(__file__).resolve().parent.parent.parent / "shared" / "data"
                 / "video" / "vtest.avi")
@@ -150,14 +151,8 @@ def main() -> None:
     ap.add_argument("--clip", default=str(DEFAULT_CLIP), help="video file to loop")
     ap.add_argument("--seconds", type=float,
                     help="length of the run (default 600, quick 60)")
-    ap.add_argument("--backend", default="auto", help="inference backend")
-    ap.add_argument("--config", help="config file over configs/default.yaml")
-    ap.add_argument("--checkpoint", help="trained model (default: the shipped one)")
-    args = ap.parse_args()
-    if args.seconds is not None and args.seconds <= 0:
-        raise BenchError("--seconds must be positive")
-    record = run(args)
-    write_json(record, args.json)
+    add_model_arguments(ap, device=False)
+    args, record = parse_and_run(ap, run)
     if args.doc:
         plot(record, PLOTS / "memory.png")
         update_section("memory", doc_section(record))

@@ -27,14 +27,16 @@ from bench.common import (
     machine,
     machine_line,
     main_guard,
+    parse_and_run,
     parser,
     percentiles,
-    write_json,
 )
 from bench.harness import run_pipeline, stage_percentiles
-from bench.loopback import PROTOCOLS, Publisher, endpoint, live_source, read_stamp
+from bench.loopback import Publisher, live_source
 from bench.report import PLOTS, new_plot, save_plot, table, update_section
 from bench.sources import FramesSource, TimedSource
+from pipeline.options import add_model_arguments
+from tests.loopback import PROTOCOLS, endpoint, read_stamp
 from trainers.synth import generate_video
 
 SIZE = 384
@@ -166,15 +168,9 @@ def main() -> None:
     ap.add_argument("--protocol", choices=PROTOCOLS, default="rtmp")
     ap.add_argument("--seconds", type=float,
                     help="length of each live run (default 20, quick 6)")
-    ap.add_argument("--backend", default="auto", help="inference backend")
-    ap.add_argument("--config", help="config file over configs/default.yaml")
-    ap.add_argument("--checkpoint", help="trained model (default: the shipped one)")
+    add_model_arguments(ap, device=False)
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
-    if args.seconds is not None and args.seconds <= 0:
-        raise BenchError("--seconds must be positive")
-    record = run(args)
-    write_json(record, args.json)
+    args, record = parse_and_run(ap, run)
     if args.doc:
         plot(record, PLOTS / "streaming.png")
         update_section("streaming", doc_section(record))

@@ -16,7 +16,7 @@ warning while it does not exist).
 - openvino: the ONNX graph converted to OpenVINO IR (PATH.xml + PATH.bin); precision
   (f32/bf16) is chosen when the runtime compiles it (nets.runtimes).
 - tensorrt: torch-tensorrt compile of the same module, saved as an ExportedProgram.
-  Needs an NVIDIA GPU and NVIDIA's package index; it cannot run on this machine.
+  Needs an NVIDIA GPU and torch-tensorrt from NVIDIA's package index.
 """
 
 from __future__ import annotations
@@ -32,16 +32,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from configs.cli import add_checkpoint
 from configs.errors import CheckpointError
 from configs.extras import require
 from nets.decode import ENGINES, decode_engine
 from nets.matching import MATCHERS
-from nets.model import (
-    InferenceModel,
-    NetworkModel,
-    load_checkpoint,
-    load_default_model,
-)
+from nets.model import InferenceModel, NetworkModel, load_model
 
 FORMATS = ("onnx", "openvino", "tensorrt")
 OPSET = 17
@@ -125,7 +121,7 @@ def import_tensorrt() -> Any:
         raise TensorRTUnavailable(
             "TensorRT needs an NVIDIA GPU and torch-tensorrt from NVIDIA's package "
             "index (pip install torch-tensorrt --extra-index-url "
-            "https://download.pytorch.org/whl/cu124); it is not installable here"
+            "https://download.pytorch.org/whl/cu124); this install has neither"
         ) from exc
     if not torch.cuda.is_available():
         raise TensorRTUnavailable("TensorRT needs a CUDA GPU; none is visible")
@@ -170,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--checkpoint", help="checkpoint (default: the shipped model)")
+    add_checkpoint(parser)
     parser.add_argument("--format", required=True, choices=FORMATS)
     parser.add_argument("--out", required=True, help="output file")
     parser.add_argument(
@@ -195,10 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        if args.checkpoint:
-            model, cfg = load_checkpoint(args.checkpoint)
-        else:
-            model, cfg = load_default_model()
+        model, cfg = load_model(args.checkpoint)
         size = args.size or int(cfg["input_size"])
         if size <= 0 or size % 32:
             raise ValueError(f"--size must be a positive multiple of 32, got {size}")

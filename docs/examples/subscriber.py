@@ -23,7 +23,7 @@ SCHEMA = "partstream.results"
 MAJOR = 1                      # the schema version this code understands
 
 
-def decode(payload: bytes, fmt: str) -> dict:
+def unpack_record(payload: bytes, fmt: str) -> dict:
     if fmt == "msgpack":
         import msgpack
 
@@ -70,7 +70,7 @@ def main() -> None:
     seen = 0
     try:
         while args.count == 0 or seen < args.count:
-            frame = decode(socket.recv(), args.format)
+            frame = unpack_record(socket.recv(), args.format)
             name, _, version = frame.get("schema", "").partition("/")
             if name != SCHEMA or int(version or 0) != MAJOR:
                 print(f"skipping a message in schema '{frame.get('schema')}'")

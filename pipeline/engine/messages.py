@@ -70,7 +70,7 @@ def eof_message(dropped: int = 0, reason: str = "end of stream") -> Message:
     return Message(EOF, {"dropped": dropped, "reason": reason})
 
 
-def encode(msg: Message) -> list[Any]:
+def pack(msg: Message) -> list[Any]:
     """Multipart parts for `socket.send_multipart(parts, copy=False)`."""
     arrays = [np.ascontiguousarray(a) for a in msg.arrays.values()]
     layout = [[name, a.dtype.str, list(a.shape)]
@@ -79,8 +79,8 @@ def encode(msg: Message) -> list[Any]:
     return [head, *arrays]
 
 
-def decode(parts: list[Any]) -> Message:
-    """Inverse of `encode`; arrays are read-only views on the received buffers."""
+def unpack(parts: list[Any]) -> Message:
+    """Inverse of `pack`; arrays are read-only views on the received buffers."""
     head = msgpack.unpackb(_bytes(parts[0]), strict_map_key=False)
     arrays = {}
     for (name, dtype, shape), part in zip(head["arrays"], parts[1:], strict=True):

@@ -13,8 +13,8 @@ that blocks longer than `stall_s` makes `write` raise, so `SinkStage` drops this
 with a warning while the others go on. PyAV connects when the first packet is written,
 and does so holding the GIL, so `check` (at start-up, before the model loads) connects
 to a TCP-based receiver itself: a wrong URL is a clear error at start-up, not a frozen
-process. That connection is the stream: PyAV reaches it through `pipeline.io.relay`, so
-a single-shot receiver (FFmpeg's `?listen`, `-listen 1` RTMP) is not used up by a
+process. That connection is the stream: PyAV reaches it through `pipeline.io.relay`,
+so a single-shot receiver (FFmpeg's `?listen`, `-listen 1` RTMP) is not used up by a
 probe.
 """
 
@@ -33,8 +33,8 @@ from configs.errors import StageError
 from pipeline.engine.messages import Message
 from pipeline.io.protocols import connect_output, scheme, stream_muxer
 from pipeline.io.relay import Relay, via
+from pipeline.io.video_file import even, fit_frame
 from pipeline.io.watchdog import reason
-from pipeline.stages.sinks import _even, _fit
 
 ENCODER = {"preset": "ultrafast", "tune": "zerolatency", "threads": "1"}
 MUXER_OPTIONS = {"flv": {"flvflags": "no_duration_filesize"},
@@ -146,7 +146,7 @@ class StreamSink:
                 if stream is None:
                     container, stream = self._start(image, fps)
                 last_pts = max(index, last_pts + 1)
-                image = _fit(image, stream.width, stream.height, "yuv420p")
+                image = fit_frame(image, stream.width, stream.height, "yuv420p")
                 frame = av.VideoFrame.from_ndarray(image, format="rgb24")
                 frame.pts, frame.time_base = last_pts, stream.time_base
                 for packet in stream.encode(frame):
@@ -175,7 +175,7 @@ class StreamSink:
         container = av.open(stream_url(target), "w", format=self._muxer,
                             container_options=MUXER_OPTIONS[self._muxer])
         stream = container.add_stream("libx264", rate=rate)
-        stream.width, stream.height = _even(image.shape[1]), _even(image.shape[0])
+        stream.width, stream.height = even(image.shape[1]), even(image.shape[0])
         stream.pix_fmt = "yuv420p"
         stream.bit_rate = self.bitrate_kbps * 1000
         stream.options = {**ENCODER, "g": str(max(1, round(float(rate) * self.gop_s)))}

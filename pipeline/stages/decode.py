@@ -22,6 +22,8 @@ class Decode:
     """`parts, heatmap, offsets, limbs, hough, dspf` -> the five decode outputs."""
 
     name = "decode"
+    bottleneck = False
+    info: dict[str, Any] | None = None
 
     def __init__(self, model_cfg: dict[str, Any]) -> None:
         self.model_cfg = model_cfg

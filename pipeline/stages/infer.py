@@ -8,8 +8,8 @@ decode stage (`pipeline.stages.decode`), which runs with the rest of the pipelin
 the other core. On a GPU the graph one: the decode is fused into the exported graph
 (`nets.model.InferenceModel`) and its five outputs (maps on the input grid) leave
 here. Backends: torch, ONNX Runtime and OpenVINO on the CPU; TensorRT on NVIDIA GPUs
-(not runnable on the machines this was built on). ONNX Runtime and OpenVINO run an
-ONNX export; exporting takes seconds, so the file is cached under
+(with torch-tensorrt installed); "auto" is `nets.runtimes.auto_runtime`. ONNX Runtime
+and OpenVINO run an ONNX export; exporting takes seconds, so the file is cached under
 ~/.cache/partstream keyed by the checkpoint's bytes, the config, the engine and the
 network code.
 
@@ -29,15 +29,14 @@ from typing import Any
 
 import numpy as np
 
+from configs.constants import BACKENDS
 from configs.errors import StageError
 from configs.letterbox import Letterbox
 from pipeline.engine.messages import Message
 from pipeline.engine.worker import describe
 from pipeline.stages.preprocess import letterbox_tensor
 
-BACKENDS = ("auto", "torch", "onnxruntime", "openvino", "tensorrt")
 OUTPUTS = ("keypoints", "person_scores", "person_valid", "instances", "parts")
-RANDOM_SEED = 0     # random weights are seeded: every process must build the same net
 
 
 def cache_dir() -> Path:
@@ -49,9 +48,9 @@ def resolve_model(checkpoint: str | None, config: dict[str, Any]) -> dict[str, A
     """The config of the model that will run: the checkpoint's own, or (no checkpoint
     and no shipped weights) `config` for random weights."""
     from configs.errors import CheckpointError
-    from nets.model import DEFAULT_WEIGHTS, load_checkpoint
+    from nets.model import load_checkpoint, weights_path
 
-    path = checkpoint or (DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.is_file() else None)
+    path = weights_path(checkpoint)
     if path is None:
         return config
     try:
@@ -62,24 +61,16 @@ def resolve_model(checkpoint: str | None, config: dict[str, Any]) -> dict[str, A
 
 def _load(checkpoint: str | None, config: dict[str, Any]) -> tuple[Any, dict, str]:
     """(the network, cfg, identity for the export cache)."""
-    import torch
-
     from configs.errors import CheckpointError
-    from nets.model import DEFAULT_WEIGHTS, build_model, load_checkpoint
+    from nets.model import RANDOM_SEED, load_model, weights_path
 
-    path = checkpoint or (DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.is_file() else None)
-    if path is None:
-        print(f"warning: no trained model ({DEFAULT_WEIGHTS} is missing): running "
-              "RANDOM weights, the overlay will show noise", file=sys.stderr)
-        torch.manual_seed(RANDOM_SEED)
-        model, cfg = build_model(config), config
-        identity = f"random{RANDOM_SEED}"
-    else:
-        try:
-            model, cfg = load_checkpoint(path)
-        except CheckpointError as exc:
-            raise StageError(str(exc)) from exc
-        identity = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    path = weights_path(checkpoint)
+    try:
+        model, cfg = load_model(checkpoint, config)
+    except CheckpointError as exc:
+        raise StageError(str(exc)) from exc
+    identity = (f"random{RANDOM_SEED}" if path is None
+                else hashlib.sha256(path.read_bytes()).hexdigest())
     return model.eval(), cfg, identity
 
 
@@ -101,6 +92,7 @@ class Infer:
 
     name = "infer"
     bottleneck = True     # live sources drop frames before this stage, not after
+    info: dict[str, Any] | None = None
 
     def __init__(
         self,
@@ -117,7 +109,6 @@ class Infer:
         self.runtime: Any = None
         self.module: Any = None
         self.keys: tuple[str, ...] = OUTPUTS
-        self.info: dict[str, Any] = {}
 
     def open(self) -> None:
         if self.device not in ("cpu", "cuda"):
@@ -132,7 +123,9 @@ class Infer:
         module = _module(model, cfg, engine)
         backend = self.backend
         if backend == "auto":
-            backend = "tensorrt" if self.device == "cuda" else _cpu_default(engine)
+            from nets.runtimes import auto_runtime
+
+            backend = auto_runtime(self.device, engine)
         if self.device == "cuda" and backend not in ("torch", "tensorrt"):
             raise StageError(f"--device cuda runs the torch or tensorrt backend, "
                              f"not {backend}")
@@ -227,16 +220,6 @@ def _cache_key(identity: str, cfg: dict[str, Any], engine: str) -> str:
     return digest.hexdigest()[:16]
 
 
-# --backend auto on the CPU, best first, per decode engine. Measured here (2 shared
-# cores, default model, 384 px, f32). The network alone (native engine), 1 thread,
-# AMD EPYC at load average 9: OpenVINO 62 ms/frame and 1 s to compile, ONNX Runtime
-# 82 ms (256 px: 34 / 39 ms). With the fused decode (graph engine), 2 threads: ONNX
-# Runtime 129 ms/frame and 2.6 s to load; OpenVINO 121 ms/frame but 9.5 s to compile;
-# eager torch 1050 ms/frame (docs/PIPELINE.md).
-CPU_PREFERENCE = {"native": ("openvino", "onnxruntime", "torch"),
-                  "graph": ("onnxruntime", "openvino", "torch")}
-
-
 def check_backend(backend: str, device: str) -> None:
     """One line before the model loads if an explicitly chosen backend's package is
     missing (TensorRT without torch-tensorrt or a GPU, OpenVINO without its extra)."""
@@ -251,11 +234,3 @@ def check_backend(backend: str, device: str) -> None:
             require("openvino", "openvino")
     except (ImportError, TensorRTUnavailable) as exc:
         raise StageError(f"backend {backend}: {exc}") from exc
-
-
-def _cpu_default(engine: str) -> str:
-    """The preferred CPU backend for `engine` among those that import here."""
-    from nets.runtimes import available_runtimes
-
-    have = available_runtimes()
-    return next(name for name in CPU_PREFERENCE[engine] if name in have)

@@ -37,6 +37,8 @@ class Preprocess:
     """frame message (image) -> + `input` 3 x S x S float32 and header `transform`."""
 
     name = "preprocess"
+    bottleneck = False
+    info: dict[str, Any] | None = None
 
     def __init__(self, size: int, on_device: bool = False) -> None:
         self.size = size

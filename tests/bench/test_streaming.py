@@ -7,8 +7,8 @@ import io
 import av
 import numpy as np
 
-from bench.loopback import read_stamp, stamp
 from bench.streaming import doc_section, live_run
+from tests.loopback import read_stamp, stamp
 
 
 def test_stamps_survive_h264() -> None:

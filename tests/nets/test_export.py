@@ -191,8 +191,8 @@ def test_cli_reports_bad_input_in_one_line(inference_onnx, tmp_path, capsys):
 
 
 def test_runtime_choice(maps_onnx):
-    assert available_runtimes() == ["openvino", "onnxruntime", "torch"]
-    assert make_runtime("auto", maps_onnx, threads=1).name == "openvino"
+    assert available_runtimes() == ["onnxruntime", "openvino", "torch"]
+    assert make_runtime("auto", maps_onnx, threads=1).name == "onnxruntime"
     with pytest.raises(ValueError, match="unknown runtime"):
         make_runtime("tflite", maps_onnx)
     with pytest.raises(FileNotFoundError):

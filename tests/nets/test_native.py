@@ -5,7 +5,6 @@ shipped model; its exact matching and its fixed shapes.
 
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
@@ -15,6 +14,7 @@ from configs import load_config
 from nets.decode import decode_fixed, to_predictions
 from nets.model import DEFAULT_WEIGHTS, activations, load_checkpoint
 from nets.native import NativeDecoder, max_weight_matching
+from tests.clips import squeezed_frames
 from trainers.synth.compose import generate_scene
 from trainers.targets import encode, perfect_maps
 
@@ -137,21 +137,6 @@ def test_same_people_as_the_exact_graph_decode_on_oracle_scenes():
     assert min(agree) >= 0.99
 
 
-def video_frames(name: str, indices: list[int], size: int) -> list[np.ndarray]:
-    """Frames of a shared clip squeezed to size x size: 1 x 3 x size x size, [0, 1]."""
-    import cv2
-
-    out = []
-    with av.open(str(VIDEO / name)) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if i in indices:
-                rgb = cv2.resize(frame.to_ndarray(format="rgb24"), (size, size))
-                out.append((rgb.transpose(2, 0, 1)[None] / 255.0).astype(np.float32))
-            if i >= max(indices):
-                break
-    return out
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(
     not VIDEO.is_dir() or not DEFAULT_WEIGHTS.is_file(),
@@ -163,9 +148,9 @@ def test_same_people_as_the_exact_graph_decode_on_real_frames():
     model, cfg = load_checkpoint(DEFAULT_WEIGHTS)
     model.eval()
     size = int(cfg["input_size"])
-    frames = video_frames("vtest.avi", [0, 30, 60, 90], size)
-    frames += video_frames("two_people_occlusion.mp4", [10, 40], size)
-    frames += video_frames("basketball_240p.mp4", [50, 150], size)
+    frames = squeezed_frames(VIDEO / "vtest.avi", [0, 30, 60, 90], size)
+    frames += squeezed_frames(VIDEO / "two_people_occlusion.mp4", [10, 40], size)
+    frames += squeezed_frames(VIDEO / "basketball_240p.mp4", [50, 150], size)
     decoder = NativeDecoder(cfg)
     found = 0
     for images in frames:

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import run_stream
-from pipeline.runner import StreamOptions
+from pipeline.options import StreamOptions
 from pipeline.runner import run_stream as run_pipeline
 from tests.pipeline.conftest import cli
 from tests.pipeline.helpers import decode_frames, write_clip
