@@ -192,7 +192,8 @@ def doc_section(r: dict[str, Any]) -> str:
             f"matching); graph: the decode exported alone to ONNX "
             f"(matcher {r['graph_matcher']}) in ONNX Runtime. Scenes alternate within "
             f"each engine's run; {r['native']['1 person']['runs']} native and "
-            f"{r['graph']['1 person']['runs']} graph runs per scene. CPU = the thread's "
+            f"{r['graph']['1 person']['runs']} graph runs per scene. CPU = the "
+            "thread's "
             f"CPU time (less sensitive to a shared machine than wall time). The native "
             f"engine's first call took {r['native_first_call_ms']} ms (numba's cache).",
             table(
@@ -212,7 +213,8 @@ def doc_section(r: dict[str, Any]) -> str:
             f"**{r['native_p50_30']} ms** at 30; ratio **{r['native_ratio']}** "
             f"(goals <= {GOAL_MS} ms: {'met' if ok_ms else 'not met'}; "
             f"<= {GOAL_RATIO}: {'met' if ok_ratio else 'not met'}); by thread CPU "
-            f"time the ratio is {r.get('native_cpu_ratio', '-')} (what differs: where 30 "
+            f"time the ratio is {r.get('native_cpu_ratio', '-')} (what differs: where "
+            "30 "
             "people's samples land in memory, top-K insertions, augmenting paths).",
         ]
     )

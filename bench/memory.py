@@ -164,7 +164,8 @@ def doc_section(record: dict[str, Any]) -> str:
     return "\n\n".join(
         [
             machine_line(record["machine"]),
-            f"Backend {record['backend']}; threads transport; every frame kept (transcode "
+            f"Backend {record['backend']}; threads transport; every frame kept "
+            "(transcode "
             "mode) into an H.264 file. RSS of the whole process (model, pipeline, "
             "encoder), sampled twice a second.",
             table(

@@ -178,8 +178,10 @@ def doc_section(record: dict[str, Any]) -> str:
         [
             machine_line(record["machine"]),
             f"`python -m bench.realtime`: the pipeline of `run_stream.py` (backend "
-            f"{record['backend']}, file sink included) on synthetic frames of n people, "
-            f"{record['frames_per_count']} scenes per count, {record['passes']} passes. "
+            f"{record['backend']}, file sink included) on synthetic frames of n "
+            "people, "
+            f"{record['frames_per_count']} scenes per count, {record['passes']} "
+            "passes. "
             f"Live: released at most at {record['fps']} FPS, one frame in flight, "
             "capture to output. File: every frame kept, none paced.",
             table(header, rows),
