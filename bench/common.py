@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import sys
@@ -20,6 +21,10 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from configs.cli import setup_logging
+
+log = logging.getLogger(__name__)
 
 
 class BenchError(RuntimeError):
@@ -54,11 +59,16 @@ def machine() -> dict[str, Any]:
 
 def machine_line(info: dict[str, Any]) -> str:
     """One Markdown line describing `machine()`'s record."""
-    shared = (" — the CPU was shared with other jobs during this run (load average "
-              f"{info['load_avg_1m']} at start), so absolute times are pessimistic"
-              if info["shared_cpu"] else f" (load average {info['load_avg_1m']})")
-    return (f"Machine: {info['nproc']} x {info['cpu']}, torch {info['torch']} with "
-            f"{info['torch_threads']} threads, {info['date']}{shared}.")
+    shared = (
+        " — the CPU was shared with other jobs during this run (load average "
+        f"{info['load_avg_1m']} at start), so absolute times are pessimistic"
+        if info["shared_cpu"]
+        else f" (load average {info['load_avg_1m']})"
+    )
+    return (
+        f"Machine: {info['nproc']} x {info['cpu']}, torch {info['torch']} with "
+        f"{info['torch_threads']} threads, {info['date']}{shared}."
+    )
 
 
 def percentiles(
@@ -92,23 +102,47 @@ def write_json(record: dict[str, Any], path: str | Path) -> None:
 def parser(description: str) -> argparse.ArgumentParser:
     """The arguments every benchmark takes; a benchmark adds its own to it."""
     ap = argparse.ArgumentParser(description=description)
-    ap.add_argument("--quick", action="store_true",
-                    help="small run (under a minute) to check the benchmark works")
-    ap.add_argument("--json", metavar="OUT", required=True,
-                    help="where to write the results as JSON")
-    ap.add_argument("--doc", action="store_true",
-                    help="also write this benchmark's section of docs/BENCHMARKS.md "
-                         "and its plot in docs/bench/")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="small run (under a minute) to check the benchmark works",
+    )
+    ap.add_argument(
+        "--json",
+        metavar="OUT",
+        required=True,
+        help="where to write the results as JSON",
+    )
+    ap.add_argument(
+        "--doc",
+        action="store_true",
+        help="also write this benchmark's section of docs/BENCHMARKS.md "
+        "and its plot in docs/bench/",
+    )
     return ap
+
+
+def parse_and_run(
+    ap: argparse.ArgumentParser, run: Callable[[argparse.Namespace], dict[str, Any]]
+) -> tuple[argparse.Namespace, dict[str, Any]]:
+    """A timed benchmark's main: its flags (--seconds, when given, must be positive),
+    its run, its record written to --json."""
+    args = ap.parse_args()
+    if args.seconds is not None and args.seconds <= 0:
+        raise BenchError("--seconds must be positive")
+    record = run(args)
+    write_json(record, args.json)
+    return args, record
 
 
 def main_guard(run: Callable[[], None]) -> None:
     """Run a benchmark's main; a known failure is one line on stderr and exit 1."""
+    setup_logging()
     try:
         run()
     except (BenchError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        log.error("%s", exc)
         sys.exit(1)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        log.info("interrupted")
         sys.exit(130)

@@ -1,4 +1,4 @@
-"""Runs the product's pipeline (pipeline.runner.build_stages) on a benchmark's source.
+"""Runs the product's pipeline (pipeline.runner.run_pipeline) on a benchmark's source.
 
 The stages are exactly what `run_stream.py` runs; only the source is the benchmark's
 and a `RecordSink` rides along the file sink to note, per frame, when it left the
@@ -18,9 +18,9 @@ from typing import Any
 from bench.common import BenchError, percentiles
 from bench.sources import Lockstep
 from configs import load_config
+from pipeline import runner
 from pipeline.engine.messages import Message
-from pipeline.runner import Runner, RunOptions, StreamOptions, build_stages, make_sinks
-from pipeline.stages.infer import resolve_model
+from pipeline.options import StreamOptions
 
 
 class RecordSink:
@@ -32,11 +32,17 @@ class RecordSink:
 
     name = "record"
 
-    def __init__(self, key_fn: Callable[[Message], int] | None = None,
-                 lockstep: Lockstep | None = None) -> None:
+    def __init__(
+        self,
+        key_fn: Callable[[Message], int] | None = None,
+        lockstep: Lockstep | None = None,
+    ) -> None:
         self.key_fn = key_fn
         self.lockstep = lockstep
         self.rows: list[dict[str, Any]] = []
+
+    def check(self) -> None:
+        pass
 
     def open(self) -> None:
         pass
@@ -45,10 +51,13 @@ class RecordSink:
         now = time.time()
         head = msg.header
         scores = msg.arrays.get("scores")
-        row = {"index": int(head["index"]), "out_ts": now,
-               "latency_ms": 1000.0 * (now - head["capture_ts"]),
-               "stage_ms": dict(head.get("stage_ms", {})),
-               "people": 0 if scores is None else len(scores)}
+        row = {
+            "index": int(head["index"]),
+            "out_ts": now,
+            "latency_ms": 1000.0 * (now - head["capture_ts"]),
+            "stage_ms": dict(head.get("stage_ms", {})),
+            "people": 0 if scores is None else len(scores),
+        }
         if self.key_fn is not None:
             row["key"] = self.key_fn(msg)
         self.rows.append(row)
@@ -84,18 +93,20 @@ def run_pipeline(
     config: a config file over configs/default.yaml; checkpoint: a trained model (None:
     the shipped one, nets/weights/default.pt); on_start: called when the source starts
     (every stage is ready: the model has loaded)."""
-    cfg = load_config(config)
     with tempfile.TemporaryDirectory(prefix="bench-run-") as tmp:
-        opts = StreamOptions(outputs=[output or str(Path(tmp) / "out.mp4")],
-                             backend=backend, config=config, checkpoint=checkpoint,
-                             transport=transport, queue=queue, progress=False)
+        opts = StreamOptions(
+            outputs=[output or str(Path(tmp) / "out.mp4")],
+            backend=backend,
+            config=config,
+            checkpoint=checkpoint,
+            transport=transport,
+            queue=queue,
+            progress=False,
+        )
         record = RecordSink(key_fn, getattr(source, "lockstep", None))
-        sinks = [*make_sinks(opts), record]
-        stages = build_stages(opts, cfg, resolve_model(checkpoint, cfg), source, sinks)
         started = None if on_start is None else (lambda _info: on_start())
-        result = Runner(stages, RunOptions(transport, queue,
-                                           int(cfg["pipeline"]["queue_hwm"]),
-                                           progress=False, on_start=started)).run()
+        sinks = [*runner.make_sinks(opts, load_config(config)), record]
+        result = runner.run_pipeline(opts, source, sinks, started)
     if result.errors:
         raise BenchError("pipeline failed: " + "; ".join(result.errors))
     outputs = (result.reports.get("sink") or {}).get("outputs", [])
@@ -106,5 +117,7 @@ def run_pipeline(
 def stage_percentiles(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """{stage: {"p50", "p99"}} over the rows' stage times."""
     names = sorted({n for r in rows for n in r["stage_ms"]})
-    return {name: percentiles([r["stage_ms"][name] for r in rows
-                               if name in r["stage_ms"]]) for name in names}
+    return {
+        name: percentiles([r["stage_ms"][name] for r in rows if name in r["stage_ms"]])
+        for name in names
+    }

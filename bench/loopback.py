@@ -1,10 +1,10 @@
-"""A live video publisher on 127.0.0.1 for streaming benchmarks, and frame-index stamps.
+"""A live video publisher on 127.0.0.1 for streaming benchmarks.
 
 The publisher encodes frames with libx264 (ultrafast, zerolatency, as a live camera
 encoder would) and pushes them at a fixed rate over RTMP (FLV) or UDP (MPEG-TS), noting
-when it sent each frame. Each frame carries its index as a row of black/white blocks
-that survive H.264, so whatever leaves the pipeline can be matched to its send time:
-capture-to-output latency including encode, network, decode and every queue.
+when it sent each frame. Each frame carries its index (tests/loopback.py's stamp), so
+whatever leaves the pipeline can be matched to its send time: capture-to-output
+latency including encode, network, decode and every queue.
 
 RTMP, RTSP: the pipeline's source is the server (the product's listen mode), the
 publisher connects to it, retrying until it listens. UDP: the source binds the port;
@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import queue
-import socket
 import time
 from collections.abc import Sequence
 from fractions import Fraction
@@ -25,48 +24,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.io.watchdog import WatchedSource
-
-STAMP_BITS = 16
-STAMP_BLOCK = 16  # pixels per bit; survives H.264 at default quality
-PROTOCOLS = ("rtmp", "rtsp", "udp")
-
-
-def stamp(image: np.ndarray, index: int) -> np.ndarray:
-    """A copy of image with `index` written as blocks along its top-left edge."""
-    out = image.copy()
-    for bit in range(STAMP_BITS):
-        x = bit * STAMP_BLOCK
-        out[:STAMP_BLOCK, x:x + STAMP_BLOCK] = 255 if (index >> bit) & 1 else 0
-    return out
-
-
-def read_stamp(image: np.ndarray) -> int:
-    """The index `stamp` wrote, read from the centre of each block."""
-    q, index = STAMP_BLOCK // 4, 0
-    for bit in range(STAMP_BITS):
-        x = bit * STAMP_BLOCK
-        block = image[q:STAMP_BLOCK - q, x + q:x + STAMP_BLOCK - q]
-        index |= int(block.mean() > 127) << bit
-    return index
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def endpoint(protocol: str) -> tuple[str, str, dict[str, str]]:
-    """(URL on a free port, publisher muxer, publisher options)."""
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol '{protocol}' (use {', '.join(PROTOCOLS)})")
-    if protocol == "udp":
-        url = f"udp://127.0.0.1:{free_port(socket.SOCK_DGRAM)}"
-        return url, "mpegts", {"flush_packets": "1"}
-    url = f"{protocol}://127.0.0.1:{free_port()}/live/bench"
-    if protocol == "rtmp":
-        return url, "flv", {}
-    return url, "rtsp", {"rtsp_transport": "tcp"}
+from tests.loopback import STAMP_BITS, stamp
 
 
 def live_source(protocol: str, url: str) -> WatchedSource:
@@ -84,14 +42,24 @@ class Publisher:
     the GIL; `stop()` returns {index: send wall-clock time}.
     """
 
-    def __init__(self, url: str, fmt: str, options: dict[str, str],
-                 frames: Sequence[np.ndarray], fps: float, gop: int = 30) -> None:
+    def __init__(
+        self,
+        url: str,
+        fmt: str,
+        options: dict[str, str],
+        frames: Sequence[np.ndarray],
+        fps: float,
+        gop: int = 30,
+    ) -> None:
         ctx = mp.get_context("spawn")
         self._stop = ctx.Event()
         self._results = ctx.Queue()
         self.process = ctx.Process(
-            target=_publish, name="bench-publisher", daemon=True,
-            args=(url, fmt, options, list(frames), fps, gop, self._stop, self._results))
+            target=_publish,
+            name="bench-publisher",
+            daemon=True,
+            args=(url, fmt, options, list(frames), fps, gop, self._stop, self._results),
+        )
 
     def start(self) -> None:
         self.process.start()
@@ -112,8 +80,15 @@ class Publisher:
         return sent
 
 
-def _connect(url: str, fmt: str, options: dict[str, str], first: np.ndarray,
-             fps: float, gop: int, stop: Any) -> tuple[Any, Any, float]:
+def _connect(
+    url: str,
+    fmt: str,
+    options: dict[str, str],
+    first: np.ndarray,
+    fps: float,
+    gop: int,
+    stop: Any,
+) -> tuple[Any, Any, float]:
     """(container, stream, send time) once frame 0 is through, or Nones if stopped.
 
     A client muxer only reaches the server when it writes its header, with the first
@@ -129,8 +104,11 @@ def _connect(url: str, fmt: str, options: dict[str, str], first: np.ndarray,
             stream = out.add_stream("libx264", rate=rate)
             stream.width, stream.height = first.shape[1], first.shape[0]
             stream.pix_fmt = "yuv420p"
-            stream.options = {"preset": "ultrafast", "tune": "zerolatency",
-                              "g": str(gop)}
+            stream.options = {
+                "preset": "ultrafast",
+                "tune": "zerolatency",
+                "g": str(gop),
+            }
             frame = av.VideoFrame.from_ndarray(stamp(first, 0), format="rgb24")
             frame.pts, frame.time_base = 0, 1 / rate
             sent = time.time()
@@ -144,8 +122,16 @@ def _connect(url: str, fmt: str, options: dict[str, str], first: np.ndarray,
     return None, None, 0.0
 
 
-def _publish(url: str, fmt: str, options: dict[str, str], frames: list[np.ndarray],
-             fps: float, gop: int, stop: Any, results: Any) -> None:
+def _publish(
+    url: str,
+    fmt: str,
+    options: dict[str, str],
+    frames: list[np.ndarray],
+    fps: float,
+    gop: int,
+    stop: Any,
+    results: Any,
+) -> None:
     import av
 
     sent: dict[int, float] = {}
@@ -155,7 +141,7 @@ def _publish(url: str, fmt: str, options: dict[str, str], frames: list[np.ndarra
             sent[0] = first_sent
             time_base = 1 / Fraction(fps).limit_denominator(1000)
             start, index = time.monotonic(), 1
-            while not stop.is_set() and index < 2 ** STAMP_BITS:
+            while not stop.is_set() and index < 2**STAMP_BITS:
                 delay = start + index / fps - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)

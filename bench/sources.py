@@ -42,14 +42,23 @@ class FramesSource:
     """Yields `frames` in order, at most at `fps` (capture time = release time)."""
 
     name = "source"
+    info: dict[str, Any] | None = None
 
-    def __init__(self, frames: Sequence[np.ndarray], fps: float, live: bool = True,
-                 lockstep: Lockstep | None = None):
+    def __init__(
+        self,
+        frames: Sequence[np.ndarray],
+        fps: float,
+        live: bool = True,
+        lockstep: Lockstep | None = None,
+    ):
         self.images = list(frames)
         self.fps = fps
         self.live = live
         self.lockstep = lockstep
         self.total = len(self.images)
+
+    def check(self) -> None:
+        """Nothing to check before the model loads: the frames are in memory."""
 
     def open(self) -> None:
         pass
@@ -75,6 +84,7 @@ class TimedSource:
     """Wraps a source: stops after `seconds` and reports when it started."""
 
     name = "source"
+    info: dict[str, Any] | None = None
 
     def __init__(self, inner: Any, seconds: float) -> None:
         self.inner = inner
@@ -83,6 +93,9 @@ class TimedSource:
         self.total: int | None = None
         self.fps = 30.0
         self.started = 0.0
+
+    def check(self) -> None:
+        self.inner.check()
 
     def open(self) -> None:
         self.inner.open()

@@ -37,13 +37,21 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any], where: str) -> dict[str, Any]:
+def merge(
+    base: dict[str, Any], over: dict[str, Any], strict: bool = True, where: str = ""
+) -> dict[str, Any]:
+    """`over` laid over a copy of `base`, nested sections key by key.
+
+    strict: a key `base` lacks is a ConfigError (an experiment file's typo); lenient
+    (strict=False): such keys are kept, for a checkpoint's config filled with keys the
+    defaults gained since it was written.
+    """
     out = copy.deepcopy(base)
     for key, value in over.items():
-        if key not in base:
+        if strict and key not in base:
             raise ConfigError(f"unknown config key '{where}{key}'")
-        if isinstance(base[key], dict) and isinstance(value, dict):
-            out[key] = _merge(base[key], value, f"{where}{key}.")
+        if isinstance(out.get(key), dict) and isinstance(value, dict):
+            out[key] = merge(out[key], value, strict, f"{where}{key}.")
         else:
             out[key] = value
     return out
@@ -58,7 +66,7 @@ def load_config(path: str | Path | None = None) -> dict[str, Any]:
     data = _read_yaml(path)
     base_name = data.pop("base", None)
     base = load_config(path.parent / base_name) if base_name else default
-    return _merge(base, data, "")
+    return merge(base, data)
 
 
 @cache
@@ -79,6 +87,10 @@ def body() -> dict[str, Any]:
         # tree then redundant limbs by name: the network's limb channels, in order
         "limb_names": [list(pair) for pair in raw["limbs"] + raw["redundant_limbs"]],
         "flip": flip,
+        # fine part -> (from, to) keypoint indices of the limb it runs along
+        "part_segments": {
+            part: (index[a], index[b]) for part, (a, b) in raw["part_segments"].items()
+        },
         "other_keypoints": raw.get("other_keypoints", {}),
     }
 

@@ -5,6 +5,10 @@ candidates per keypoint type, P = `decode.max_people` person slots), with no Pyt
 branching on values, so the decode is part of the exported graph and costs the same for
 one person as for thirty (docs/ARCHITECTURE.md, "Decode" and "Decode input").
 
+This is the "graph" engine; `nets.native` is the "native" one (numba, outside the
+graph, exact matching, maps on the cell grid). `decode.engine` chooses between them
+(`decode_engine`).
+
 Steps: Hough-map peaks -> candidates (`candidates`); limb maps sampled along every
 candidate pair -> score matrices (`limb_scores`); one-partner-per-limb matching
 (`nets.matching`); candidates joined into people over the tree limbs, then pieces
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -33,6 +38,26 @@ JOIN_ROUNDS = 8  # joins per redundant limb and image, at most
 JOIN_SWAPS = 1  # polish rounds
 
 
+ENGINES = ("native", "graph")
+ENGINE_CHOICES = ("auto", *ENGINES)
+
+
+def decode_engine(cfg: dict[str, Any], device: str = "cpu") -> str:
+    """The engine `decode.engine` asks for on `device` (cpu | cuda): native or graph.
+
+    auto: native on the CPU (the fused decode is thousands of tiny graph nodes there,
+    docs/MATCHING.md), graph on a GPU (TensorRT fuses it into a few kernels).
+    """
+    engine = cfg["decode"].get("engine", "auto")
+    if engine not in ENGINE_CHOICES:
+        raise ValueError(
+            f"unknown decode.engine '{engine}' (known: {', '.join(ENGINE_CHOICES)})"
+        )
+    if engine == "auto":
+        return "graph" if device == "cuda" else "native"
+    return engine
+
+
 class Candidates(NamedTuple):
     """Top-K keypoint candidates per type: xy [B, J, K, 2] input px, score and valid
     [B, J, K] (score 0 where invalid)."""
@@ -40,6 +65,21 @@ class Candidates(NamedTuple):
     xy: Tensor
     score: Tensor
     valid: Tensor
+
+
+def top_k(x: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """The k largest along the last dim, equal values in index order (lowest first).
+
+    Exported, `topk` becomes ONNX TopK, whose specification breaks ties by the lower
+    index (compiled, e.g. for TensorRT, `topk` too: its sort kernels cap k); eager
+    `topk` leaves their order to the sort it uses, so there a stable sort gives the
+    same order. The engines then keep the same one of two equal-score candidates (the
+    oracle maps have exact ties) and find the same people.
+    """
+    if torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling():
+        return x.topk(k, dim=-1)
+    values, index = x.sort(dim=-1, descending=True, stable=True)
+    return values[..., :k], index[..., :k]
 
 
 def candidates(
@@ -70,7 +110,7 @@ def candidates(
         peak = peak | inside
     mass = F.avg_pool2d(hough, 3, 1, 1, count_include_pad=True) * 9.0
     ranked = torch.where(peak, mass, torch.zeros_like(mass)).reshape(b, j, h * w)
-    score, index = ranked.topk(k, dim=-1)
+    score, index = top_k(ranked, k)
     row = torch.div(index, w, rounding_mode="floor")
     col = index - row * w
     x = col.to(hough.dtype) + 0.5
@@ -98,6 +138,16 @@ def limb_pairs() -> Tensor:
     return torch.tensor(table["limbs"] + table["redundant_limbs"], dtype=torch.long)
 
 
+def limb_profile(samples: int, extend: float) -> tuple[np.ndarray, ...]:
+    """Where a limb is sampled and what a true limb looks like there, shared by both
+    engines: t [S] from -`extend` to 1 + `extend` along the segment, the profile a
+    true limb draws there, exp(-(2t - 1)^2 / 2), and 1 where t lies on the segment
+    (float32)."""
+    t = np.linspace(-extend, 1.0 + extend, samples).astype(np.float32)
+    expect = np.exp(-0.5 * (2 * t - 1) ** 2).astype(np.float32)
+    return t, expect, ((t >= 0) & (t <= 1)).astype(np.float32)
+
+
 def limb_scores(
     limbs: Tensor,
     cand: Candidates,
@@ -122,8 +172,9 @@ def limb_scores(
     pairs = limb_pairs().to(limbs.device)
     start = cand.xy[:, pairs[:, 0]]  # B, L, K, 2
     end = cand.xy[:, pairs[:, 1]]
-    t = torch.linspace(
-        -extend, 1.0 + extend, samples, dtype=limbs.dtype, device=limbs.device
+    t, expect, inner = (
+        torch.from_numpy(a).to(limbs.device, limbs.dtype)
+        for a in limb_profile(samples, extend)
     )
     tt = t.view(1, 1, 1, 1, samples, 1)
     pts = (
@@ -139,8 +190,6 @@ def limb_scores(
         padding_mode="zeros",
         align_corners=False,
     ).reshape(b, n_limbs, k, k, samples)
-    expect = torch.exp(-0.5 * (2 * t - 1) ** 2)
-    inner = ((t >= 0) & (t <= 1)).to(limbs.dtype)
     on_segment = (sampled * inner).sum(-1) / inner.sum()
     fit = 1 - (sampled - expect).abs().mean(-1) / expect.mean()
     score = on_segment * fit.clamp(min=0)
@@ -395,17 +444,19 @@ def decode_fixed(
 
 
 def to_predictions(
-    outputs: dict[str, Tensor], stride: int = 4, grid: str = "input"
+    outputs: dict[str, Any], stride: int = 4, grid: str = "input", cells: bool = False
 ) -> list[Prediction]:
     """Decode outputs -> one `Prediction` per image, valid people only, renumbered 1..n.
 
-    grid="input": maps and keypoints as the decode gives them, on the network input;
-    grid="output": maps read at the cell centres (h x w) and keypoints divided by
-    `stride`, the grid of the targets (`trainers.targets.output_grid`; how the decode
-    oracle is scored).
+    grid="input": maps and keypoints on the network input; grid="output": maps on
+    the cells (h x w, read at the cell centres from input-grid maps) and keypoints
+    divided by `stride`, the grid of the targets (`trainers.targets.output_grid`; how
+    the decode oracle is scored). `cells`: the maps are already on the cell grid (the
+    native engine's outputs; numpy or torch), expanded cell by cell for grid="input".
     """
     if grid not in ("input", "output"):
         raise ValueError(f"grid must be 'input' or 'output', not '{grid}'")
+    outputs = {k: torch.as_tensor(v) for k, v in outputs.items()}
     preds = []
     for i in range(outputs["keypoints"].shape[0]):
         valid = outputs["person_valid"][i].cpu().numpy()
@@ -415,9 +466,12 @@ def to_predictions(
         instances = lut[outputs["instances"][i].cpu()]
         parts = outputs["parts"][i].cpu()
         kps = outputs["keypoints"][i].detach().cpu().numpy()[slots].copy()
-        if grid == "output":
+        if cells and grid == "input":
+            instances, parts = (to_input_grid(m, stride) for m in (instances, parts))
+        elif grid == "output" and not cells:
             centre = slice(stride // 2, None, stride)
             instances, parts = instances[centre, centre], parts[centre, centre]
+        if grid == "output":
             kps[..., :2] /= stride
         preds.append(
             Prediction(

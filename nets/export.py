@@ -1,11 +1,14 @@
 """Export the parser for deployment runtimes.
 
     python -m nets.export [--checkpoint C] --format onnx|openvino|tensorrt --out PATH
-                          [--size 384] [--matcher pgd|greedy]
+                          [--size 384] [--engine native|graph] [--matcher pgd|greedy]
 
-Exports `InferenceModel` (image in, fused decode, five tensors out; fixed batch 1,
-size x size input). No checkpoint: the shipped default model (nets/weights/default.pt,
-random weights with a warning while it does not exist).
+Exports, for the decode engine (`decode.engine`; auto: native for onnx and openvino,
+graph for tensorrt), either `NetworkModel` (engine native: image in, activated maps
+out, decoded by `nets.native` outside the graph) or `InferenceModel` (engine graph:
+image in, fused decode, five tensors out); fixed batch 1, size x size input. No
+checkpoint: the shipped default model (nets/weights/default.pt, random weights with a
+warning while it does not exist).
 
 - onnx: opset 17 via the TorchScript exporter. The torch.export-based exporter also
   works but took 456 s instead of 10 s on the unrolled PGD decode here, and cannot
@@ -13,7 +16,7 @@ random weights with a warning while it does not exist).
 - openvino: the ONNX graph converted to OpenVINO IR (PATH.xml + PATH.bin); precision
   (f32/bf16) is chosen when the runtime compiles it (nets.runtimes).
 - tensorrt: torch-tensorrt compile of the same module, saved as an ExportedProgram.
-  Needs an NVIDIA GPU and NVIDIA's package index; it cannot run on this machine.
+  Needs an NVIDIA GPU and torch-tensorrt from NVIDIA's package index.
 """
 
 from __future__ import annotations
@@ -29,10 +32,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from configs.cli import add_checkpoint
 from configs.errors import CheckpointError
 from configs.extras import require
+from nets.decode import ENGINES, decode_engine
 from nets.matching import MATCHERS
-from nets.model import InferenceModel, load_checkpoint, load_default_model
+from nets.model import InferenceModel, NetworkModel, load_model
 
 FORMATS = ("onnx", "openvino", "tensorrt")
 OPSET = 17
@@ -116,7 +121,7 @@ def import_tensorrt() -> Any:
         raise TensorRTUnavailable(
             "TensorRT needs an NVIDIA GPU and torch-tensorrt from NVIDIA's package "
             "index (pip install torch-tensorrt --extra-index-url "
-            "https://download.pytorch.org/whl/cu124); it is not installable here"
+            "https://download.pytorch.org/whl/cu124); this install has neither"
         ) from exc
     if not torch.cuda.is_available():
         raise TensorRTUnavailable("TensorRT needs a CUDA GPU; none is visible")
@@ -161,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--checkpoint", help="checkpoint (default: the shipped model)")
+    add_checkpoint(parser)
     parser.add_argument("--format", required=True, choices=FORMATS)
     parser.add_argument("--out", required=True, help="output file")
     parser.add_argument(
@@ -169,6 +174,13 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=None,
         help="square input size in px (default: the config's)",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default=None,
+        help="decode engine (default: the config's decode.engine; auto is native "
+        "for onnx and openvino, graph for tensorrt)",
     )
     parser.add_argument(
         "--matcher",
@@ -179,19 +191,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        if args.checkpoint:
-            model, cfg = load_checkpoint(args.checkpoint)
-        else:
-            model, cfg = load_default_model()
+        model, cfg = load_model(args.checkpoint)
         size = args.size or int(cfg["input_size"])
         if size <= 0 or size % 32:
             raise ValueError(f"--size must be a positive multiple of 32, got {size}")
+        device = "cuda" if args.format == "tensorrt" else "cpu"
+        engine = args.engine or decode_engine(cfg, device)
         matcher = args.matcher or cfg["decode"]["matcher"]
         if matcher == "hungarian":
             matcher = "pgd"
-        out = EXPORTERS[args.format](
-            InferenceModel(model, cfg, matcher), args.out, size
+        module = (
+            NetworkModel(model)
+            if engine == "native"
+            else InferenceModel(model, cfg, matcher)
         )
+        out = EXPORTERS[args.format](module, args.out, size)
     except (CheckpointError, TensorRTUnavailable, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,8 +1,10 @@
 """The multi-granularity parser: backbone -> FPN -> part head, pose head, DSPF, Hough.
 
 `build_model(cfg)` gives the training/eval network (outputs in docs/ARCHITECTURE.md,
-"Model"); `InferenceModel(model, cfg)` is what is exported and deployed: image in,
-activations, the fused fixed-size decode (`nets.decode.decode_fixed`), five tensors out.
+"Model"); `InferenceModel(model, cfg)` is what is exported and deployed with the graph
+decode engine: image in, activations, the fused fixed-size decode
+(`nets.decode.decode_fixed`), five tensors out. `NetworkModel(model)` is the graph of
+the native engine: image in, activated maps out (`nets.native` decodes them).
 
 Checkpoint format (shared with trainers/): a `torch.save`d dict
     {"config": cfg (the full config dict the model was built from),
@@ -16,6 +18,7 @@ weights that do not fit the config.
 from __future__ import annotations
 
 import copy
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from configs import body, load_config, taxonomy
+from configs import body, load_config, merge, taxonomy
 from configs.constants import OUTPUT_STRIDE
 from configs.errors import CheckpointError
 from nets.backbones import build_backbone, load_backbone_weights
@@ -37,6 +40,9 @@ from nets.matching import MATCHERS
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "default.pt"
+RANDOM_SEED = 0  # random weights are seeded: every process must build the same net
+
+log = logging.getLogger(__name__)
 
 
 class MGParser(nn.Module):
@@ -123,6 +129,18 @@ def activations(outputs: dict[str, Any]) -> dict[str, torch.Tensor]:
     }
 
 
+class NetworkModel(nn.Module):
+    """images -> the activated maps (`activations`): the network-only graph that the
+    native decode engine (`nets.native`) reads."""
+
+    def __init__(self, model: MGParser):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return activations(self.model(images))
+
+
 class InferenceModel(nn.Module):
     """images B x 3 x H x W in [0, 1] -> keypoints, person_scores, person_valid,
     instances, parts (ARCHITECTURE.md, "Decode"): the exported graph.
@@ -195,7 +213,7 @@ def load_checkpoint(
     cfg = copy.deepcopy(ckpt["config"])
     try:
         # Fill keys added since the checkpoint was written from the default config.
-        cfg = _fill_defaults(cfg, load_config())
+        cfg = merge(load_config(), cfg, strict=False)
         cfg["model"]["backbone_weights"] = None  # the checkpoint holds all weights
         model = build_model(cfg)
     except (KeyError, TypeError, ValueError) as exc:
@@ -219,24 +237,29 @@ def load_checkpoint(
     return model, cfg
 
 
-def _fill_defaults(cfg: dict[str, Any], default: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(default)
-    for key, value in cfg.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _fill_defaults(value, out[key])
-        else:
-            out[key] = value
-    return out
+def weights_path(checkpoint: str | Path | None) -> Path | None:
+    """The checkpoint a tool runs: the one given, else the shipped weights, else None
+    (random weights)."""
+    if checkpoint:
+        return Path(checkpoint)
+    return DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.is_file() else None
 
 
-def load_default_model() -> tuple[MGParser, dict[str, Any]]:
-    """The shipped model (nets/weights/default.pt); random weights and a warning on
-    stderr while no trained weights are shipped."""
-    if DEFAULT_WEIGHTS.is_file():
-        return load_checkpoint(DEFAULT_WEIGHTS)
-    print(
-        f"warning: {DEFAULT_WEIGHTS} does not exist yet: using RANDOM weights",
-        file=sys.stderr,
+def load_model(
+    checkpoint: str | Path | None = None, config: dict[str, Any] | None = None
+) -> tuple[MGParser, dict[str, Any]]:
+    """The one "checkpoint or shipped model" loader: (model, cfg) of `checkpoint`, else
+    of the shipped weights (nets/weights/default.pt), else random weights (seeded with
+    RANDOM_SEED, so every process builds the same network) for `config` (default: the
+    default config) with a warning on stderr. Raises CheckpointError."""
+    path = weights_path(checkpoint)
+    if path is not None:
+        return load_checkpoint(path)
+    log.warning(
+        "no trained model (%s is missing): running RANDOM weights, the outputs "
+        "will be noise",
+        DEFAULT_WEIGHTS,
     )
-    cfg = load_config()
+    cfg = config if config is not None else load_config()
+    torch.manual_seed(RANDOM_SEED)
     return build_model(cfg), cfg

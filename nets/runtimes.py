@@ -4,8 +4,12 @@
     out = rt.run(images)                              # images: 1 x 3 x H x W float32
 
 Outputs are named as `nets.export.flatten_outputs` names them, identically for every
-backend. "auto" picks OpenVINO if it imports, else ONNX Runtime, else torch.
+backend. "auto" is `auto_runtime`: configs.constants.CPU_PREFERENCE on the CPU.
 Backends given an nn.Module where they need a file export it to a temporary one.
+
+The native decode engine: `NativeDecoded(make_runtime(name, network_graph), cfg)`
+runs the network-only graph (`nets.model.NetworkModel`) and decodes its maps with
+`nets.native`; its outputs are the decode's, like an `InferenceModel` graph's.
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ import json
 import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from configs.constants import BACKENDS, CPU_PREFERENCE
 from configs.extras import require
 from nets.export import (
     export_onnx,
@@ -28,7 +34,6 @@ from nets.export import (
 )
 from nets.model import InferenceModel, load_checkpoint
 
-RUNTIMES = ("auto", "torch", "onnxruntime", "openvino", "tensorrt")
 PRECISIONS = ("f32", "bf16", "auto")
 
 
@@ -63,7 +68,8 @@ class TorchRuntime(Runtime):
 
 
 class OnnxRuntime(Runtime):
-    """ONNX Runtime on the CPU with `threads` intra-op threads."""
+    """ONNX Runtime on the CPU with `threads` intra-op threads that sleep when idle
+    (no spinning: the cores are shared with the pipeline's other stages)."""
 
     name = "onnxruntime"
 
@@ -73,6 +79,7 @@ class OnnxRuntime(Runtime):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(
             str(path), options, providers=["CPUExecutionProvider"]
         )
@@ -84,6 +91,22 @@ class OnnxRuntime(Runtime):
         return dict(
             zip(self.names, self.session.run(None, {self.input: x}), strict=True)
         )
+
+
+class NativeDecoded(Runtime):
+    """A runtime of the network-only graph, then the native decode of its maps: the
+    decode outputs (`nets.native.NativeDecoder`, maps on the cell grid)."""
+
+    def __init__(self, network: Runtime, cfg: dict[str, Any]):
+        from nets.native import NativeDecoder
+
+        self.network = network
+        self.decoder = NativeDecoder(cfg)
+        self.decoder.warm_up()
+        self.name = f"{network.name}+native"
+
+    def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        return self.decoder(self.network.run(images))
 
 
 def openvino_bf16_supported() -> bool:
@@ -138,8 +161,8 @@ class OpenVinoRuntime(Runtime):
 class TensorRTRuntime(Runtime):
     """A torch-tensorrt ExportedProgram from `nets.export --format tensorrt`, on GPU.
 
-    Cannot run on this machine (no GPU, torch-tensorrt not installable here); the
-    constructor says so.
+    Needs a CUDA GPU and torch-tensorrt; without them the constructor says so in one
+    line.
     """
 
     name = "tensorrt"
@@ -156,16 +179,23 @@ class TensorRTRuntime(Runtime):
         return {n: v.cpu().numpy() for n, v in zip(self.names, out, strict=True)}
 
 
-def available_runtimes() -> list[str]:
-    """Backends that import here, fastest first ("auto" takes the first)."""
+def available_runtimes(engine: str = "graph") -> list[str]:
+    """CPU backends that import here, best first for the decode `engine`
+    (configs.constants.CPU_PREFERENCE; torch always)."""
     names = []
-    for name, module in (("openvino", "openvino"), ("onnxruntime", "onnxruntime")):
+    for name in CPU_PREFERENCE[engine]:
         try:
-            __import__(module)
+            __import__(name)
             names.append(name)
         except ImportError:
             continue
-    return names + ["torch"]
+    return names
+
+
+def auto_runtime(device: str = "cpu", engine: str = "graph") -> str:
+    """What "auto" runs: TensorRT on a GPU, else the preferred CPU backend here for
+    the decode `engine` ("graph": the exported graph holds the decode)."""
+    return "tensorrt" if device == "cuda" else available_runtimes(engine)[0]
 
 
 def make_runtime(
@@ -182,10 +212,10 @@ def make_runtime(
     in InferenceModel), a TensorRT program (tensorrt), or an nn.Module (any backend:
     exported to ONNX at `size` px first, into `keep_dir` or a temporary directory).
     """
-    if name not in RUNTIMES:
-        raise ValueError(f"unknown runtime '{name}' (known: {', '.join(RUNTIMES)})")
+    if name not in BACKENDS:
+        raise ValueError(f"unknown runtime '{name}' (known: {', '.join(BACKENDS)})")
     if name == "auto":
-        name = available_runtimes()[0]
+        name = auto_runtime()
     if name == "tensorrt":
         return TensorRTRuntime(model)  # type: ignore[arg-type]
     if name == "torch":

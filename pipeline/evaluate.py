@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,10 +28,14 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from configs.cli import setup_logging
 from pipeline.engine.messages import Message
 from pipeline.engine.worker import describe
+from pipeline.options import add_model_arguments
 
 MIN_IOU = 0.5
+
+log = logging.getLogger(__name__)
 
 
 def match_truth(
@@ -95,6 +100,9 @@ class TruthScorer:
         self.counter = IdSwitches()
         self.frames = 0
 
+    def check(self) -> None:
+        pass
+
     def open(self) -> None:
         pass
 
@@ -124,7 +132,7 @@ def truth_detections(scene: Any, rng: np.random.Generator, drop: float,
             relabel[scene.instances])
 
 
-def evaluate_tracker(seed: int, frames: int, opts: Any) -> dict[str, Any]:
+def score_tracker_ids(seed: int, frames: int, opts: Any) -> dict[str, Any]:
     """The tracker alone on ground-truth detections of one synthetic clip."""
     from configs import load_config
     from pipeline.stages.track import Tracker, TrackerConfig
@@ -142,24 +150,20 @@ def evaluate_tracker(seed: int, frames: int, opts: Any) -> dict[str, Any]:
     return {"seed": seed, "frames": frames, **counter.result()}
 
 
-def evaluate(seed: int, frames: int, opts: Any) -> dict[str, Any]:
+def score_pipeline_ids(seed: int, frames: int, opts: Any) -> dict[str, Any]:
     """Run the full pipeline on one synthetic clip and score its ids."""
-    from configs import load_config
     from pipeline.io.source import SyntheticSource
-    from pipeline.runner import Runner, RunOptions, StreamOptions, build_stages
-    from pipeline.stages.infer import resolve_model
-    from pipeline.stages.sinks import FileSink
+    from pipeline.io.video_file import FileSink
+    from pipeline.options import StreamOptions
+    from pipeline.runner import run_pipeline
 
-    cfg = load_config(opts.config)
-    model_cfg = resolve_model(opts.checkpoint, cfg)
     stream = StreamOptions(config=opts.config, checkpoint=opts.checkpoint,
-                           backend=opts.backend, hud=False)
+                           backend=opts.backend, hud=False, progress=False)
     source = SyntheticSource(frames=frames, size=opts.size, seed=seed, truth=True)
     sinks: list[Any] = [TruthScorer()]
     if opts.output:
         sinks.append(FileSink(Path(opts.output) / f"seed{seed}.mp4"))
-    stages = build_stages(stream, cfg, model_cfg, source, sinks)
-    result = Runner(stages, RunOptions(progress=False)).run()
+    result = run_pipeline(stream, source, sinks)
     if result.errors:
         raise RuntimeError("; ".join(result.errors))
     return {"seed": seed, **result.reports["sink"]["outputs"][0]}
@@ -171,9 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=90)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--size", type=int, default=384)
-    p.add_argument("--checkpoint")
-    p.add_argument("--config")
-    p.add_argument("--backend", default="auto")
+    add_model_arguments(p, device=False)
     p.add_argument("--output", help="folder for the overlay videos (optional)")
     p.add_argument("--json", help="write the results here")
     p.add_argument("--truth-detections", action="store_true",
@@ -183,13 +185,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jitter", type=float, default=0.0,
                    help="with --truth-detections: keypoint noise (px, std)")
     args = p.parse_args(argv)
-    run = evaluate_tracker if args.truth_detections else evaluate
+    setup_logging()
+    run = score_tracker_ids if args.truth_detections else score_pipeline_ids
     rows = []
     for seed in args.seeds:
         try:
             rows.append(run(seed, args.frames, args))
         except Exception as exc:
-            print(f"error: {describe(exc)}", file=sys.stderr)
+            log.error("%s", describe(exc))
             return 1
         print(json.dumps(rows[-1]))
     total = {k: sum(r[k] for r in rows) for k in ("id_switches", "truth_tracks")}

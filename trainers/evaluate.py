@@ -32,12 +32,14 @@ import torch
 from tqdm import tqdm
 
 from configs import ConfigError
+from configs.cli import add_checkpoint
 from configs.errors import CheckpointError, DatasetError
 from configs.letterbox import Letterbox
 from configs.records import Prediction, Scene
 from nets.decode import decode_fixed, to_predictions
 from nets.matching import MATCHERS
-from nets.model import InferenceModel, activations, load_checkpoint, load_default_model
+from nets.model import InferenceModel, activations
+from nets.model import load_model as load_weights
 from trainers.augment import resize_to_input
 from trainers.data import heldout_seeds, synthetic_scene, to_taxonomy
 from trainers.metrics import PROTOCOLS, miou, part_ap
@@ -241,12 +243,8 @@ def add_protocol_option(parser: argparse.ArgumentParser) -> None:
 def load_model(
     checkpoint: str | None, matcher: str | None = None
 ) -> tuple[InferenceModel, dict[str, Any], str]:
-    if checkpoint:
-        model, cfg = load_checkpoint(checkpoint)
-        name = checkpoint
-    else:
-        model, cfg = load_default_model()
-        name = "default model"
+    model, cfg = load_weights(checkpoint)
+    name = checkpoint or "default model"
     model = model.eval().to(memory_format=torch.channels_last)
     return InferenceModel(model, cfg, matcher).eval(), cfg, name
 
@@ -282,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m trainers.evaluate", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--checkpoint", help="checkpoint (default: the shipped model)")
+    add_checkpoint(parser)
     parser.add_argument(
         "--data",
         default="synthetic",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import logging
 import math
 import os
 import sys
@@ -28,12 +29,15 @@ from torch import nn
 from tqdm import tqdm
 
 from configs import ConfigError, body, load_config, taxonomy
+from configs.cli import setup_logging
 from configs.errors import CheckpointError
 from configs.extras import require
 from nets.losses import MGLoss
 from nets.model import MGParser, build_model, load_checkpoint, save_checkpoint
 from trainers.data import build_pool, make_loader
 from trainers.plots import loss_curve
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -310,7 +314,7 @@ def train(
     if where.main:
         out.mkdir(parents=True, exist_ok=True)
         note = f"resuming at iteration {start}" if resumed else "starting"
-        print(f"{note} of {total} -> {out}", file=sys.stderr)
+        logger.info("%s of %d -> %s", note, total, out)
     size = int(cfg["data"]["pool_size"])
     pool = build_pool(cfg, size) if size else None
     log = ScalarLog(out, start) if where.main else None
@@ -504,6 +508,7 @@ def main(argv: list[str] | None = None) -> int:
         help="stop after iteration N with a checkpoint (--resume continues)",
     )
     args = parser.parse_args(argv)
+    setup_logging()
     where = None
     try:
         cfg = load_config(args.config)
@@ -511,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
         where = setup_distributed()
         train(cfg, out, args.resume, where, args.stop_at)
     except (ConfigError, CheckpointError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        logger.error("%s", exc)
         return 2
     except KeyboardInterrupt:
         return 130

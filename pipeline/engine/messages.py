@@ -17,7 +17,11 @@ Header keys every frame carries (set by the source, extended by later stages):
 Array keys, in the order stages add them:
     image       H x W x 3 uint8 RGB            source
     input       3 x S x S float32 RGB in [0,1]  preprocess
-    keypoints, person_scores, person_valid, instances, parts   infer (model space)
+    parts, heatmap, offsets, limbs, hough, dspf  activated maps C x h x w float32,
+                                   infer with the native decode engine
+    keypoints, person_scores, person_valid, instances, parts   infer (graph engine) or
+                                   decode (native engine; replaces the maps), model
+                                   space: maps on the input or the cell grid
     keypoints P x 17 x 3, scores P, boxes P x 4, instances H x W uint16,
         parts H x W uint8                      postprocess (frame space; replaces above)
     track_ids   P int64 (-1 = not yet confirmed)   track
@@ -66,7 +70,7 @@ def eof_message(dropped: int = 0, reason: str = "end of stream") -> Message:
     return Message(EOF, {"dropped": dropped, "reason": reason})
 
 
-def encode(msg: Message) -> list[Any]:
+def pack(msg: Message) -> list[Any]:
     """Multipart parts for `socket.send_multipart(parts, copy=False)`."""
     arrays = [np.ascontiguousarray(a) for a in msg.arrays.values()]
     layout = [[name, a.dtype.str, list(a.shape)]
@@ -75,8 +79,8 @@ def encode(msg: Message) -> list[Any]:
     return [head, *arrays]
 
 
-def decode(parts: list[Any]) -> Message:
-    """Inverse of `encode`; arrays are read-only views on the received buffers."""
+def unpack(parts: list[Any]) -> Message:
+    """Inverse of `pack`; arrays are read-only views on the received buffers."""
     head = msgpack.unpackb(_bytes(parts[0]), strict_map_key=False)
     arrays = {}
     for (name, dtype, shape), part in zip(head["arrays"], parts[1:], strict=True):

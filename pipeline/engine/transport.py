@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import msgpack
 import zmq
 
-from pipeline.engine.messages import Message, decode, encode
+from pipeline.engine.messages import Message, pack, unpack
 
 TRANSPORTS = ("inproc", "ipc", "tcp")
 POLICIES = ("all", "latest")
@@ -59,12 +59,13 @@ class Endpoints:
         if self.transport == "ipc":
             name = f"partstream-{self.run_id}-{name}"
             return f"ipc://{os.path.join(tempfile.gettempdir(), name)}"
-        return f"tcp://127.0.0.1:{_free_port()}"
+        return f"tcp://127.0.0.1:{free_port()}"
 
 
-def _free_port() -> int:
-    """A TCP port free right now on loopback (the binder takes it a moment later)."""
-    with socket.socket() as s:
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A TCP (or, with SOCK_DGRAM, UDP) port free right now on loopback (the binder
+    takes it a moment later)."""
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
@@ -98,7 +99,7 @@ class Sender:
         msg.header["dropped"] = msg.header.get("dropped", 0) + self.dropped
         if self.policy == "latest" and not msg.is_eof:
             try:
-                self.socket.send_multipart(encode(msg), flags=zmq.NOBLOCK, copy=False)
+                self.socket.send_multipart(pack(msg), flags=zmq.NOBLOCK, copy=False)
                 return True
             except zmq.Again:
                 self.dropped += 1
@@ -106,7 +107,7 @@ class Sender:
         while not self.socket.poll(POLL_MS, zmq.POLLOUT):
             if abort():
                 return False
-        self.socket.send_multipart(encode(msg), copy=False)
+        self.socket.send_multipart(pack(msg), copy=False)
         return True
 
     def close(self) -> None:
@@ -137,13 +138,13 @@ class Receiver:
         if self._pending is not None:
             msg, self._pending = self._pending, None
         else:
-            msg = decode(self.socket.recv_multipart(copy=False))
+            msg = unpack(self.socket.recv_multipart(copy=False))
         while self.policy == "latest" and not msg.is_eof:
             try:
                 parts = self.socket.recv_multipart(flags=zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
-            newer = decode(parts)
+            newer = unpack(parts)
             if newer.is_eof:
                 self._pending = newer       # counted when it is returned
                 break

@@ -20,14 +20,15 @@ import os
 import signal
 import time
 import traceback
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import zmq
 
+from configs.cli import setup_logging
 from configs.errors import StageError
-from pipeline.engine.messages import Message, eof_message
+from pipeline.engine.messages import eof_message
+from pipeline.engine.stage import Source, Stage
 from pipeline.engine.telemetry import Telemetry
 from pipeline.engine.transport import (
     ABORT,
@@ -45,34 +46,6 @@ PROGRESS_S = 0.25
 FINISH_WAIT_S = 30.0   # how long a finished worker waits for the runner's go-ahead
 
 
-class Stage(Protocol):
-    """Message in, message out. Heavy setup belongs in `open`, which runs inside the
-    worker (so a stage object is cheap to build and to send to another process)."""
-
-    name: str
-
-    def open(self) -> None: ...
-
-    def process(self, msg: Message) -> Message: ...
-
-    def close(self) -> dict[str, Any] | None: ...
-
-
-class Source(Protocol):
-    """The first stage: produces frame messages until exhausted or told to stop.
-    A source that waits (a stream reconnecting) may yield None now and then, so that
-    a stop is obeyed while no frame comes."""
-
-    name: str
-    live: bool
-
-    def open(self) -> None: ...
-
-    def frames(self) -> Iterator[Message | None]: ...
-
-    def close(self) -> dict[str, Any] | None: ...
-
-
 @dataclass
 class Link:
     """One end of a link: where it is and how it queues."""
@@ -86,7 +59,7 @@ class Link:
 class WorkerSpec:
     """Everything a worker needs; picklable, so it can start a process."""
 
-    stage: Any
+    stage: Source | Stage
     control: str
     status: str
     input: Link | None = None
@@ -112,6 +85,7 @@ def process_main(spec: WorkerSpec) -> None:
     """Entry point of a worker process: SIGINT is the runner's to handle (it sends
     stop), so the process keeps draining instead of dying mid-frame."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    setup_logging()              # a spawned process starts without the CLI's setup
     run_worker(spec)
 
 
@@ -159,19 +133,19 @@ def _await_finish(control: ControlListener) -> None:
                 break
 
 
-def _open(stage: Any, status: StatusSender) -> bool:
+def _open(stage: Source | Stage, status: StatusSender,
+          total: int | None = None) -> bool:
     """Open a stage; one that fails to open cleans up after itself (no close)."""
     try:
         stage.open()
     except Exception as exc:
         status.report("error", message=describe(exc), phase="open")
         return False
-    status.report("ready", total=getattr(stage, "total", None),
-                  info=getattr(stage, "info", None))
+    status.report("ready", total=total, info=stage.info)
     return True
 
 
-def _close(stage: Any, status: StatusSender) -> dict[str, Any] | None:
+def _close(stage: Source | Stage, status: StatusSender) -> dict[str, Any] | None:
     try:
         return stage.close()
     except Exception as exc:
@@ -180,9 +154,9 @@ def _close(stage: Any, status: StatusSender) -> dict[str, Any] | None:
 
 
 def _run_source(
-    source: Any, sender: Sender, control: ControlListener, status: StatusSender
+    source: Source, sender: Sender, control: ControlListener, status: StatusSender
 ) -> None:
-    if not _open(source, status):
+    if not _open(source, status, source.total):
         status.report("done", report=None, stats=None)
         return
     while not control.poll(POLL_MS) & {START, STOP, ABORT}:
@@ -209,7 +183,7 @@ def _run_source(
 
 
 def _run_stage(
-    stage: Any,
+    stage: Stage,
     receiver: Receiver,
     sender: Sender | None,
     control: ControlListener,

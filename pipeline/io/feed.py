@@ -133,14 +133,14 @@ def _add_masks(people: list[dict[str, Any]], instances: np.ndarray, parts: np.nd
         people[person_index - 1]["parts"][part_names[part]] = rle
 
 
-def encode(record: dict[str, Any], fmt: str) -> bytes:
+def pack_record(record: dict[str, Any], fmt: str) -> bytes:
     if fmt == "json":
         return json.dumps(record, separators=(",", ":")).encode()
     return msgpack.packb(record, use_bin_type=True)
 
 
-def decode(payload: bytes, fmt: str) -> dict[str, Any]:
-    """The inverse of `encode` (what a subscriber does)."""
+def unpack_record(payload: bytes, fmt: str) -> dict[str, Any]:
+    """The inverse of `pack_record` (what a subscriber does)."""
     if fmt == "json":
         return json.loads(payload)
     return msgpack.unpackb(payload, raw=False)
@@ -184,7 +184,7 @@ class FeedSink:
     def write(self, msg: Message) -> None:
         import zmq
 
-        payload = encode(results_record(msg, self.part_names), self.fmt)
+        payload = pack_record(results_record(msg, self.part_names), self.fmt)
         try:
             self._socket.send(payload, zmq.NOBLOCK)
         except zmq.Again:      # every subscriber is full: they lose this frame

@@ -36,7 +36,7 @@ from pipeline.io.feed import label_rles
 
 class ResultsSink:
     """Collects COCO results per frame and writes them when the run ends (a
-    `pipeline.sinks.Sink`)."""
+    `pipeline.stages.sinks.Sink`)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)

@@ -16,7 +16,7 @@ the synthetic crowd at its frame rate, i.e. like a live source.
 from __future__ import annotations
 
 import glob
-import sys
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +29,8 @@ from pipeline.engine.messages import Message, frame_message
 
 DEFAULT_FPS = 30.0
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+log = logging.getLogger(__name__)
 
 
 class _Pacer:
@@ -53,6 +55,7 @@ class CameraSource:
     `fps` are requests: the driver picks the nearest mode it has."""
 
     name = "source"
+    info: dict[str, Any] | None = None
     live = True
 
     def __init__(self, index: int, max_frames: int | None = None,
@@ -113,6 +116,7 @@ class SyntheticSource:
     `options` are trainers.synth's generator options (SynthOptions)."""
 
     name = "source"
+    info: dict[str, Any] | None = None
 
     def __init__(
         self,
@@ -134,6 +138,9 @@ class SyntheticSource:
         self.live = pace
         self.truth = truth
         self.options = options or {}
+
+    def check(self) -> None:
+        """Nothing to check before the model loads: the frames are generated."""
 
     def open(self) -> None:
         from trainers.synth import SynthOptions
@@ -188,6 +195,7 @@ class ImageSource:
     and images of any size follow one another (sinks fit each to the first)."""
 
     name = "source"
+    info: dict[str, Any] | None = None
     live = False
 
     def __init__(self, spec: str, max_frames: int | None = None) -> None:
@@ -214,7 +222,7 @@ class ImageSource:
             data = np.fromfile(path, np.uint8)    # imdecode: no OpenCV log lines
             bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
             if bgr is None:
-                print(f"warning: cannot read image {path}; skipped", file=sys.stderr)
+                log.warning("cannot read image %s; skipped", path)
                 self.skipped += 1
                 continue
             msg = frame_message(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), index,

@@ -2,7 +2,8 @@
 FFmpeg build has libsrt. OBS takes any of these as a Media Source.
 
 The encoder is libx264 with the `ultrafast` preset and `zerolatency` tune (no B-frames,
-no look-ahead: a frame is sent as soon as it is encoded) and a keyframe every second,
+no look-ahead: a frame is sent as soon as it is encoded) on one thread (the other
+core belongs to the network) and a keyframe every second,
 so a viewer that joins late shows a picture within a second. H.264 has no alpha: RGBA
 frames are sent as RGB (see docs/OBS.md for the outputs that keep alpha).
 
@@ -12,8 +13,8 @@ that blocks longer than `stall_s` makes `write` raise, so `SinkStage` drops this
 with a warning while the others go on. PyAV connects when the first packet is written,
 and does so holding the GIL, so `check` (at start-up, before the model loads) connects
 to a TCP-based receiver itself: a wrong URL is a clear error at start-up, not a frozen
-process. That connection is the stream: PyAV reaches it through `pipeline.io.relay`, so
-a single-shot receiver (FFmpeg's `?listen`, `-listen 1` RTMP) is not used up by a
+process. That connection is the stream: PyAV reaches it through `pipeline.io.relay`,
+so a single-shot receiver (FFmpeg's `?listen`, `-listen 1` RTMP) is not used up by a
 probe.
 """
 
@@ -32,10 +33,10 @@ from configs.errors import StageError
 from pipeline.engine.messages import Message
 from pipeline.io.protocols import connect_output, scheme, stream_muxer
 from pipeline.io.relay import Relay, via
+from pipeline.io.video_file import even, fit_frame
 from pipeline.io.watchdog import reason
-from pipeline.stages.sinks import _even, _fit
 
-ENCODER = {"preset": "ultrafast", "tune": "zerolatency"}
+ENCODER = {"preset": "ultrafast", "tune": "zerolatency", "threads": "1"}
 MUXER_OPTIONS = {"flv": {"flvflags": "no_duration_filesize"},
                  "mpegts": {"flush_packets": "1"}}
 UDP_PACKET = 1316        # 7 MPEG-TS packets: one datagram within a 1500-byte MTU
@@ -145,7 +146,7 @@ class StreamSink:
                 if stream is None:
                     container, stream = self._start(image, fps)
                 last_pts = max(index, last_pts + 1)
-                image = _fit(image, stream.width, stream.height, "yuv420p")
+                image = fit_frame(image, stream.width, stream.height, "yuv420p")
                 frame = av.VideoFrame.from_ndarray(image, format="rgb24")
                 frame.pts, frame.time_base = last_pts, stream.time_base
                 for packet in stream.encode(frame):
@@ -174,7 +175,7 @@ class StreamSink:
         container = av.open(stream_url(target), "w", format=self._muxer,
                             container_options=MUXER_OPTIONS[self._muxer])
         stream = container.add_stream("libx264", rate=rate)
-        stream.width, stream.height = _even(image.shape[1]), _even(image.shape[0])
+        stream.width, stream.height = even(image.shape[1]), even(image.shape[0])
         stream.pix_fmt = "yuv420p"
         stream.bit_rate = self.bitrate_kbps * 1000
         stream.options = {**ENCODER, "g": str(max(1, round(float(rate) * self.gop_s)))}

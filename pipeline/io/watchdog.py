@@ -192,6 +192,7 @@ class WatchedSource:
     """
 
     name = "source"
+    info: dict[str, Any] | None = None
 
     def __init__(
         self,

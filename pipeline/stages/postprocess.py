@@ -168,6 +168,8 @@ class Postprocess:
     frame space; removes the model-space arrays and the network input."""
 
     name = "postprocess"
+    bottleneck = False
+    info: dict[str, Any] | None = None
 
     def __init__(self, device: str = "cpu", max_pixels: int = 640 * 480) -> None:
         self.device = device

@@ -37,13 +37,17 @@ class Preprocess:
     """frame message (image) -> + `input` 3 x S x S float32 and header `transform`."""
 
     name = "preprocess"
+    bottleneck = False
+    info: dict[str, Any] | None = None
 
     def __init__(self, size: int, on_device: bool = False) -> None:
         self.size = size
         self.on_device = on_device
 
     def open(self) -> None:
-        pass
+        import cv2
+
+        cv2.setNumThreads(1)  # the network has the other core (docs/PIPELINE.md)
 
     def process(self, msg: Message) -> Message:
         image = msg.arrays["image"]

@@ -9,34 +9,28 @@ Modes:
   default: `pipeline.render.regions` in the config), each person in its own colour
   with a shade per region, RGBA.
 
-Part colours come from the taxonomy in configs/parts.yaml and limbs from configs.body(),
-so a new taxonomy needs no code here. Colours follow track ids, so a person keeps
-their colour for as long as they keep their id.
+Part colours come from the taxonomy in configs/parts.yaml, person colours and the
+skeleton from configs/drawing.py, so a new taxonomy needs no code here. Colours follow
+track ids, so a person keeps their colour for as long as they keep their id.
 """
 
 from __future__ import annotations
 
-import colorsys
 import time
 from typing import Any
 
 import cv2
 import numpy as np
 
-from configs import body, taxonomy
+from configs import taxonomy
+from configs.drawing import (
+    colour_slots,
+    draw_skeleton,
+    line_thickness,
+    person_colours,
+)
 from pipeline.engine.messages import Message
-
-MODES = ("overlay", "masks", "regions")
-PALETTE = 24              # distinct person colours before they repeat
-UNCONFIRMED = PALETTE     # palette row of people without a track id yet
-
-
-def person_colours(n: int = PALETTE) -> np.ndarray:
-    """(n + 1) x 3 uint8: well-spread saturated hues (golden-ratio steps), then a
-    neutral grey for people not (yet) tracked."""
-    hues = (np.arange(n) * 0.618034) % 1.0
-    rgb = [colorsys.hsv_to_rgb(h, 0.75, 1.0) for h in hues] + [(0.75, 0.75, 0.75)]
-    return (np.asarray(rgb) * 255).astype(np.uint8)
+from pipeline.options import MODES
 
 
 def part_lut(tax: str, tint: float) -> np.ndarray:
@@ -71,6 +65,8 @@ class Render:
     """
 
     name = "render"
+    bottleneck = False
+    info: dict[str, Any] | None = None
 
     def __init__(
         self,
@@ -98,7 +94,6 @@ class Render:
         arg = self.regions if self.mode == "regions" else self.tint
         self.lut = lut(self.taxonomy, arg)
         self.people = person_colours()
-        self.limbs = body()["limbs"]
 
     def process(self, msg: Message) -> Message:
         a = msg.arrays
@@ -108,8 +103,8 @@ class Render:
         instances = np.where(np.concatenate([[False], shown])[a["instances"]],
                              a["instances"], 0)
         ids = a.get("track_ids", np.full(len(a["scores"]), -1, np.int64))
-        slot = np.where(ids >= 0, ids % PALETTE, UNCONFIRMED)
-        slot_of_label = np.concatenate([[UNCONFIRMED], slot]).astype(np.int64)
+        slot = colour_slots(ids)
+        slot_of_label = np.concatenate([colour_slots([-1]), slot])
         # Colour only the person pixels (usually a small part of the frame).
         fg = instances > 0
         where = np.flatnonzero(fg)
@@ -122,7 +117,7 @@ class Render:
             flat = out.reshape(-1, 3)
             flat[where] = (flat[where] * (1 - self.alpha) + colour * self.alpha
                            + 0.5).astype(np.uint8)
-            edge = np.flatnonzero(_edges(instances, fg, _thickness(image.shape)))
+            edge = np.flatnonzero(_edges(instances, fg, line_thickness(image.shape)))
             flat[edge] = self.people[slot_of_label[instances.ravel()[edge]]]
             self._skeletons(out, a["keypoints"][shown], slot[shown])
             self._labels(out, a["boxes"][shown], ids[shown], slot[shown])
@@ -140,22 +135,10 @@ class Render:
 
     def _skeletons(self, out: np.ndarray, keypoints: np.ndarray,
                    slot: np.ndarray) -> None:
-        t = _thickness(out.shape)
+        t = line_thickness(out.shape)
         for kps, s in zip(keypoints, slot, strict=True):
             colour = tuple(int(c) for c in self.people[s])
-            seen = kps[:, 2] > self.keypoint_threshold
-            pts = np.round(kps[:, :2] * 16).astype(np.int32)   # 4 fractional bits
-            for i, j in self.limbs:
-                if seen[i] and seen[j]:
-                    cv2.line(out, tuple(pts[i]), tuple(pts[j]), (0, 0, 0), t + 2,
-                             cv2.LINE_AA, 4)
-                    cv2.line(out, tuple(pts[i]), tuple(pts[j]), colour, t,
-                             cv2.LINE_AA, 4)
-            for k in np.nonzero(seen)[0]:
-                cv2.circle(out, tuple(pts[k]), 16 * (t + 1), (255, 255, 255), -1,
-                           cv2.LINE_AA, 4)
-                cv2.circle(out, tuple(pts[k]), 16 * (t + 1), (0, 0, 0), 1,
-                           cv2.LINE_AA, 4)
+            draw_skeleton(out, kps, colour, kps[:, 2] > self.keypoint_threshold, t)
 
     def _labels(self, out: np.ndarray, boxes: np.ndarray, ids: np.ndarray,
                 slot: np.ndarray) -> None:
@@ -192,10 +175,6 @@ class Render:
 
     def close(self) -> dict[str, Any] | None:
         return None
-
-
-def _thickness(shape: tuple[int, ...]) -> int:
-    return max(1, round(min(shape[:2]) / 240))
 
 
 def _edges(instances: np.ndarray, fg: np.ndarray, thickness: int) -> np.ndarray:

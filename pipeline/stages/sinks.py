@@ -1,35 +1,23 @@
-"""Stage 7: where rendered frames go. Here a video file; the live I/O work adds
-network streams, a virtual camera and the results feed as further `Sink`s.
+"""Stage 7: where rendered frames go. The sinks themselves are I/O adapters in
+pipeline/io/ (video file, network stream, results feed, results JSON, virtual camera,
+window); this stage only fans every frame out to them.
 
 `SinkStage` feeds every frame to each of its sinks; a sink that fails mid-run is
 dropped with a one-line warning and the others keep going (the run fails only when
 none is left). Closing always finalises: a file sink writes its trailer, so a run
-stopped by Ctrl-C leaves a playable file holding every frame that reached it. A file
-is written under a temporary name and moved into place only if it got a frame
-(`pipeline.engine.output_files`): a run that fails first leaves an earlier file as it
-was.
+stopped by Ctrl-C leaves a playable file holding every frame that reached it.
 """
 
 from __future__ import annotations
 
-import sys
-from fractions import Fraction
-from pathlib import Path
+import logging
 from typing import Any, Protocol
-
-import numpy as np
 
 from configs.errors import StageError
 from pipeline.engine.messages import Message
-from pipeline.engine.output_files import check_writable, finish, partial_path
 from pipeline.engine.worker import describe
 
-# extension -> (codec for RGB frames, codec and pixel format for RGBA frames or None)
-CONTAINERS: dict[str, tuple[str, tuple[str, str] | None]] = {
-    ".mp4": ("libx264", None),
-    ".mkv": ("libx264", ("ffv1", "bgra")),
-    ".mov": ("libx264", ("qtrle", "argb")),
-}
+log = logging.getLogger(__name__)
 
 
 class Sink(Protocol):
@@ -48,105 +36,12 @@ class Sink(Protocol):
     def close(self) -> dict[str, Any]: ...
 
 
-class FileSink:
-    """MP4/MKV/MOV through PyAV: H.264 (yuv420p) for RGB frames; RGBA frames keep
-    their alpha in MKV (FFV1) and MOV (QuickTime RLE), MP4 drops it."""
-
-    def __init__(self, path: str | Path, key: str = "rendered", crf: int = 20,
-                 preset: str = "veryfast") -> None:
-        self.path = Path(path)
-        self.name = f"file:{self.path}"
-        self.key, self.crf, self.preset = key, crf, preset
-        self.frames = 0
-        self._container: Any = None
-        self._stream: Any = None
-        self._partial = partial_path(self.path)
-        self._last_pts = -1
-
-    def __enter__(self) -> FileSink:
-        self.open()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def check(self) -> None:
-        if self.path.suffix.lower() not in CONTAINERS:
-            raise StageError(f"output {self.path}: unsupported file type (use "
-                             f"{', '.join(CONTAINERS)}, or a stream URL)")
-        check_writable(self.path)
-
-    def open(self) -> None:
-        import av
-
-        self.check()
-        self._partial = partial_path(self.path)     # this process's pid
-        try:
-            self._container = av.open(str(self._partial), "w")
-        except (OSError, av.error.FFmpegError) as exc:
-            raise StageError(f"cannot write {self.path}: {describe(exc)}") from exc
-
-    def _start(self, image: np.ndarray, fps: float) -> None:
-        rgb_codec, alpha = CONTAINERS[self.path.suffix.lower()]
-        rate = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(30)
-        if image.shape[2] == 4 and alpha is not None:
-            codec, pix_fmt = alpha
-        else:
-            codec, pix_fmt = rgb_codec, "yuv420p"
-        self._stream = self._container.add_stream(codec, rate=rate)
-        self._stream.pix_fmt = pix_fmt
-        self._stream.width, self._stream.height = _even(image.shape[1]), _even(
-            image.shape[0])
-        if codec == "libx264":
-            self._stream.options = {"crf": str(self.crf), "preset": self.preset}
-        self._time_base = 1 / rate
-
-    def write(self, msg: Message) -> None:
-        import av
-
-        image = msg.arrays[self.key]
-        if self._stream is None:
-            self._start(image, float(msg.header.get("fps") or 30.0))
-        image = _fit(image, self._stream.width, self._stream.height,
-                     self._stream.pix_fmt)
-        frame = av.VideoFrame.from_ndarray(image, format="rgba" if image.shape[2] == 4
-                                           else "rgb24")
-        # pts = source frame index: dropped frames leave gaps, the timing stays true
-        self._last_pts = max(int(msg.header.get("index", 0)), self._last_pts + 1)
-        frame.pts, frame.time_base = self._last_pts, self._time_base
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
-        self.frames += 1
-
-    def close(self) -> dict[str, Any]:
-        if self._container is not None:
-            if self._stream is not None:
-                for packet in self._stream.encode():
-                    self._container.mux(packet)
-            self._container.close()
-            self._container = None
-            finish(self._partial, self.path, keep=self._stream is not None)
-        return {"path": str(self.path), "frames": self.frames}
-
-
-def _even(n: int) -> int:
-    return n + (n % 2)
-
-
-def _fit(image: np.ndarray, width: int, height: int, pix_fmt: str) -> np.ndarray:
-    """Pad odd sizes to the stream's even size; drop alpha for an RGB stream."""
-    if pix_fmt == "yuv420p" and image.shape[2] == 4:
-        image = image[..., :3]
-    if image.shape[1] != width or image.shape[0] != height:
-        image = np.pad(image, ((0, height - image.shape[0]),
-                               (0, width - image.shape[1]), (0, 0)), mode="edge")
-    return np.ascontiguousarray(image)
-
-
 class SinkStage:
     """The last stage: hands every frame to each sink."""
 
     name = "sink"
+    bottleneck = False
+    info: dict[str, Any] | None = None
 
     def __init__(self, sinks: list[Any]) -> None:
         self.sinks = list(sinks)
@@ -170,8 +65,8 @@ class SinkStage:
             except Exception as exc:
                 if len(self.sinks) == 1:
                     raise StageError(f"{sink.name} failed: {describe(exc)}") from exc
-                print(f"warning: {sink.name} failed ({describe(exc)}); the other "
-                      "outputs continue", file=sys.stderr)
+                log.warning("%s failed (%s); the other outputs continue", sink.name,
+                            describe(exc))
                 self.failed.append(sink.name)
                 self.sinks.remove(sink)
                 _quiet_close(sink)
@@ -185,4 +80,4 @@ def _quiet_close(sink: Any) -> None:
     try:
         sink.close()
     except Exception as exc:
-        print(f"warning: closing {sink.name}: {describe(exc)}", file=sys.stderr)
+        log.warning("closing %s: %s", sink.name, describe(exc))

@@ -235,6 +235,8 @@ class TrackStage:
     """postprocess output -> + `track_ids` (and smoothed `keypoints` if enabled)."""
 
     name = "track"
+    bottleneck = False
+    info: dict[str, Any] | None = None
 
     def __init__(self, config: TrackerConfig | None = None,
                  smooth: dict[str, float] | None = None) -> None:

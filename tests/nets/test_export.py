@@ -7,11 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from nets.decode import decode_fixed
+from nets.decode import decode_engine, decode_fixed
 from nets.export import OPSET, TensorRTUnavailable, export_onnx, export_openvino, main
 from nets.hough import hough_vote
-from nets.model import InferenceModel, build_model, save_checkpoint
+from nets.model import InferenceModel, NetworkModel, build_model, save_checkpoint
+from nets.native import NativeDecoder
 from nets.runtimes import (
+    NativeDecoded,
     OnnxRuntime,
     OpenVinoRuntime,
     TorchRuntime,
@@ -150,7 +152,8 @@ def inference_onnx(parser, tmp_path_factory):
     save_checkpoint(folder / "c.pt", model, cfg)
     out = folder / "m.onnx"
     args = ["--checkpoint", str(folder / "c.pt"), "--format", "onnx", "--out", str(out)]
-    assert main([*args, "--size", "64", "--matcher", "greedy"]) == 0
+    args += ["--size", "64", "--engine", "graph", "--matcher", "greedy"]
+    assert main(args) == 0
     return out
 
 
@@ -188,11 +191,47 @@ def test_cli_reports_bad_input_in_one_line(inference_onnx, tmp_path, capsys):
 
 
 def test_runtime_choice(maps_onnx):
-    assert available_runtimes() == ["openvino", "onnxruntime", "torch"]
-    assert make_runtime("auto", maps_onnx, threads=1).name == "openvino"
+    assert available_runtimes() == ["onnxruntime", "openvino", "torch"]
+    assert make_runtime("auto", maps_onnx, threads=1).name == "onnxruntime"
     with pytest.raises(ValueError, match="unknown runtime"):
         make_runtime("tflite", maps_onnx)
     with pytest.raises(FileNotFoundError):
         make_runtime("onnxruntime", maps_onnx.with_name("missing.onnx"))
     with pytest.raises(TensorRTUnavailable, match="GPU"):
         make_runtime("tensorrt", maps_onnx)
+
+
+def test_native_engine_exports_the_network_decoded_outside(parser, images, tmp_path):
+    """--engine native writes the network-only graph; NativeDecoded over any runtime
+    of it gives the native decode of torch's own maps."""
+    model, cfg = parser
+    save_checkpoint(tmp_path / "c.pt", model, cfg)
+    out = tmp_path / "net.onnx"
+    args = ["--checkpoint", str(tmp_path / "c.pt"), "--format", "onnx"]
+    assert main([*args, "--out", str(out), "--size", "64", "--engine", "native"]) == 0
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert {o.name for o in session.get_outputs()} == {
+        "parts", "heatmap", "offsets", "limbs", "hough", "dspf"
+    }  # fmt: skip
+    with torch.inference_mode():
+        maps = NetworkModel(model)(torch.from_numpy(images))
+    ref = NativeDecoder(cfg)({k: v.numpy() for k, v in maps.items()})
+    for name in ("onnxruntime", "openvino"):
+        runtime = NativeDecoded(make_runtime(name, out, threads=1), cfg)
+        assert runtime.name == f"{name}+native"
+        got = runtime.run(images)
+        assert set(got) == set(OUTPUTS)
+        assert got["instances"].shape == (1, 16, 16)  # the cell grid
+        for key in ("person_valid", "person_scores", "keypoints"):
+            assert np.allclose(got[key], ref[key], atol=1e-3), (name, key)
+
+
+def test_decode_engine_by_device():
+    cfg = tiny_cfg()
+    assert decode_engine(cfg, "cpu") == "native"
+    assert decode_engine(cfg, "cuda") == "graph"
+    cfg["decode"]["engine"] = "graph"
+    assert decode_engine(cfg, "cpu") == "graph"
+    cfg["decode"]["engine"] = "fast"
+    with pytest.raises(ValueError, match="decode.engine"):
+        decode_engine(cfg)

@@ -7,8 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from bench.matching import structured_problems as structured
-from bench.matching import uniform_problems as uniform
 from configs import load_config
 from nets.matching import (
     greedy_match,
@@ -19,6 +17,8 @@ from nets.matching import (
     round_greedy,
     solve,
 )
+from tests.nets.matching_problems import structured_problems as structured
+from tests.nets.matching_problems import uniform_problems as uniform
 
 
 def is_matching(M: torch.Tensor, A: torch.Tensor, rows, cols) -> bool:
@@ -156,7 +156,7 @@ def test_inference_agreement_on_structured_and_random_problems(k):
 
 def test_inference_reaches_optimum_on_decode_score_matrices():
     """The decode's own limb-score matrices from network-like (degraded) maps."""
-    from bench.matching import decode_problems
+    from tests.nets.matching_problems import decode_problems
 
     A, rows, cols = decode_problems(6, seed=11)
     best = matching_weight(A.double(), hungarian_match(A, rows, cols))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -42,10 +43,14 @@ class PatternSource:
     """`frames` stand-in frames, optionally at `fps` (pace) like a live source."""
 
     name = "source"
+    info: dict[str, Any] | None = None
 
     def __init__(self, frames: int = 20, live: bool = False, fps: float = 0.0,
                  shape: tuple[int, int] = (48, 64)) -> None:
         self.total, self.live, self.fps, self.shape = frames, live, fps, shape
+
+    def check(self) -> None:
+        """Nothing to check before the model loads: the frames are drawn."""
 
     def open(self) -> None:
         pass
@@ -64,6 +69,7 @@ class Slow:
     """Passes frames on after `delay` seconds; `bottleneck` marks where drops happen."""
 
     bottleneck = True
+    info: dict[str, Any] | None = None
 
     def __init__(self, name: str = "slow", delay: float = 0.0,
                  fail_at: int | None = None) -> None:
@@ -86,6 +92,8 @@ class Collect:
     """Last stage: remembers the frame indices and a checksum per frame."""
 
     name = "sink"
+    bottleneck = False
+    info: dict[str, Any] | None = None
 
     def __init__(self, fail_open: bool = False) -> None:
         self.fail_open = fail_open

@@ -29,7 +29,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from bench.loopback import stamp
+from tests.loopback import stamp
 
 FPS = 25
 SIZE = (64, 256)           # height, width: room for the 16-bit index stamp

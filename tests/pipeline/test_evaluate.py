@@ -44,9 +44,9 @@ def test_tracker_keeps_ids_through_missed_detections_and_jitter():
     keypoints jittered by 2 px: every person keeps one id."""
     from types import SimpleNamespace
 
-    from pipeline.evaluate import evaluate_tracker
+    from pipeline.evaluate import score_tracker_ids
 
     opts = SimpleNamespace(config=None, size=192, drop=0.1, jitter=2.0)
-    result = evaluate_tracker(5, 45, opts)
+    result = score_tracker_ids(5, 45, opts)
     assert result["truth_tracks"] >= 5
     assert result["id_switches"] == 0 and result["ids_per_person_max"] == 1

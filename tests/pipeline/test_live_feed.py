@@ -12,10 +12,10 @@ import pytest
 import zmq
 from pycocotools import mask as coco_mask
 
-from bench.loopback import free_port
 from configs.errors import StageError
 from pipeline.engine.messages import frame_message
-from pipeline.io.feed import SCHEMA, FeedSink, check_address, decode, label_rles
+from pipeline.engine.transport import free_port
+from pipeline.io.feed import SCHEMA, FeedSink, check_address, label_rles, unpack_record
 
 ROOT = Path(__file__).resolve().parents[2]
 PARTS = ["background", "head", "torso", "arm", "leg"]
@@ -83,7 +83,7 @@ def receive(sink: FeedSink, address: str, count: int, fmt: str) -> list[dict]:
         sink.write(scene_message(index))
         index += 1
         while sub.poll(20, zmq.POLLIN):
-            got.append(decode(sub.recv(), fmt))
+            got.append(unpack_record(sub.recv(), fmt))
     sub.close(linger=0)
     return got[:count]
 

@@ -16,8 +16,9 @@ import av
 import pytest
 import zmq
 
-from bench.loopback import endpoint, free_port
-from pipeline.io.feed import SCHEMA, decode
+from pipeline.engine.transport import free_port
+from pipeline.io.feed import SCHEMA, unpack_record
+from tests.loopback import endpoint
 from tests.pipeline.conftest import cli
 from tests.pipeline.live_helpers import start_receiver, start_server
 
@@ -55,7 +56,7 @@ def subscribe(address: str, got: list[dict], stop: threading.Event) -> None:
     sub.connect(address)
     while not stop.is_set():
         if sub.poll(50, zmq.POLLIN):
-            got.append(decode(sub.recv(), "json"))
+            got.append(unpack_record(sub.recv(), "json"))
     sub.close(linger=0)
     ctx.term()
 

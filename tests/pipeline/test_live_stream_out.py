@@ -12,12 +12,14 @@ import av
 import numpy as np
 import pytest
 
-from bench.loopback import free_port, read_stamp, stamp
 from configs.errors import StageError
 from pipeline.engine.messages import frame_message
+from pipeline.engine.transport import free_port
 from pipeline.io.protocols import protocol_available
 from pipeline.io.stream_out import StreamSink, stream_url
-from pipeline.stages.sinks import FileSink, SinkStage
+from pipeline.io.video_file import FileSink
+from pipeline.stages.sinks import SinkStage
+from tests.loopback import read_stamp, stamp
 from tests.pipeline.helpers import decode_frames
 from tests.pipeline.live_helpers import start_receiver
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.loopback import free_port, read_stamp
 from configs.errors import StageError
+from pipeline.engine.transport import free_port
 from pipeline.io.protocols import (
     SRT_MISSING,
     input_options,
@@ -24,6 +24,7 @@ from pipeline.io.protocols import (
     stream_muxer,
 )
 from pipeline.io.watchdog import Backoff, Deadlines, WatchedSource
+from tests.loopback import read_stamp
 from tests.pipeline.helpers import decode_frames, write_clip
 from tests.pipeline.live_helpers import start_server
 
@@ -208,7 +209,7 @@ def test_truncated_file_with_its_index_first_says_so(tmp_path, caplog):
         out.mux(stream.encode())
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
-    with caplog.at_level(logging.WARNING, logger="pipeline.watchdog"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.io.watchdog"):
         whole = WatchedSource(str(full))
         whole.open()
         assert len(frames_of(whole)) == 40 and not caplog.records

@@ -3,7 +3,7 @@
 import numpy as np
 import zmq
 
-from pipeline.engine.messages import EOF, FRAME, Message, decode, encode, eof_message
+from pipeline.engine.messages import EOF, FRAME, Message, eof_message, pack, unpack
 
 
 def test_round_trip_keeps_dtypes_shapes_and_header():
@@ -13,12 +13,12 @@ def test_round_trip_keeps_dtypes_shapes_and_header():
               "valid": np.array([True, False]),
               "empty": np.zeros((0, 17, 3), np.float32)}
     msg = Message(FRAME, {"index": 7, "pts": None, "stage_ms": {"a": 1.5}}, arrays)
-    back = decode(encode(msg))
+    back = unpack(pack(msg))
     assert back.kind == FRAME and back.header == msg.header
     for key, value in arrays.items():
         assert back.arrays[key].dtype == value.dtype
         np.testing.assert_array_equal(back.arrays[key], value)
-    assert decode(encode(eof_message(3))).kind == EOF
+    assert unpack(pack(eof_message(3))).kind == EOF
 
 
 def test_inproc_hands_frames_over_without_copying():
@@ -27,8 +27,8 @@ def test_inproc_hands_frames_over_without_copying():
     pull.bind("inproc://zero-copy")
     push.connect("inproc://zero-copy")
     image = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
-    push.send_multipart(encode(Message(FRAME, {}, {"image": image})), copy=False)
-    got = decode(pull.recv_multipart(copy=False)).arrays["image"]
+    push.send_multipart(pack(Message(FRAME, {}, {"image": image})), copy=False)
+    got = unpack(pull.recv_multipart(copy=False)).arrays["image"]
     assert np.shares_memory(got, image) or got.ctypes.data == image.ctypes.data
     np.testing.assert_array_equal(got, image)
     push.close()

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from configs import taxonomy
+from configs.drawing import PALETTE, person_colours
 from pipeline.engine.messages import Message
-from pipeline.stages.render import PALETTE, Render, part_lut, person_colours
+from pipeline.stages.render import Render, part_lut
 
 
 def tracked_frame() -> Message:

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import run_stream
-from pipeline.runner import StreamOptions
+from pipeline.options import StreamOptions
 from pipeline.runner import run_stream as run_pipeline
 from tests.pipeline.conftest import cli
 from tests.pipeline.helpers import decode_frames, write_clip
@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data" / "video"
 STATS_KEYS = {"frames", "dropped", "fps", "latency_ms", "stages", "people_mean",
               "people_threshold", "processing_ms", "queue_ms"}
-STAGES = {"source", "preprocess", "infer", "postprocess", "track", "render", "sink"}
+STAGES = {"source", "preprocess", "infer", "decode", "postprocess", "track", "render",
+          "sink"}
 
 
 @pytest.fixture(autouse=True)

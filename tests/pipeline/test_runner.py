@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from pipeline.runner import Runner, RunOptions, link_policies
+from pipeline.engine.supervisor import Runner, RunOptions, link_policies
 from tests.pipeline.helpers import Collect, PatternSource, Slow, pattern
 
 

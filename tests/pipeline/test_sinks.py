@@ -9,7 +9,8 @@ import pytest
 
 from configs.errors import StageError
 from pipeline.engine.messages import frame_message
-from pipeline.stages.sinks import FileSink, SinkStage
+from pipeline.io.video_file import FileSink
+from pipeline.stages.sinks import SinkStage
 from tests.pipeline.helpers import decode_frames, pattern
 
 

@@ -28,25 +28,21 @@ import numpy as np
 from configs import body, taxonomy
 from configs.constants import IGNORE
 
-# (from, to, part, radius as a fraction of the segment length)
-_LIMBS = [
-    ("left_elbow", "left_wrist", "left_lower_arm", 0.15),
-    ("right_elbow", "right_wrist", "right_lower_arm", 0.15),
-    ("left_shoulder", "left_elbow", "left_upper_arm", 0.18),
-    ("right_shoulder", "right_elbow", "right_upper_arm", 0.18),
-    ("left_knee", "left_ankle", "left_lower_leg", 0.15),
-    ("right_knee", "right_ankle", "right_lower_leg", 0.15),
-    ("left_hip", "left_knee", "left_upper_leg", 0.2),
-    ("right_hip", "right_knee", "right_upper_leg", 0.2),
-]
-# (from, to, part, length past `to` as a fraction of from-to, radius as a fraction of
-# that length): a hand is about half a forearm long, a foot reaches a quarter shin below
-# the ankle.
+# part -> radius as a fraction of its segment's length (configs.body()["part_segments"])
+_LIMB_RADIUS = {
+    "left_lower_arm": 0.15, "right_lower_arm": 0.15,
+    "left_upper_arm": 0.18, "right_upper_arm": 0.18,
+    "left_lower_leg": 0.15, "right_lower_leg": 0.15,
+    "left_upper_leg": 0.2, "right_upper_leg": 0.2,
+}  # fmt: skip
+# (part, the segment it continues, length past that segment's end as a fraction of it,
+# radius as a fraction of that length): a hand is about half a forearm long, a foot
+# reaches a quarter shin below the ankle.
 _ENDS = [
-    ("left_elbow", "left_wrist", "left_hand", 0.5, 0.6),
-    ("right_elbow", "right_wrist", "right_hand", 0.5, 0.6),
-    ("left_knee", "left_ankle", "left_foot", 0.25, 0.6),
-    ("right_knee", "right_ankle", "right_foot", 0.25, 0.6),
+    ("left_hand", "left_lower_arm", 0.5, 0.6),
+    ("right_hand", "right_lower_arm", 0.5, 0.6),
+    ("left_foot", "left_lower_leg", 0.25, 0.6),
+    ("right_foot", "right_lower_leg", 0.25, 0.6),
 ]
 # Tie-break order (first wins): extremities over limbs over head over torso.
 _ORDER = [
@@ -95,8 +91,18 @@ class Capsules:
 
 
 def _labelled(kp: np.ndarray, name: str) -> np.ndarray | None:
-    row = kp[_kp()[name]]
+    return _labelled_at(kp, _kp()[name])
+
+
+def _labelled_at(kp: np.ndarray, index: int) -> np.ndarray | None:
+    row = kp[index]
     return row[:2].astype(np.float64) if row[2] > 0 else None
+
+
+def _segments() -> list[tuple[int, int, str, float]]:
+    """(from, to, part, radius fraction) of every limb part, from the body table."""
+    ends = body()["part_segments"]
+    return [(*ends[part], part, frac) for part, frac in _LIMB_RADIUS.items()]
 
 
 def _up(kp: np.ndarray, centre: np.ndarray) -> np.ndarray:
@@ -167,14 +173,15 @@ def capsules(kp: np.ndarray, extras: dict[str, np.ndarray] | None = None) -> Cap
     extras = extras or {}
     segs: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
     lengths = []
-    for a, b, part, frac in _LIMBS:
-        pa, pb = _labelled(kp, a), _labelled(kp, b)
+    for a, b, part, frac in _segments():
+        pa, pb = _labelled_at(kp, a), _labelled_at(kp, b)
         if pa is not None and pb is not None and np.linalg.norm(pb - pa) > 1e-6:
             length = float(np.linalg.norm(pb - pa))
             segs[part] = (pa, pb, frac * length)
             lengths.append(length)
-    for a, b, part, reach, frac in _ENDS:
-        pa, pb = _labelled(kp, a), _labelled(kp, b)
+    for part, along, reach, frac in _ENDS:
+        a, b = body()["part_segments"][along]
+        pa, pb = _labelled_at(kp, a), _labelled_at(kp, b)
         if pa is not None and pb is not None and np.linalg.norm(pb - pa) > 1e-6:
             end = pb + reach * (pb - pa)
             segs[part] = (pb, end, frac * reach * float(np.linalg.norm(pb - pa)))
@@ -182,8 +189,8 @@ def capsules(kp: np.ndarray, extras: dict[str, np.ndarray] | None = None) -> Cap
     if limb_scale:
         # a labelled joint whose parent is not (an elbow without its shoulder...) is
         # a disk of the limb that ends there
-        for _, b, part, frac in _LIMBS:
-            pb = _labelled(kp, b)
+        for _, b, part, frac in _segments():
+            pb = _labelled_at(kp, b)
             if part not in segs and pb is not None:
                 segs[part] = (pb, pb, frac * limb_scale)
 

@@ -14,6 +14,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from configs import body as body_table
 from configs import taxonomy
 from trainers.synth.body import (
     HEAD,
@@ -41,6 +42,7 @@ from trainers.synth.looks import (
 )
 
 PART = {name: i for i, name in enumerate(taxonomy("fine")["classes"])}
+SIDES = ("left", "right")
 SEG, CIRCLE, POLY = range(3)
 SHADE_EDGE, SHADE_MID = 150, 232  # canvas shade of a shape's rim and core (200 = flat)
 SHIFT = 4  # OpenCV fixed-point bits: shapes are placed at 1/16 px
@@ -164,22 +166,19 @@ class _Builder:
         trousers and feet (under it)."""
         pr, xy, z, look = self.pr, self.xy, self.z, self.look
         arm_bias, leg_bias = 0.02 * self.s, -0.03 * self.s
-        for side, sh, el, wr, tip in (
-            ("left", 5, 7, 9, L_HAND),
-            ("right", 6, 8, 10, R_HAND),
-        ):
+        seg = body_table()["part_segments"]
+        for side, tip in (("left", L_HAND), ("right", R_HAND)):
             parts = (f"{side}_upper_arm", f"{side}_lower_arm")
+            (sh, el), wr = seg[parts[0]], seg[parts[1]][1]
             radii = (pr.upper_arm_r, pr.lower_arm_r)
             self.chain((sh, el, wr), radii, look.sleeve, parts, MAT_TOP, arm_bias)
             end = xy[wr] + 0.8 * (xy[tip] - xy[wr])
             zz = 0.5 * (z[wr] + z[tip]) + arm_bias
             self.seg(xy[wr], end, pr.hand_r, f"{side}_hand", MAT_SKIN, zz)
         foot_mat = MAT_SKIN if look.barefoot else MAT_SHOES
-        for side, hip, kn, an, heel, toe in (
-            ("left", 11, 13, 15, L_HEEL, L_TOE),
-            ("right", 12, 14, 16, R_HEEL, R_TOE),
-        ):
+        for side, heel, toe in (("left", L_HEEL, L_TOE), ("right", R_HEEL, R_TOE)):
             parts = (f"{side}_upper_leg", f"{side}_lower_leg")
+            (hip, kn), an = seg[parts[0]], seg[parts[1]][1]
             radii = (pr.upper_leg_r, pr.lower_leg_r)
             self.chain((hip, kn, an), radii, look.legwear, parts, MAT_BOTTOM, leg_bias)
             zz = 0.5 * (z[heel] + z[toe]) + leg_bias
@@ -254,7 +253,8 @@ class _Builder:
         r = pr.upper_leg_r + look.skirt_flare
         rim = [(r, 0, 0), (-r, 0, 0), (0, 0, r), (0, 0, -r)]
         hem = []
-        for hip, kn in ((11, 13), (12, 14)):
+        thighs = [body_table()["part_segments"][f"{side}_upper_leg"] for side in SIDES]
+        for hip, kn in thighs:
             c = p3[hip] + (p3[kn] - p3[hip]) * look.skirt
             hem += [c + g @ np.array(o) for o in rim]
         waist = np.array(
@@ -264,9 +264,10 @@ class _Builder:
         poly = _hull(self.proj(np.concatenate([top, np.array(hem)])))
         axis = self.proj(np.array([0.5 * (hem[0] + hem[4])]))[0] - xy[PELVIS]
         normal = np.array([-axis[1], axis[0]])
-        if (xy[11] - xy[PELVIS]) @ normal < 0:
+        (left_hip, left_knee), (_, right_knee) = thighs
+        if (xy[left_hip] - xy[PELVIS]) @ normal < 0:
             normal = -normal
-        zz = 0.5 * (self.z[13] + self.z[14]) * look.skirt + 0.02 * self.s
+        zz = 0.5 * (self.z[left_knee] + self.z[right_knee]) * look.skirt + 0.02 * self.s
         for part, sign in (("left_upper_leg", 1), ("right_upper_leg", -1)):
             half = _clip_halfplane(poly, xy[PELVIS], sign * normal)
             if len(half) >= 3:

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import colorsys
-
 import cv2
 import numpy as np
 
-from configs import body, taxonomy
+from configs import taxonomy
+from configs.drawing import (
+    colour_slots,
+    draw_skeleton,
+    line_thickness,
+    person_colours,
+)
 from configs.records import Scene
-
-
-def instance_colours(n: int) -> np.ndarray:
-    """n + 1 distinct RGB colours (row 0 black), golden-angle hues."""
-    out = np.zeros((n + 1, 3), np.uint8)
-    for k in range(n):
-        rgb = colorsys.hsv_to_rgb((k * 0.618034) % 1.0, 0.75, 0.95)
-        out[k + 1] = np.array(rgb) * 255
-    return out
 
 
 def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.4) -> None:
@@ -42,10 +37,9 @@ def parts_panel(scene: Scene) -> np.ndarray:
 
 def instances_panel(scene: Scene) -> np.ndarray:
     """Each person in the colour of their track id (stable over a clip)."""
-    lut = np.zeros((scene.num_people + 1, 3), np.uint8)
     ids = scene.track_ids
-    if len(ids):
-        lut[1:] = instance_colours(int(ids.max()) + 1)[ids + 1]
+    lut = np.zeros((scene.num_people + 1, 3), np.uint8)
+    lut[1:] = person_colours()[colour_slots(ids)]
     dim = (scene.image * 0.35).astype(np.uint8)
     out = np.where(scene.instances[..., None] > 0, lut[scene.instances], dim)
     for k, (x0, y0, _, _) in enumerate(scene.boxes()):
@@ -54,36 +48,14 @@ def instances_panel(scene: Scene) -> np.ndarray:
 
 
 def skeleton_panel(scene: Scene) -> np.ndarray:
+    """Each person's skeleton in the colour of their track id, as the overlay draws
+    it; occluded joints (v = 1) as rings."""
     out = (scene.image * 0.6).astype(np.uint8)
-    b = body()
-    limbs = b["limbs"] + b["redundant_limbs"]
-    size = scene.image.shape[0]
-    thick = max(1, size // 256)
-    cols = instance_colours(len(limbs))[1:]
-    for kp in scene.keypoints:
-        for li, (i, j) in enumerate(limbs):
-            if kp[i, 2] > 0 and kp[j, 2] > 0:
-                a = (int(kp[i, 0] * 16), int(kp[i, 1] * 16))
-                c = (int(kp[j, 0] * 16), int(kp[j, 1] * 16))
-                cv2.line(
-                    out, a, c, tuple(int(v) for v in cols[li]), thick, cv2.LINE_AA, 4
-                )
-        for j, (x, y, v) in enumerate(kp):
-            if v <= 0:
-                continue
-            colour = (255, 60, 60) if "left" in b["keypoints"][j] else (60, 160, 255)
-            if j == 0:
-                colour = (255, 255, 255)
-            centre = (int(x * 16), int(y * 16))
-            cv2.circle(
-                out,
-                centre,
-                (2 + thick) * 16,
-                colour,
-                -1 if v == 2 else thick,
-                cv2.LINE_AA,
-                4,
-            )
+    thick = line_thickness(scene.image.shape)
+    colours = person_colours()[colour_slots(scene.track_ids)]
+    for kp, colour in zip(scene.keypoints, colours, strict=True):
+        rgb = tuple(int(c) for c in colour)
+        draw_skeleton(out, kp, rgb, kp[:, 2] > 0, thick, hollow=kp[:, 2] == 1)
     return out
 
 
@@ -115,8 +87,8 @@ def preview(scene: Scene) -> np.ndarray:
     key = np.full((18, row.shape[1], 3), 32, np.uint8)
     _text(
         key,
-        f"{scene.num_people} people | keypoints: red = left, blue = right, "
-        "filled = visible (v=2), ring = occluded (v=1)",
+        f"{scene.num_people} people | colour = track id | joints: dot = visible "
+        "(v=2), ring = occluded (v=1)",
         (4, 13),
         0.4,
     )

@@ -1,0 +1,238 @@
+"""Decode engines side by side: native (numba, outside the graph) and graph (fused).
+
+    python -m bench.decode [--quick] --json OUT [--doc]
+
+The decode alone, batch 1, one thread, on the default config's maps (384 px input,
+96 x 96 cells, K = P = 30): decode-oracle maps of 1 and 30 people
+(`trainers.targets.perfect_maps` of `generate_scene(n, people=(n, n))`) and the
+shipped model's maps of a real frame (vtest.avi frame 30, when ../shared is there).
+Engines: native (`nets.native.NativeDecoder`), graph (the decode exported alone to
+ONNX with the config's in-graph matcher, in ONNX Runtime, 1 intra-op thread). Each
+engine runs the scenes alternately so a change in the machine's load touches all
+alike. Wall-clock and thread CPU p50 / p99 per scene; the headline is the native
+engine's wall p50 at 1 and 30 people and their ratio (goals: <= 3 ms, <= 1.05).
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from bench.common import machine, machine_line, main_guard, parser, write_json
+from bench.report import table, update_section
+from configs import load_config
+from nets.decode import decode_fixed
+from nets.native import NativeDecoder
+from tests.clips import squeezed_frames
+from trainers.synth import generate_scene
+from trainers.targets import encode, perfect_maps
+
+KEYS = ("parts", "heatmap", "offsets", "limbs", "hough", "dspf")
+OUTPUTS = ("keypoints", "person_scores", "person_valid", "instances", "parts")
+CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "vtest.avi"
+GOAL_MS, GOAL_RATIO = 3.0, 1.05
+
+
+def oracle_maps(cfg: dict[str, Any], people: int) -> dict[str, np.ndarray]:
+    scene = generate_scene(people, size=cfg["input_size"], people=(people, people))
+    maps = perfect_maps([encode(scene, cfg)], cfg)
+    return {k: np.ascontiguousarray(maps[k].numpy()) for k in KEYS}
+
+
+def clip_images(indices: list[int], size: int, path: Path = CLIP) -> list[np.ndarray]:
+    """Frames of the benchmark clip squeezed to size x size (tests/clips.py)."""
+    return squeezed_frames(path, indices, size)
+
+
+def real_maps(cfg: dict[str, Any]) -> dict[str, np.ndarray] | None:
+    """The shipped model's activated maps of vtest.avi frame 30 (None without it)."""
+    from nets.model import DEFAULT_WEIGHTS, NetworkModel, load_checkpoint
+
+    if not CLIP.is_file() or not DEFAULT_WEIGHTS.is_file():
+        return None
+    model, model_cfg = load_checkpoint(DEFAULT_WEIGHTS)
+    images = torch.from_numpy(clip_images([30], int(model_cfg["input_size"]))[0])
+    with torch.inference_mode():
+        maps = NetworkModel(model.eval())(images)
+    return {k: np.ascontiguousarray(maps[k].numpy()) for k in KEYS}
+
+
+class GraphDecode(torch.nn.Module):
+    """The graph engine's decode alone, maps in, five tensors out (for export)."""
+
+    def __init__(self, cfg: dict[str, Any]):
+        super().__init__()
+        self.cfg = cfg
+
+    def forward(self, *maps: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = decode_fixed(dict(zip(KEYS, maps, strict=True)), self.cfg)
+        return tuple(out[k] for k in OUTPUTS)
+
+
+def graph_engine(cfg: dict[str, Any], example: dict[str, np.ndarray]) -> Any:
+    """A callable maps -> outputs running the exported decode in ONNX Runtime."""
+    import onnxruntime as ort
+
+    buffer = io.BytesIO()
+    inputs = tuple(torch.from_numpy(example[k]) for k in KEYS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            GraphDecode(cfg),
+            inputs,
+            buffer,
+            input_names=[f"in_{k}" for k in KEYS],
+            output_names=list(OUTPUTS),
+            opset_version=17,
+            dynamo=False,
+        )
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(
+        buffer.getvalue(), options, providers=["CPUExecutionProvider"]
+    )
+    return lambda maps: session.run(None, {f"in_{k}": maps[k] for k in KEYS})
+
+
+def timed(fn: Any, scenes: dict[str, dict], repeats: int) -> dict[str, dict]:
+    """Wall and thread-CPU ms per scene, scenes alternating, after 3 warm-up calls."""
+    for maps in scenes.values():
+        for _ in range(3):
+            fn(maps)
+    wall: dict[str, list[float]] = {name: [] for name in scenes}
+    cpu: dict[str, list[float]] = {name: [] for name in scenes}
+    for _ in tqdm(range(repeats), desc="repeats", leave=False):
+        for name, maps in scenes.items():
+            t0, c0 = time.perf_counter(), time.thread_time()
+            fn(maps)
+            cpu[name].append((time.thread_time() - c0) * 1e3)
+            wall[name].append((time.perf_counter() - t0) * 1e3)
+    return {
+        name: {
+            "wall_p50": _q(wall[name], 50),
+            "wall_p99": _q(wall[name], 99),
+            "cpu_p50": _q(cpu[name], 50),
+            "runs": repeats,
+        }
+        for name in scenes
+    }
+
+
+def _q(values: list[float], q: int) -> float:
+    return round(float(np.percentile(values, q)), 3)
+
+
+def run(quick: bool) -> dict[str, Any]:
+    torch.set_num_threads(1)
+    info = machine()
+    cfg = load_config()
+    scenes = {"1 person": oracle_maps(cfg, 1), "30 people": oracle_maps(cfg, 30)}
+    real = None if quick else real_maps(cfg)
+    if real is not None:
+        scenes["vtest.avi frame 30 (shipped model)"] = real
+    decoder = NativeDecoder(cfg)
+    start = time.perf_counter()
+    decoder(scenes["1 person"])  # numba: compiled or loaded from its cache
+    first_ms = (time.perf_counter() - start) * 1e3
+    people = {name: int(decoder(m)["person_valid"].sum()) for name, m in scenes.items()}
+    native = timed(decoder, scenes, 30 if quick else 300)
+    graph = timed(graph_engine(cfg, scenes["1 person"]), scenes, 3 if quick else 30)
+    one, crowd = native["1 person"]["wall_p50"], native["30 people"]["wall_p50"]
+    return {
+        "machine": info,
+        "input_size": cfg["input_size"],
+        "top_k": cfg["decode"]["top_k"],
+        "max_people": cfg["decode"]["max_people"],
+        "graph_matcher": cfg["decode"]["matcher"],
+        "people_found": people,
+        "native_first_call_ms": round(first_ms, 1),
+        "native": native,
+        "graph": graph,
+        "native_p50_1": one,
+        "native_p50_30": crowd,
+        "native_ratio": round(crowd / one, 3),
+        "native_cpu_ratio": round(
+            native["30 people"]["cpu_p50"] / native["1 person"]["cpu_p50"], 3
+        ),
+    }
+
+
+def doc_section(r: dict[str, Any]) -> str:
+    rows = []
+    for name in r["native"]:
+        n, g = r["native"][name], r["graph"][name]
+        rows.append(
+            [
+                name,
+                r["people_found"][name],
+                n["wall_p50"],
+                n["wall_p99"],
+                n["cpu_p50"],
+                g["wall_p50"],
+                g["wall_p99"],
+                g["cpu_p50"],
+            ]
+        )
+    ok_ms = max(r["native_p50_1"], r["native_p50_30"]) <= GOAL_MS
+    ok_ratio = r["native_ratio"] <= GOAL_RATIO
+    return "\n\n".join(
+        [
+            machine_line(r["machine"]),
+            f"`python -m bench.decode`: the decode alone, batch 1, one thread, "
+            f"{r['input_size']} px input (K = {r['top_k']} candidates per type, "
+            f"P = {r['max_people']} person slots). Native: `nets.native` (numba, exact "
+            f"matching); graph: the decode exported alone to ONNX "
+            f"(matcher {r['graph_matcher']}) in ONNX Runtime. Scenes alternate within "
+            f"each engine's run; {r['native']['1 person']['runs']} native and "
+            f"{r['graph']['1 person']['runs']} graph runs per scene. CPU = the "
+            "thread's "
+            f"CPU time (less sensitive to a shared machine than wall time). The native "
+            f"engine's first call took {r['native_first_call_ms']} ms (numba's cache).",
+            table(
+                [
+                    "maps",
+                    "people",
+                    "native p50 ms",
+                    "native p99 ms",
+                    "native CPU p50",
+                    "graph p50 ms",
+                    "graph p99 ms",
+                    "graph CPU p50",
+                ],
+                rows,
+            ),
+            f"Native p50: **{r['native_p50_1']} ms** at 1 person, "
+            f"**{r['native_p50_30']} ms** at 30; ratio **{r['native_ratio']}** "
+            f"(goals <= {GOAL_MS} ms: {'met' if ok_ms else 'not met'}; "
+            f"<= {GOAL_RATIO}: {'met' if ok_ratio else 'not met'}); by thread CPU "
+            f"time the ratio is {r.get('native_cpu_ratio', '-')} (what differs: where "
+            "30 "
+            "people's samples land in memory, top-K insertions, augmenting paths).",
+        ]
+    )
+
+
+def main() -> None:
+    args = parser(__doc__.splitlines()[0]).parse_args()
+    record = run(args.quick)
+    write_json(record, args.json)
+    if args.doc:
+        update_section("decode", doc_section(record))
+    for name in record["native"]:
+        print(
+            f"{name:40s} native p50 {record['native'][name]['wall_p50']:7.2f} ms  "
+            f"graph p50 {record['graph'][name]['wall_p50']:7.2f} ms"
+        )
+    print(f"native p50(30) / p50(1) = {record['native_ratio']}")
+
+
+if __name__ == "__main__":
+    main_guard(main)

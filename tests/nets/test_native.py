@@ -1,0 +1,164 @@
+"""The native decode engine (nets.native) against the graph engine with the exact
+matcher: the same people on the decode-oracle scenes and on real frames through the
+shipped model; its exact matching and its fixed shapes.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import linear_sum_assignment
+
+from configs import load_config
+from nets.decode import decode_fixed, to_predictions
+from nets.model import DEFAULT_WEIGHTS, activations, load_checkpoint
+from nets.native import NativeDecoder, max_weight_matching
+from tests.clips import squeezed_frames
+from trainers.synth.compose import generate_scene
+from trainers.targets import encode, perfect_maps
+
+VIDEO = Path(__file__).resolve().parents[3] / "shared" / "data" / "video"
+
+
+def small_config(size: int = 128) -> dict:
+    cfg = load_config()
+    cfg["input_size"] = size
+    return cfg
+
+
+def numpy_maps(maps: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    return {k: v.detach().numpy() for k, v in maps.items()}
+
+
+def people(out: dict, i: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints [n, 17, 3] and scores of image i's valid people."""
+    valid = np.asarray(out["person_valid"][i]).astype(bool)
+    return np.asarray(out["keypoints"][i])[valid], np.asarray(out["person_scores"][i])[
+        valid
+    ]
+
+
+def same_people(graph: dict, native: dict, tol_px: float = 1e-3) -> bool:
+    """Whether both engines found the same people (as sets: equal scores may come in
+    another order): equal counts, and each graph person has a native one with every
+    joint within tol_px, the same joint scores and the same person score."""
+    (kg, sg), (kn, sn) = people(graph), people(native)
+    if len(kg) != len(kn):
+        return False
+    free = list(range(len(kn)))
+    for person, score in zip(kg, sg, strict=True):
+        found = [
+            j
+            for j in free
+            if np.abs(kn[j, :, :2] - person[:, :2]).max() <= tol_px
+            and np.abs(kn[j, :, 2] - person[:, 2]).max() <= 1e-5
+            and abs(sn[j] - score) <= 1e-5
+        ]
+        if not found:
+            return False
+        free.remove(found[0])
+    return True
+
+
+def test_matching_reaches_the_optimum_on_padded_problems():
+    """Exact: the total weight of scipy's optimum on random padded problems, each
+    row and column used once, no pair scoring 0."""
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        k = 30
+        W = np.zeros((k, k), np.float32)
+        m, n = rng.integers(0, k + 1, size=2)
+        W[:m, :n] = rng.uniform(size=(m, n)) * (rng.uniform(size=(m, n)) < 0.4)
+        perm_r, perm_c = rng.permutation(k), rng.permutation(k)
+        W = W[perm_r][:, perm_c]
+        partner = np.empty(k, np.int64)
+        max_weight_matching(W, partner)
+        rows = np.flatnonzero(partner >= 0)
+        cols = partner[rows]
+        assert len(set(cols.tolist())) == len(cols)
+        assert (W[rows, cols] > 0).all()
+        r, c = linear_sum_assignment(W.astype(np.float64), maximize=True)
+        assert W[rows, cols].sum(dtype=np.float64) == pytest.approx(
+            W[r, c].sum(dtype=np.float64), abs=1e-5
+        )
+
+
+@pytest.mark.parametrize("count", [0, 1, 6])
+def test_outputs_have_fixed_shapes_on_the_cell_grid(count):
+    cfg = small_config()
+    scene = generate_scene(10 + count, size=128, people=(count, count))
+    out = NativeDecoder(cfg)(numpy_maps(perfect_maps([encode(scene, cfg)], cfg)))
+    p = cfg["decode"]["max_people"]
+    assert out["keypoints"].shape == (1, p, 17, 3)
+    assert out["person_scores"].shape == out["person_valid"].shape == (1, p)
+    assert out["instances"].shape == out["parts"].shape == (1, 32, 32)
+    assert int(out["person_valid"].sum()) == scene.num_people
+    assert int(out["instances"].max()) <= scene.num_people
+    on_input = to_predictions(out, 4, grid="input", cells=True)[0]
+    assert on_input.instances.shape == (128, 128)
+    assert on_input.keypoints.shape == (scene.num_people, 17, 3)
+
+
+def instances_agree(graph: dict, native: dict, stride: int) -> float:
+    """Fraction of cells that both engines give to a person where they give it to the
+    same one (graph maps read at the cell centres, slots matched by keypoints)."""
+    g = to_predictions(graph, stride, grid="output")[0]
+    n = to_predictions(native, stride, grid="output", cells=True)[0]
+    lut = np.zeros(len(n.keypoints) + 1, np.int64)
+    for j, person in enumerate(n.keypoints):
+        err = np.abs(g.keypoints[..., :2] - person[:, :2]).max((1, 2))
+        lut[j + 1] = int(err.argmin()) + 1
+    both = (g.instances > 0) & (n.instances > 0)
+    if not both.any():
+        return 1.0
+    return float((lut[n.instances][both] == g.instances[both]).mean())
+
+
+@pytest.mark.slow
+def test_same_people_as_the_exact_graph_decode_on_oracle_scenes():
+    """All 200 decode-oracle scenes (1-3 people, as test_decode's) and 20 crowds of
+    1-15: ground-truth maps through both engines, graph with matcher="hungarian"."""
+    torch.set_num_threads(1)
+    cfg = load_config()
+    decoder = NativeDecoder(cfg)
+    specs = [(1000 + s, (1, 3)) for s in range(200)]
+    specs += [(2000 + s, (1, 15)) for s in range(20)]
+    differ, agree = [], []
+    for seed, count in specs:
+        scene = generate_scene(seed, size=cfg["input_size"], people=count)
+        maps = perfect_maps([encode(scene, cfg)], cfg)
+        graph = decode_fixed(maps, cfg, "hungarian")
+        native = decoder(numpy_maps(maps))
+        if not same_people(graph, native):
+            differ.append(seed)
+        agree.append(instances_agree(graph, native, cfg["output_stride"]))
+    assert differ == []
+    assert min(agree) >= 0.99
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not VIDEO.is_dir() or not DEFAULT_WEIGHTS.is_file(),
+    reason="needs ../shared/data/video and the shipped model",
+)
+def test_same_people_as_the_exact_graph_decode_on_real_frames():
+    """Real clips through the shipped model: both engines decode the same maps."""
+    torch.set_num_threads(1)
+    model, cfg = load_checkpoint(DEFAULT_WEIGHTS)
+    model.eval()
+    size = int(cfg["input_size"])
+    frames = squeezed_frames(VIDEO / "vtest.avi", [0, 30, 60, 90], size)
+    frames += squeezed_frames(VIDEO / "two_people_occlusion.mp4", [10, 40], size)
+    frames += squeezed_frames(VIDEO / "basketball_240p.mp4", [50, 150], size)
+    decoder = NativeDecoder(cfg)
+    found = 0
+    for images in frames:
+        with torch.inference_mode():
+            maps = activations(model(torch.from_numpy(images)))
+            graph = decode_fixed(maps, cfg, "hungarian")
+        native = decoder(numpy_maps(maps))
+        assert same_people(graph, native)
+        assert instances_agree(graph, native, cfg["output_stride"]) >= 0.99
+        found += int(native["person_valid"].sum())
+    assert found > 0  # the frames hold people the model finds
