@@ -20,10 +20,11 @@ from bench.sources import Lockstep
 from configs import load_config
 from pipeline import runner
 from pipeline.engine.messages import Message
+from pipeline.engine.stage import Sink
 from pipeline.options import StreamOptions
 
 
-class RecordSink:
+class RecordSink(Sink):
     """Notes every frame that reaches the end: index, latency, stage times, people.
 
     `key_fn(msg)` optionally adds a key per frame (e.g. a stamped frame index); a
@@ -37,9 +38,6 @@ class RecordSink:
         self.key_fn = key_fn
         self.lockstep = lockstep
         self.rows: list[dict[str, Any]] = []
-
-    def check(self) -> None:
-        pass
 
     def open(self) -> None:
         pass

@@ -30,6 +30,7 @@ from scipy.optimize import linear_sum_assignment
 
 from configs.cli import setup_logging
 from pipeline.engine.messages import Message
+from pipeline.engine.stage import Sink
 from pipeline.engine.worker import describe
 from pipeline.options import add_model_arguments
 
@@ -91,7 +92,7 @@ class IdSwitches:
         }
 
 
-class TruthScorer:
+class TruthScorer(Sink):
     """A sink that scores tracking against the synthetic source's ground truth."""
 
     name = "truth-scorer"
@@ -99,9 +100,6 @@ class TruthScorer:
     def __init__(self) -> None:
         self.counter = IdSwitches()
         self.frames = 0
-
-    def check(self) -> None:
-        pass
 
     def open(self) -> None:
         pass
@@ -160,7 +158,7 @@ def score_pipeline_ids(seed: int, frames: int, opts: Any) -> dict[str, Any]:
     stream = StreamOptions(config=opts.config, checkpoint=opts.checkpoint,
                            backend=opts.backend, hud=False, progress=False)
     source = SyntheticSource(frames=frames, size=opts.size, seed=seed, truth=True)
-    sinks: list[Any] = [TruthScorer()]
+    sinks: list[Sink] = [TruthScorer()]
     if opts.output:
         sinks.append(FileSink(Path(opts.output) / f"seed{seed}.mp4"))
     result = run_pipeline(stream, source, sinks)

@@ -31,18 +31,18 @@ import numpy as np
 from configs.errors import StageError
 from pipeline.engine.messages import Message
 from pipeline.engine.output_files import check_writable, finish, partial_path
+from pipeline.engine.stage import Sink
 from pipeline.io.feed import label_rles
 
 
-class ResultsSink:
+class ResultsSink(Sink):
     """Collects COCO results per frame and writes them when the run ends (a
-    `pipeline.stages.sinks.Sink`)."""
+    `pipeline.engine.stage.Sink`)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.maps = self.path.with_name(f"{self.path.stem}_maps")
         self.name = f"results:{self.path}"
-        self.part_names: list[str] = []
         self.frames = 0
         self.records: list[dict[str, Any]] = []
         self._maps_partial: Path | None = None

@@ -24,6 +24,7 @@ import numpy as np
 
 from configs.errors import StageError
 from pipeline.engine.messages import Message
+from pipeline.engine.stage import Sink
 
 PROBE_SIZE = (640, 480)    # what `open` tries the device with, before frames exist
 NO_PACKAGE = ("--virtual-cam needs pyvirtualcam: pip install 'partstream[virtualcam]' "
@@ -36,7 +37,7 @@ HOW_TO_GET_ONE = {
 STOP_KEYS = (ord("q"), 27)
 
 
-class VirtualCamSink:
+class VirtualCamSink(Sink):
     """Rendered frames (RGB; alpha dropped) to a virtual camera device."""
 
     name = "virtual-cam"
@@ -96,7 +97,7 @@ def display_problem() -> str | None:
     return None
 
 
-class WindowSink:
+class WindowSink(Sink):
     """Shows rendered frames in an OpenCV window; q or Esc stops the run."""
 
     name = "window"
