@@ -29,6 +29,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from configs.cli import setup_logging
+from nets.decode import renumber_people
 from pipeline.engine.messages import Message
 from pipeline.engine.stage import Sink
 from pipeline.engine.worker import describe
@@ -123,11 +124,9 @@ def truth_detections(scene: Any, rng: np.random.Generator, drop: float,
     kps = scene.keypoints.copy()
     kps[..., 2] = (kps[..., 2] > 0).astype(np.float32)
     kps[..., :2] += rng.normal(0.0, jitter, kps[..., :2].shape) if jitter else 0.0
-    rows = np.nonzero(rng.random(scene.num_people) >= drop)[0]
-    relabel = np.zeros(scene.num_people + 1, np.uint16)
-    relabel[rows + 1] = np.arange(1, len(rows) + 1)
-    return (kps[rows], np.ones(len(rows), np.float32), scene.boxes()[rows],
-            relabel[scene.instances])
+    rows, instances = renumber_people(rng.random(scene.num_people) >= drop,
+                                      scene.instances, dtype=np.uint16)
+    return kps[rows], np.ones(len(rows), np.float32), scene.boxes()[rows], instances
 
 
 def score_tracker_ids(seed: int, frames: int, opts: Any) -> dict[str, Any]:

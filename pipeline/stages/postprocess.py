@@ -25,6 +25,7 @@ import numpy as np
 
 from configs.errors import StageError
 from configs.letterbox import Letterbox
+from nets.decode import renumber_people
 from pipeline.engine.messages import Message
 
 MODEL_KEYS = ("keypoints", "person_scores", "person_valid", "instances", "parts",
@@ -182,13 +183,8 @@ class Postprocess:
     def process(self, msg: Message) -> Message:
         xp, a = self.xp, msg.arrays
         box = Letterbox.from_dict(msg.header["transform"])
-        valid = xp.asarray(a["person_valid"]).astype(bool)
-        rows = xp.nonzero(valid)[0]
+        rows, instances = renumber_people(a["person_valid"], a["instances"], xp)
         count = int(rows.shape[0])
-        # slot k (label k + 1) -> row r (label r + 1); invalid slots -> background
-        relabel = xp.zeros(valid.shape[0] + 1, xp.int64)
-        relabel[rows + 1] = xp.arange(1, count + 1)
-        instances = relabel[xp.asarray(a["instances"])]
         parts = xp.asarray(a["parts"]) * (instances > 0)
         keypoints = xp.asarray(a["keypoints"])[rows].astype(xp.float32)
         keypoints[..., :2] = box.to_frame(keypoints[..., :2])
