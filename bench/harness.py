@@ -45,7 +45,7 @@ class RecordSink(Sink):
     def write(self, msg: Message) -> None:
         now = time.time()
         head = msg.header
-        scores = msg.arrays.get("scores")
+        scores = None if msg.people is None else msg.people.scores
         row = {"index": int(head["index"]), "out_ts": now,
                "latency_ms": 1000.0 * (now - head["capture_ts"]),
                "stage_ms": dict(head.get("stage_ms", {})),

@@ -75,7 +75,7 @@ def live_run(name: str, frames: list[np.ndarray], fps: float, seconds: float,
     try:
         done = run_pipeline(TimedSource(live_source(protocol, url), seconds + SETTLE_S),
                             queue=queue, on_start=None if early else publisher.start,
-                            key_fn=lambda m: read_stamp(m.arrays["image"]), **run)
+                            key_fn=lambda m: read_stamp(m.pixels("image")), **run)
     finally:
         sent = publisher.stop()
     steady_from = done.reports["source"]["started"] + SETTLE_S

@@ -106,10 +106,10 @@ class TruthScorer(Sink):
         pass
 
     def write(self, msg: Message) -> None:
-        a = msg.arrays
-        pairs = match_truth(a["instances"], a["track_ids"], a["truth_instances"],
-                            a["truth_track_ids"])
-        self.counter.update(pairs, len(a["truth_track_ids"]))
+        people, truth = msg.people, msg.truth
+        pairs = match_truth(people.instances, people.track_ids, truth["instances"],
+                            truth["track_ids"])
+        self.counter.update(pairs, len(truth["track_ids"]))
         self.frames += 1
 
     def close(self) -> dict[str, Any]:

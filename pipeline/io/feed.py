@@ -29,7 +29,7 @@ import msgpack
 import numpy as np
 
 from configs.errors import StageError
-from pipeline.engine.messages import Message
+from pipeline.engine.messages import FramePeople, Message
 from pipeline.engine.stage import Sink
 
 SCHEMA = "partstream.results/1"
@@ -95,21 +95,18 @@ def label_rles(labels: np.ndarray, wanted: list[int]) -> dict[int, dict[str, Any
 
 def results_record(msg: Message, part_names: Sequence[str]) -> dict[str, Any]:
     """One frame of `partstream.results/1` (see docs/FEED.md)."""
-    a, head = msg.arrays, msg.header
-    scores = a.get("scores", np.zeros(0, np.float32))
-    count = len(scores)
-    keypoints = a.get("keypoints", np.zeros((0, 17, 3), np.float32))
-    boxes = a.get("boxes", np.zeros((0, 4), np.float32))
-    ids = a.get("track_ids", np.full(count, -1, np.int64))
-    people = [{"track_id": int(ids[k]), "score": round(float(scores[k]), 4),
-               "box": [round(float(v), 1) for v in boxes[k]],
+    head = msg.header
+    height, width = msg.pixels("image").shape[:2]
+    p = msg.people or FramePeople.empty(height, width)
+    count = len(p.scores)
+    ids = np.full(count, -1, np.int64) if p.track_ids is None else p.track_ids
+    people = [{"track_id": int(ids[k]), "score": round(float(p.scores[k]), 4),
+               "box": [round(float(v), 1) for v in p.boxes[k]],
                "keypoints": [[round(float(x), 1), round(float(y), 1),
-                              round(float(s), 3)] for x, y, s in keypoints[k]]}
+                              round(float(s), 3)] for x, y, s in p.keypoints[k]]}
               for k in range(count)]
-    instances = a.get("instances")
-    height, width = a["image"].shape[:2]
-    if count and instances is not None:
-        _add_masks(people, instances, a["parts"], part_names)
+    if count:
+        _add_masks(people, p.instances, p.parts, part_names)
     return {"schema": SCHEMA, "frame": int(head.get("index", 0)),
             "capture_ts": float(head.get("capture_ts", 0.0)),
             "pts": None if head.get("pts") is None else float(head["pts"]),

@@ -108,7 +108,7 @@ class StreamSink(Sink):
         busy = self._busy_since
         if busy is not None and time.monotonic() - busy > self.stall_s:
             raise StageError(f"no progress for {self.stall_s:.0f} s")
-        image = msg.arrays[self.key]
+        image = msg.pixels(self.key)
         item = (image, int(msg.header.get("index", 0)),
                 float(msg.header.get("fps") or 30.0))
         with self._wake:

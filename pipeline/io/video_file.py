@@ -108,7 +108,7 @@ class FileSink(Sink):
     def write(self, msg: Message) -> None:
         import av
 
-        image = msg.arrays[self.key]
+        image = msg.pixels(self.key)
         if self._stream is None:
             self._start(image, float(msg.header.get("fps") or 30.0))
         image = fit_frame(image, self._stream.width, self._stream.height,

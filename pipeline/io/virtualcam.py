@@ -56,7 +56,7 @@ class VirtualCamSink(Sink):
         self.check()
 
     def write(self, msg: Message) -> None:
-        image = np.ascontiguousarray(msg.arrays[self.key][..., :3])
+        image = np.ascontiguousarray(msg.pixels(self.key)[..., :3])
         if self._camera is None:
             fps = float(msg.header.get("fps") or 30.0)
             self._camera = self._make(image.shape[1], image.shape[0], fps)
@@ -121,7 +121,7 @@ class WindowSink(Sink):
     def write(self, msg: Message) -> None:
         import cv2
 
-        image = msg.arrays[self.key]
+        image = msg.pixels(self.key)
         code = cv2.COLOR_RGBA2BGR if image.shape[2] == 4 else cv2.COLOR_RGB2BGR
         cv2.imshow(self.title, cv2.cvtColor(image, code))
         self.frames += 1
