@@ -71,6 +71,12 @@ class FramePeople:
     parts: np.ndarray  # H x W uint8
     track_ids: np.ndarray | None = None  # P int64, -1 = not yet confirmed
 
+    def ids(self) -> np.ndarray:
+        """The track ids; all -1 (unconfirmed) before the track stage ran."""
+        if self.track_ids is None:
+            return np.full(len(self.scores), -1, np.int64)
+        return self.track_ids
+
     @classmethod
     def empty(cls, height: int, width: int) -> FramePeople:
         """Nobody in an H x W frame."""

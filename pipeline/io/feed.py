@@ -99,7 +99,7 @@ def results_record(msg: Message, part_names: Sequence[str]) -> dict[str, Any]:
     height, width = msg.pixels("image").shape[:2]
     p = msg.people or FramePeople.empty(height, width)
     count = len(p.scores)
-    ids = np.full(count, -1, np.int64) if p.track_ids is None else p.track_ids
+    ids = p.ids()
     people = [{"track_id": int(ids[k]), "score": round(float(p.scores[k]), 4),
                "box": [round(float(v), 1) for v in p.boxes[k]],
                "keypoints": [[round(float(x), 1), round(float(y), 1),

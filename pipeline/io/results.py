@@ -69,7 +69,7 @@ class ResultsSink(Sink):
         scores, instances = p.scores, p.instances
         count = len(scores)
         masks = label_rles(instances, list(range(1, count + 1))) if count else {}
-        ids = np.full(count, -1, np.int64) if p.track_ids is None else p.track_ids
+        ids = p.ids()
         for k in range(count):
             x0, y0, x1, y1 = (float(v) for v in p.boxes[k])
             self.records.append({

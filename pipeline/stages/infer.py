@@ -82,8 +82,9 @@ def _module(model: Any, cfg: dict[str, Any], engine: str) -> Any:
 
 
 class Infer:
-    """`input` (or, on a GPU, `image` + `transform`) -> the five decode outputs
-    (graph engine) or the network's activated maps (native engine: `stages.decode`).
+    """`msg.input` (or, on a GPU, `msg.image` + header `transform`) -> `msg.model`,
+    the five decode outputs (graph engine), or `msg.maps`, the network's activated
+    maps (native engine: `stages.decode`).
 
     threads: the backend's (None: 1 with the native engine, whose decode and the
     other stages use the second core; 2 with the graph engine)."""

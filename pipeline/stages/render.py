@@ -102,8 +102,7 @@ class Render:
         # people below the display threshold become background for the drawing
         instances = np.where(np.concatenate([[False], shown])[p.instances],
                              p.instances, 0)
-        ids = (np.full(len(p.scores), -1, np.int64) if p.track_ids is None
-               else p.track_ids)
+        ids = p.ids()
         slot = colour_slots(ids)
         slot_of_label = np.concatenate([colour_slots([-1]), slot])
         # Colour only the person pixels (usually a small part of the frame).
