@@ -93,8 +93,9 @@ def parity(ref: dict[str, np.ndarray], out: dict[str, np.ndarray]) -> dict[str, 
     return {
         "people": int(valid_ref.sum()),
         "people_out": int(valid_out.sum()),
-        "keypoint_px": person_distance_px(ref["keypoints"][0][valid_ref],
-                                          out["keypoints"][0][valid_out]),
+        "keypoint_px": person_distance_px(
+            ref["keypoints"][0][valid_ref], out["keypoints"][0][valid_out]
+        ),
         "parts_agree": float((ref["parts"] == out["parts"]).mean()),
         "instances_agree": float((ref["instances"] == out["instances"]).mean()),
     }
@@ -125,15 +126,24 @@ def bf16_gate(model: nn.Module, cfg: dict, frames: int, tmp: Path) -> dict[str, 
         f32, bf16 = (runs[p].run(images) for p in ("f32", "bf16"))
         found = parity(f32, bf16)
         same += found["people"] == found["people_out"] and found["keypoint_px"] <= 1.0
-    return {"supported": True, "frames": frames, "same": same,
-            "passed": same == frames}
+    return {"supported": True, "frames": frames, "same": same, "passed": same == frames}
 
 
-def bench_size(model: nn.Module, cfg: dict, size: int, backends: list[str],
-               repeats: int, warmup: int, threads: int, tmp: Path) -> list[dict]:
+def bench_size(
+    model: nn.Module,
+    cfg: dict,
+    size: int,
+    backends: list[str],
+    repeats: int,
+    warmup: int,
+    threads: int,
+    tmp: Path,
+) -> list[dict]:
     full, net = InferenceModel(model, cfg).eval(), NetworkModel(model).eval()
-    paths = {"full": export_onnx(full, tmp / f"full_{size}.onnx", size),
-             "net": export_onnx(net, tmp / f"net_{size}.onnx", size)}
+    paths = {
+        "full": export_onnx(full, tmp / f"full_{size}.onnx", size),
+        "net": export_onnx(net, tmp / f"net_{size}.onnx", size),
+    }
     images = frame(size, people=5)
     rows, ref, ref_maps = [], None, None
     for backend in backends:
@@ -144,20 +154,25 @@ def bench_size(model: nn.Module, cfg: dict, size: int, backends: list[str],
         full_ms = time_ms(lambda rt=rt_full: rt.run(images), repeats, warmup)
         net_ms = time_ms(lambda rt=rt_net: rt.run(images), repeats, warmup)
         p_full, p_net = percentiles(full_ms, (50, 90)), percentiles(net_ms, (50, 90))
-        rows.append({
-            "size": size, "backend": backend,
-            "median_ms": p_full["p50"], "p90_ms": p_full["p90"],
-            "fps": round(1000.0 / p_full["p50"], 1),
-            "network_ms": p_net["p50"],
-            "decode_ms": round(p_full["p50"] - p_net["p50"], 3),
-            "map_rel_err": map_parity(ref_maps, maps),
-            **parity(ref, out),
-        })
+        rows.append(
+            {
+                "size": size,
+                "backend": backend,
+                "median_ms": p_full["p50"],
+                "p90_ms": p_full["p90"],
+                "fps": round(1000.0 / p_full["p50"], 1),
+                "network_ms": p_net["p50"],
+                "decode_ms": round(p_full["p50"] - p_net["p50"], 3),
+                "map_rel_err": map_parity(ref_maps, maps),
+                **parity(ref, out),
+            }
+        )
     return rows
 
 
-def eager_decode(model: nn.Module, cfg: dict, size: int, repeats: int,
-                 matchers: tuple[str, ...]) -> dict:
+def eager_decode(
+    model: nn.Module, cfg: dict, size: int, repeats: int, matchers: tuple[str, ...]
+) -> dict:
     """Eager-torch decode time on the network's maps for 1- and 30-person frames."""
     out = {}
     with torch.inference_mode():
@@ -178,59 +193,104 @@ def run(args: Any) -> dict[str, Any]:
     sizes = [256] if args.quick else [256, 384, 512]
     repeats, warmup = (3, 1) if args.quick else (30, 3)
     matchers = ("pgd",) if args.quick else ("pgd", "greedy", "hungarian")
-    backends = [b for b in BACKENDS
-                if b != "openvino-bf16" or openvino_bf16_supported()]
+    backends = [
+        b for b in BACKENDS if b != "openvino-bf16" or openvino_bf16_supported()
+    ]
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-backends-") as tmp:
         for size in tqdm(sizes, desc="sizes"):
-            rows += bench_size(model, cfg, size, backends, repeats, warmup, threads,
-                               Path(tmp))
+            rows += bench_size(
+                model, cfg, size, backends, repeats, warmup, threads, Path(tmp)
+            )
         gate = bf16_gate(model, cfg, 3 if args.quick else 30, Path(tmp))
     decode = eager_decode(model, cfg, int(cfg["input_size"]), repeats, matchers)
     path = weights_path(args.checkpoint)
     weights = "random" if path is None else args.checkpoint or "nets/weights/default.pt"
-    return {"machine": info, "weights": weights, "threads": threads,
-            "repeats": repeats, "warmup": warmup, "rows": rows,
-            "eager_decode_ms": decode, "bf16_gate": gate}
+    return {
+        "machine": info,
+        "weights": weights,
+        "threads": threads,
+        "repeats": repeats,
+        "warmup": warmup,
+        "rows": rows,
+        "eager_decode_ms": decode,
+        "bf16_gate": gate,
+    }
 
 
 def doc_section(record: dict[str, Any]) -> str:
-    header = ["size", "backend", "median ms", "p90 ms", "FPS", "network ms",
-              "decode ms", "map rel. err", "people (torch / this)",
-              "keypoint px", "parts agree", "inst. agree"]
-    rows = [[r["size"], r["backend"], r["median_ms"], r["p90_ms"], r["fps"],
-             r["network_ms"], r["decode_ms"], f"{r['map_rel_err']:.1e}",
-             f"{r['people']} / {r['people_out']}", r["keypoint_px"], r["parts_agree"],
-             r["instances_agree"]] for r in record["rows"]]
+    header = [
+        "size",
+        "backend",
+        "median ms",
+        "p90 ms",
+        "FPS",
+        "network ms",
+        "decode ms",
+        "map rel. err",
+        "people (torch / this)",
+        "keypoint px",
+        "parts agree",
+        "inst. agree",
+    ]
+    rows = [
+        [
+            r["size"],
+            r["backend"],
+            r["median_ms"],
+            r["p90_ms"],
+            r["fps"],
+            r["network_ms"],
+            r["decode_ms"],
+            f"{r['map_rel_err']:.1e}",
+            f"{r['people']} / {r['people_out']}",
+            r["keypoint_px"],
+            r["parts_agree"],
+            r["instances_agree"],
+        ]
+        for r in record["rows"]
+    ]
     d = record["eager_decode_ms"]
     matchers = sorted({k.rsplit("_", 1)[0] for k in d})
     decode_rows = [[m, d[f"{m}_1"], d[f"{m}_30"]] for m in matchers]
-    return "\n\n".join([
-        machine_line(record["machine"]),
-        f"Weights: {record['weights']}; {record['threads']} threads per backend; "
-        f"median of {record['repeats']} runs after {record['warmup']} warm-up runs; "
-        "parity against "
-        "torch eager on the same 5-person frame: map rel. err is the largest "
-        "difference of the network's activated maps over their range; keypoint px the "
-        "worst, over torch's people, mean joint distance to the closest person of this "
-        "backend (people matched as sets).",
-        table(header, rows),
-        "Eager-torch decode alone (ms, median) on the network's maps:",
-        table(["matcher", "1 person", "30 people"], decode_rows),
-        *([bf16_line(record["bf16_gate"])] if "bf16_gate" in record else []),
-    ])
+    return "\n\n".join(
+        [
+            machine_line(record["machine"]),
+            f"Weights: {record['weights']}; {record['threads']} threads per backend; "
+            f"median of {record['repeats']} runs after {record['warmup']} warm-up "
+            "runs; "
+            "parity against "
+            "torch eager on the same 5-person frame: map rel. err is the largest "
+            "difference of the network's activated maps over their range; keypoint px "
+            "the "
+            "worst, over torch's people, mean joint distance to the closest person of "
+            "this "
+            "backend (people matched as sets).",
+            table(header, rows),
+            "Eager-torch decode alone (ms, median) on the network's maps:",
+            table(["matcher", "1 person", "30 people"], decode_rows),
+            *([bf16_line(record["bf16_gate"])] if "bf16_gate" in record else []),
+        ]
+    )
 
 
 def bf16_line(gate: dict[str, Any]) -> str:
     """What the bf16 accuracy gate found, and so which precision is the default."""
     if not gate["supported"]:
-        return ("bf16 accuracy gate: this CPU has no bf16 in OpenVINO, so the gate "
-                "cannot pass here; **f32 is the default**.")
-    verdict = ("passed: bf16 may be the default" if gate["passed"] else
-               "failed: **f32 stays the default**")
-    return (f"bf16 accuracy gate (native decode of OpenVINO bf16 vs f32 maps, "
-            f"vtest.avi): same people on {gate['same']} of {gate['frames']} frames, "
-            f"{verdict}.")
+        return (
+            "bf16 accuracy gate: this CPU has no bf16 in OpenVINO, so the gate "
+            "cannot pass here; **f32 is the default**."
+        )
+    verdict = (
+        "passed: bf16 may be the default"
+        if gate["passed"]
+        else "failed: **f32 stays the default**"
+    )
+    return (
+        f"bf16 accuracy gate (native decode of OpenVINO bf16 vs f32 maps, "
+        f"vtest.avi): same people on {gate['same']} of {gate['frames']} frames, "
+        f"{verdict}."
+    )
 
 
 def main() -> None:
@@ -245,8 +305,10 @@ def main() -> None:
     if args.doc:
         update_section("backends", doc_section(record))
     for r in record["rows"]:
-        print(f"{r['size']:4d} {r['backend']:14s} {r['median_ms']:7.2f} ms "
-              f"{r['fps']:6.1f} FPS  decode {r['decode_ms']:6.2f} ms")
+        print(
+            f"{r['size']:4d} {r['backend']:14s} {r['median_ms']:7.2f} ms "
+            f"{r['fps']:6.1f} FPS  decode {r['decode_ms']:6.2f} ms"
+        )
 
 
 if __name__ == "__main__":

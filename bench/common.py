@@ -59,11 +59,16 @@ def machine() -> dict[str, Any]:
 
 def machine_line(info: dict[str, Any]) -> str:
     """One Markdown line describing `machine()`'s record."""
-    shared = (" — the CPU was shared with other jobs during this run (load average "
-              f"{info['load_avg_1m']} at start), so absolute times are pessimistic"
-              if info["shared_cpu"] else f" (load average {info['load_avg_1m']})")
-    return (f"Machine: {info['nproc']} x {info['cpu']}, torch {info['torch']} with "
-            f"{info['torch_threads']} threads, {info['date']}{shared}.")
+    shared = (
+        " — the CPU was shared with other jobs during this run (load average "
+        f"{info['load_avg_1m']} at start), so absolute times are pessimistic"
+        if info["shared_cpu"]
+        else f" (load average {info['load_avg_1m']})"
+    )
+    return (
+        f"Machine: {info['nproc']} x {info['cpu']}, torch {info['torch']} with "
+        f"{info['torch_threads']} threads, {info['date']}{shared}."
+    )
 
 
 def percentiles(
@@ -97,13 +102,23 @@ def write_json(record: dict[str, Any], path: str | Path) -> None:
 def parser(description: str) -> argparse.ArgumentParser:
     """The arguments every benchmark takes; a benchmark adds its own to it."""
     ap = argparse.ArgumentParser(description=description)
-    ap.add_argument("--quick", action="store_true",
-                    help="small run (under a minute) to check the benchmark works")
-    ap.add_argument("--json", metavar="OUT", required=True,
-                    help="where to write the results as JSON")
-    ap.add_argument("--doc", action="store_true",
-                    help="also write this benchmark's section of docs/BENCHMARKS.md "
-                         "and its plot in docs/bench/")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="small run (under a minute) to check the benchmark works",
+    )
+    ap.add_argument(
+        "--json",
+        metavar="OUT",
+        required=True,
+        help="where to write the results as JSON",
+    )
+    ap.add_argument(
+        "--doc",
+        action="store_true",
+        help="also write this benchmark's section of docs/BENCHMARKS.md "
+        "and its plot in docs/bench/",
+    )
     return ap
 
 

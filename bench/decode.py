@@ -84,14 +84,21 @@ def graph_engine(cfg: dict[str, Any], example: dict[str, np.ndarray]) -> Any:
     inputs = tuple(torch.from_numpy(example[k]) for k in KEYS)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(GraphDecode(cfg), inputs, buffer,
-                          input_names=[f"in_{k}" for k in KEYS],
-                          output_names=list(OUTPUTS), opset_version=17, dynamo=False)
+        torch.onnx.export(
+            GraphDecode(cfg),
+            inputs,
+            buffer,
+            input_names=[f"in_{k}" for k in KEYS],
+            output_names=list(OUTPUTS),
+            opset_version=17,
+            dynamo=False,
+        )
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
-    session = ort.InferenceSession(buffer.getvalue(), options,
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        buffer.getvalue(), options, providers=["CPUExecutionProvider"]
+    )
     return lambda maps: session.run(None, {f"in_{k}": maps[k] for k in KEYS})
 
 
@@ -108,9 +115,15 @@ def timed(fn: Any, scenes: dict[str, dict], repeats: int) -> dict[str, dict]:
             fn(maps)
             cpu[name].append((time.thread_time() - c0) * 1e3)
             wall[name].append((time.perf_counter() - t0) * 1e3)
-    return {name: {"wall_p50": _q(wall[name], 50), "wall_p99": _q(wall[name], 99),
-                   "cpu_p50": _q(cpu[name], 50), "runs": repeats}
-            for name in scenes}
+    return {
+        name: {
+            "wall_p50": _q(wall[name], 50),
+            "wall_p99": _q(wall[name], 99),
+            "cpu_p50": _q(cpu[name], 50),
+            "runs": repeats,
+        }
+        for name in scenes
+    }
 
 
 def _q(values: list[float], q: int) -> float:
@@ -133,45 +146,78 @@ def run(quick: bool) -> dict[str, Any]:
     native = timed(decoder, scenes, 30 if quick else 300)
     graph = timed(graph_engine(cfg, scenes["1 person"]), scenes, 3 if quick else 30)
     one, crowd = native["1 person"]["wall_p50"], native["30 people"]["wall_p50"]
-    return {"machine": info, "input_size": cfg["input_size"],
-            "top_k": cfg["decode"]["top_k"], "max_people": cfg["decode"]["max_people"],
-            "graph_matcher": cfg["decode"]["matcher"], "people_found": people,
-            "native_first_call_ms": round(first_ms, 1),
-            "native": native, "graph": graph,
-            "native_p50_1": one, "native_p50_30": crowd,
-            "native_ratio": round(crowd / one, 3),
-            "native_cpu_ratio": round(native["30 people"]["cpu_p50"]
-                                      / native["1 person"]["cpu_p50"], 3)}
+    return {
+        "machine": info,
+        "input_size": cfg["input_size"],
+        "top_k": cfg["decode"]["top_k"],
+        "max_people": cfg["decode"]["max_people"],
+        "graph_matcher": cfg["decode"]["matcher"],
+        "people_found": people,
+        "native_first_call_ms": round(first_ms, 1),
+        "native": native,
+        "graph": graph,
+        "native_p50_1": one,
+        "native_p50_30": crowd,
+        "native_ratio": round(crowd / one, 3),
+        "native_cpu_ratio": round(
+            native["30 people"]["cpu_p50"] / native["1 person"]["cpu_p50"], 3
+        ),
+    }
 
 
 def doc_section(r: dict[str, Any]) -> str:
     rows = []
     for name in r["native"]:
         n, g = r["native"][name], r["graph"][name]
-        rows.append([name, r["people_found"][name], n["wall_p50"], n["wall_p99"],
-                     n["cpu_p50"], g["wall_p50"], g["wall_p99"], g["cpu_p50"]])
+        rows.append(
+            [
+                name,
+                r["people_found"][name],
+                n["wall_p50"],
+                n["wall_p99"],
+                n["cpu_p50"],
+                g["wall_p50"],
+                g["wall_p99"],
+                g["cpu_p50"],
+            ]
+        )
     ok_ms = max(r["native_p50_1"], r["native_p50_30"]) <= GOAL_MS
     ok_ratio = r["native_ratio"] <= GOAL_RATIO
-    return "\n\n".join([
-        machine_line(r["machine"]),
-        f"`python -m bench.decode`: the decode alone, batch 1, one thread, "
-        f"{r['input_size']} px input (K = {r['top_k']} candidates per type, "
-        f"P = {r['max_people']} person slots). Native: `nets.native` (numba, exact "
-        f"matching); graph: the decode exported alone to ONNX "
-        f"(matcher {r['graph_matcher']}) in ONNX Runtime. Scenes alternate within "
-        f"each engine's run; {r['native']['1 person']['runs']} native and "
-        f"{r['graph']['1 person']['runs']} graph runs per scene. CPU = the thread's "
-        f"CPU time (less sensitive to a shared machine than wall time). The native "
-        f"engine's first call took {r['native_first_call_ms']} ms (numba's cache).",
-        table(["maps", "people", "native p50 ms", "native p99 ms", "native CPU p50",
-               "graph p50 ms", "graph p99 ms", "graph CPU p50"], rows),
-        f"Native p50: **{r['native_p50_1']} ms** at 1 person, "
-        f"**{r['native_p50_30']} ms** at 30; ratio **{r['native_ratio']}** "
-        f"(goals <= {GOAL_MS} ms: {'met' if ok_ms else 'not met'}; "
-        f"<= {GOAL_RATIO}: {'met' if ok_ratio else 'not met'}); by thread CPU "
-        f"time the ratio is {r.get('native_cpu_ratio', '-')} (what differs: where 30 "
-        "people's samples land in memory, top-K insertions, augmenting paths).",
-    ])
+    return "\n\n".join(
+        [
+            machine_line(r["machine"]),
+            f"`python -m bench.decode`: the decode alone, batch 1, one thread, "
+            f"{r['input_size']} px input (K = {r['top_k']} candidates per type, "
+            f"P = {r['max_people']} person slots). Native: `nets.native` (numba, exact "
+            f"matching); graph: the decode exported alone to ONNX "
+            f"(matcher {r['graph_matcher']}) in ONNX Runtime. Scenes alternate within "
+            f"each engine's run; {r['native']['1 person']['runs']} native and "
+            f"{r['graph']['1 person']['runs']} graph runs per scene. CPU = the "
+            "thread's "
+            f"CPU time (less sensitive to a shared machine than wall time). The native "
+            f"engine's first call took {r['native_first_call_ms']} ms (numba's cache).",
+            table(
+                [
+                    "maps",
+                    "people",
+                    "native p50 ms",
+                    "native p99 ms",
+                    "native CPU p50",
+                    "graph p50 ms",
+                    "graph p99 ms",
+                    "graph CPU p50",
+                ],
+                rows,
+            ),
+            f"Native p50: **{r['native_p50_1']} ms** at 1 person, "
+            f"**{r['native_p50_30']} ms** at 30; ratio **{r['native_ratio']}** "
+            f"(goals <= {GOAL_MS} ms: {'met' if ok_ms else 'not met'}; "
+            f"<= {GOAL_RATIO}: {'met' if ok_ratio else 'not met'}); by thread CPU "
+            f"time the ratio is {r.get('native_cpu_ratio', '-')} (what differs: where "
+            "30 "
+            "people's samples land in memory, top-K insertions, augmenting paths).",
+        ]
+    )
 
 
 def main() -> None:
@@ -181,8 +227,10 @@ def main() -> None:
     if args.doc:
         update_section("decode", doc_section(record))
     for name in record["native"]:
-        print(f"{name:40s} native p50 {record['native'][name]['wall_p50']:7.2f} ms  "
-              f"graph p50 {record['graph'][name]['wall_p50']:7.2f} ms")
+        print(
+            f"{name:40s} native p50 {record['native'][name]['wall_p50']:7.2f} ms  "
+            f"graph p50 {record['graph'][name]['wall_p50']:7.2f} ms"
+        )
     print(f"native p50(30) / p50(1) = {record['native_ratio']}")
 
 

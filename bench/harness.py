@@ -33,8 +33,11 @@ class RecordSink(Sink):
 
     name = "record"
 
-    def __init__(self, key_fn: Callable[[Message], int] | None = None,
-                 lockstep: Lockstep | None = None) -> None:
+    def __init__(
+        self,
+        key_fn: Callable[[Message], int] | None = None,
+        lockstep: Lockstep | None = None,
+    ) -> None:
         self.key_fn = key_fn
         self.lockstep = lockstep
         self.rows: list[dict[str, Any]] = []
@@ -46,10 +49,13 @@ class RecordSink(Sink):
         now = time.time()
         head = msg.header
         scores = None if msg.people is None else msg.people.scores
-        row = {"index": int(head["index"]), "out_ts": now,
-               "latency_ms": 1000.0 * (now - head["capture_ts"]),
-               "stage_ms": dict(head.get("stage_ms", {})),
-               "people": 0 if scores is None else len(scores)}
+        row = {
+            "index": int(head["index"]),
+            "out_ts": now,
+            "latency_ms": 1000.0 * (now - head["capture_ts"]),
+            "stage_ms": dict(head.get("stage_ms", {})),
+            "people": 0 if scores is None else len(scores),
+        }
         if self.key_fn is not None:
             row["key"] = self.key_fn(msg)
         self.rows.append(row)
@@ -86,9 +92,15 @@ def run_pipeline(
     the shipped one, nets/weights/default.pt); on_start: called when the source starts
     (every stage is ready: the model has loaded)."""
     with tempfile.TemporaryDirectory(prefix="bench-run-") as tmp:
-        opts = StreamOptions(outputs=[output or str(Path(tmp) / "out.mp4")],
-                             backend=backend, config=config, checkpoint=checkpoint,
-                             transport=transport, queue=queue, progress=False)
+        opts = StreamOptions(
+            outputs=[output or str(Path(tmp) / "out.mp4")],
+            backend=backend,
+            config=config,
+            checkpoint=checkpoint,
+            transport=transport,
+            queue=queue,
+            progress=False,
+        )
         record = RecordSink(key_fn, getattr(source, "lockstep", None))
         started = None if on_start is None else (lambda _info: on_start())
         sinks = [*runner.make_sinks(opts, load_config(config)), record]
@@ -103,5 +115,7 @@ def run_pipeline(
 def stage_percentiles(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """{stage: {"p50", "p99"}} over the rows' stage times."""
     names = sorted({n for r in rows for n in r["stage_ms"]})
-    return {name: percentiles([r["stage_ms"][name] for r in rows
-                               if name in r["stage_ms"]]) for name in names}
+    return {
+        name: percentiles([r["stage_ms"][name] for r in rows if name in r["stage_ms"]])
+        for name in names
+    }

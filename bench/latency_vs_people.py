@@ -54,13 +54,16 @@ def make_scenes(counts: list[int], frames: int, seed: int) -> dict[int, list[Sce
     """`frames` distinct scenes per people count, seeded so every run sees the same."""
     out = {}
     for n in tqdm(counts, desc="scenes"):
-        out[n] = [generate_scene(seed + 1000 * n + i, SIZE, people=(n, n))
-                  for i in range(frames)]
+        out[n] = [
+            generate_scene(seed + 1000 * n + i, SIZE, people=(n, n))
+            for i in range(frames)
+        ]
     return out
 
 
-def ours_by_count(scenes: dict[int, list[Scene]], passes: int, fps: float,
-                  run: dict[str, Any]) -> dict[int, dict[str, Any]]:
+def ours_by_count(
+    scenes: dict[int, list[Scene]], passes: int, fps: float, run: dict[str, Any]
+) -> dict[int, dict[str, Any]]:
     """One paced pipeline run over every count's frames; stats split by count.
 
     Counts are interleaved frame by frame, so a change in the machine's load during
@@ -82,19 +85,22 @@ def ours_by_count(scenes: dict[int, list[Scene]], passes: int, fps: float,
         mine = [r for r in rows if owner[r["index"]] == n]
         if not mine:
             raise BenchError(f"no frame with {n} people came out of the pipeline")
-        out[n] = {**percentiles([r["latency_ms"] for r in mine]),
-                  "frames": len(mine),
-                  "dropped": passes * len(scenes[n]) - len(mine),
-                  "people_found": float(np.mean([r["people"] for r in mine])),
-                  "stages": stage_percentiles(mine)}
+        out[n] = {
+            **percentiles([r["latency_ms"] for r in mine]),
+            "frames": len(mine),
+            "dropped": passes * len(scenes[n]) - len(mine),
+            "people_found": float(np.mean([r["people"] for r in mine])),
+            "stages": stage_percentiles(mine),
+        }
     return out
 
 
 def throughput(scenes: list[Scene], passes: int, run: dict[str, Any]) -> float:
     """Frames per second with every frame kept and none paced (a file transcode)."""
     images = [s.image for s in scenes] * passes
-    stats = run_pipeline(FramesSource(images, fps=1e6, live=False), queue="all",
-                         **run).stats
+    stats = run_pipeline(
+        FramesSource(images, fps=1e6, live=False), queue="all", **run
+    ).stats
     return round(float(stats.get("fps", 0.0)), 2)
 
 
@@ -110,11 +116,13 @@ def peer_by_count(peer: MediaPipePeer, scenes: dict[int, list[Scene]]) -> dict:
             own[n].append(peer.process(group[i].image))
     out = {}
     for n in scenes:
-        out[n] = {**percentiles([r.ms for r in boxed[n]]),
-                  "landmark_people": float(np.mean([r.people for r in boxed[n]])),
-                  "own_p50": percentiles([r.ms for r in own[n]])["p50"],
-                  "own_detected": float(np.mean([r.detected for r in own[n]])),
-                  "detect_p50": percentiles([r.detect_ms for r in own[n]])["p50"]}
+        out[n] = {
+            **percentiles([r.ms for r in boxed[n]]),
+            "landmark_people": float(np.mean([r.people for r in boxed[n]])),
+            "own_p50": percentiles([r.ms for r in own[n]])["p50"],
+            "own_detected": float(np.mean([r.detected for r in own[n]])),
+            "detect_p50": percentiles([r.detect_ms for r in own[n]])["p50"],
+        }
     return out
 
 
@@ -128,8 +136,13 @@ def clip_frames(path: Path, count: int) -> list[np.ndarray]:
     return frames
 
 
-def clips(paths: list[Path], peer: MediaPipePeer | None, count: int, fps: float,
-          run: dict[str, Any]) -> dict:
+def clips(
+    paths: list[Path],
+    peer: MediaPipePeer | None,
+    count: int,
+    fps: float,
+    run: dict[str, Any],
+) -> dict:
     """Ours and the peer (own detector: no truth here) on the first frames of clips."""
     out = {}
     for path in paths:
@@ -137,9 +150,12 @@ def clips(paths: list[Path], peer: MediaPipePeer | None, count: int, fps: float,
         source = FramesSource(frames[:1] * WARMUP + frames, fps, lockstep=Lockstep())
         rows = run_pipeline(source, **run).rows
         rows = [r for r in rows if r["index"] >= WARMUP]
-        entry = {"frames": len(frames), "size": list(frames[0].shape[1::-1]),
-                 **percentiles([r["latency_ms"] for r in rows]),
-                 "people_found": float(np.mean([r["people"] for r in rows]))}
+        entry = {
+            "frames": len(frames),
+            "size": list(frames[0].shape[1::-1]),
+            **percentiles([r["latency_ms"] for r in rows]),
+            "people_found": float(np.mean([r["people"] for r in rows])),
+        }
         if peer is not None:
             peer.process(frames[0])
             got = [peer.process(f) for f in frames]
@@ -163,13 +179,20 @@ def run(args: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     counts = sorted(set(args.people) | ({GOAL_PEOPLE} if not args.quick else set()))
     frames = args.frames or (3 if args.quick else 20)
     passes = 2 if args.quick else 3
-    run_opts = {"backend": args.backend, "config": args.config,
-                "checkpoint": args.checkpoint}
+    run_opts = {
+        "backend": args.backend,
+        "config": args.config,
+        "checkpoint": args.checkpoint,
+    }
     scenes = make_scenes(counts, frames, args.seed)
     ours = ours_by_count(scenes, passes, args.fps, run_opts)
-    tput = ({} if args.quick else
-            {n: throughput(scenes[n], passes, run_opts) for n in (1, 30)
-             if n in scenes})
+    tput = (
+        {}
+        if args.quick
+        else {
+            n: throughput(scenes[n], passes, run_opts) for n in (1, 30) if n in scenes
+        }
+    )
     paths = sorted(p for p in CLIPS.glob("*") if p.suffix in (".mp4", ".avi"))
     paths = (paths[:1] if args.quick else paths) if args.clips else []
     peer = open_peer(args.peer == "on")
@@ -179,17 +202,30 @@ def run(args: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     finally:
         if peer is not None:
             peer.close()
-    main = {"people": list(args.people),
-            "p50_ms": [ours[n]["p50"] for n in args.people],
-            "p99_ms": [ours[n]["p99"] for n in args.people],
-            "peer_p50_ms": [theirs[n]["p50"] if theirs else None for n in args.people]}
+    main = {
+        "people": list(args.people),
+        "p50_ms": [ours[n]["p50"] for n in args.people],
+        "p99_ms": [ours[n]["p99"] for n in args.people],
+        "peer_p50_ms": [theirs[n]["p50"] if theirs else None for n in args.people],
+    }
     model_cfg = resolve_model(args.checkpoint, load_config(args.config))
-    details = {"machine": info, "size": SIZE, "input_size": model_cfg["input_size"],
-               "fps": args.fps, "config": args.config,
-               "frames_per_count": frames, "passes": passes, "backend": args.backend,
-               "visible_people": {n: float(np.mean([s.num_people for s in scenes[n]]))
-                                  for n in counts},
-               "ours": ours, "peer": theirs, "throughput_fps": tput, "clips": real}
+    details = {
+        "machine": info,
+        "size": SIZE,
+        "input_size": model_cfg["input_size"],
+        "fps": args.fps,
+        "config": args.config,
+        "frames_per_count": frames,
+        "passes": passes,
+        "backend": args.backend,
+        "visible_people": {
+            n: float(np.mean([s.num_people for s in scenes[n]])) for n in counts
+        },
+        "ours": ours,
+        "peer": theirs,
+        "throughput_fps": tput,
+        "clips": real,
+    }
     lo, hi = min(args.people), max(args.people)
     details["ratio_p50"] = round(ours[hi]["p50"] / ours[lo]["p50"], 3)
     return main, details
@@ -201,14 +237,27 @@ def plot(main: dict[str, Any], details: dict[str, Any], path: Path) -> None:
     ax.plot(n, main["p50_ms"], "o-", label="PartStream p50 (end to end)")
     ax.plot(n, main["p99_ms"], "o:", color="C0", alpha=0.6, label="PartStream p99")
     if details["peer"]:
-        ax.plot(n, main["peer_p50_ms"], "s-", color="C3",
-                label="MediaPipe top-down p50 (true boxes)")
-        ax.plot(n, [details["peer"][k]["own_p50"] for k in n], "s:", color="C3",
-                alpha=0.6, label="MediaPipe, own detector")
+        ax.plot(
+            n,
+            main["peer_p50_ms"],
+            "s-",
+            color="C3",
+            label="MediaPipe top-down p50 (true boxes)",
+        )
+        ax.plot(
+            n,
+            [details["peer"][k]["own_p50"] for k in n],
+            "s:",
+            color="C3",
+            alpha=0.6,
+            label="MediaPipe, own detector",
+        )
     ax.set_xlabel("people in the frame")
     ax.set_ylabel("latency per frame (ms)")
-    ax.set_title(f"Latency vs people, {details['input_size']} px model, "
-                 f"{details['machine']['nproc']} CPU cores")
+    ax.set_title(
+        f"Latency vs people, {details['input_size']} px model, "
+        f"{details['machine']['nproc']} CPU cores"
+    )
     save_plot(fig, ax, path)
 
 
@@ -217,16 +266,32 @@ def doc_section(main: dict[str, Any], details: dict[str, Any]) -> str:
     rows = []
     for n in sorted(ours, key=int):
         p = peer.get(n, {})
-        rows.append([n, details["visible_people"][n], ours[n]["p50"], ours[n]["p99"],
-                     ours[n]["people_found"], ours[n]["dropped"], p.get("p50", "-"),
-                     p.get("p99", "-"), p.get("own_p50", "-"),
-                     p.get("own_detected", "-"),
-                     round(p["p50"] / ours[n]["p50"], 2) if p else "-"])
+        rows.append(
+            [
+                n,
+                details["visible_people"][n],
+                ours[n]["p50"],
+                ours[n]["p99"],
+                ours[n]["people_found"],
+                ours[n]["dropped"],
+                p.get("p50", "-"),
+                p.get("p99", "-"),
+                p.get("own_p50", "-"),
+                p.get("own_detected", "-"),
+                round(p["p50"] / ours[n]["p50"], 2) if p else "-",
+            ]
+        )
     stages = sorted({s for n in ours for s in ours[n]["stages"]})
-    stage_rows = [[n] + [f"{ours[n]['stages'][s]['p50']:.1f} / "
-                         f"{ours[n]['stages'][s]['p99']:.1f}"
-                         if s in ours[n]["stages"] else "-" for s in stages]
-                  for n in sorted(ours, key=int)]
+    stage_rows = [
+        [n]
+        + [
+            f"{ours[n]['stages'][s]['p50']:.1f} / {ours[n]['stages'][s]['p99']:.1f}"
+            if s in ours[n]["stages"]
+            else "-"
+            for s in stages
+        ]
+        for n in sorted(ours, key=int)
+    ]
     parts = [
         machine_line(details["machine"]),
         f"{details['size']} px frames into a {details['input_size']} px model, "
@@ -235,47 +300,108 @@ def doc_section(main: dict[str, Any], details: dict[str, Any]) -> str:
         f"per count, {details['passes']} passes. Headline ratio "
         f"p50({max(main['people'])}) / p50({min(main['people'])}) = "
         f"**{details['ratio_p50']}**.",
-        table(["people asked", "visible", "ours p50 ms", "ours p99 ms", "found",
-               "dropped", "peer p50 ms (true boxes)", "peer p99 ms",
-               "peer p50 ms (own detector)", "peer detected", "peer / ours"], rows),
+        table(
+            [
+                "people asked",
+                "visible",
+                "ours p50 ms",
+                "ours p99 ms",
+                "found",
+                "dropped",
+                "peer p50 ms (true boxes)",
+                "peer p99 ms",
+                "peer p50 ms (own detector)",
+                "peer detected",
+                "peer / ours",
+            ],
+            rows,
+        ),
         "Per-stage p50 / p99 (ms):",
         table(["people"] + stages, stage_rows),
     ]
     if details["throughput_fps"]:
-        parts.append("Throughput with every frame kept (transcode mode): " + ", ".join(
-            f"{n} people {fps} FPS" for n, fps in details["throughput_fps"].items()))
+        parts.append(
+            "Throughput with every frame kept (transcode mode): "
+            + ", ".join(
+                f"{n} people {fps} FPS" for n, fps in details["throughput_fps"].items()
+            )
+        )
     if details["clips"]:
-        clip_rows = [[name, "x".join(map(str, c["size"])), c["frames"], c["p50"],
-                      c["p99"], c["people_found"], c.get("peer_p50", "-"),
-                      c.get("peer_detected", "-")]
-                     for name, c in details["clips"].items()]
-        parts += ["Real clips (first frames, same pacing; the peer with its own "
-                  "detector):",
-                  table(["clip", "size", "frames", "ours p50 ms", "ours p99 ms",
-                         "found", "peer p50 ms", "peer detected"], clip_rows)]
+        clip_rows = [
+            [
+                name,
+                "x".join(map(str, c["size"])),
+                c["frames"],
+                c["p50"],
+                c["p99"],
+                c["people_found"],
+                c.get("peer_p50", "-"),
+                c.get("peer_detected", "-"),
+            ]
+            for name, c in details["clips"].items()
+        ]
+        parts += [
+            "Real clips (first frames, same pacing; the peer with its own detector):",
+            table(
+                [
+                    "clip",
+                    "size",
+                    "frames",
+                    "ours p50 ms",
+                    "ours p99 ms",
+                    "found",
+                    "peer p50 ms",
+                    "peer detected",
+                ],
+                clip_rows,
+            ),
+        ]
     parts.append("![latency vs people](bench/latency_vs_people.png)")
     return "\n\n".join(parts)
 
 
 def main() -> None:
     ap = parser(__doc__.splitlines()[0])
-    ap.add_argument("--people", type=lambda s: [int(v) for v in s.split(",")],
-                    default=list(PEOPLE), help="people counts (default 1,2,4,8,16,30)")
-    ap.add_argument("--frames", type=int,
-                    help="distinct scenes per people count (default 20, quick 3)")
-    ap.add_argument("--fps", type=float, default=30.0,
-                    help="most frames released per second (a camera's rate); a frame "
-                         "is also held until the previous one has left the pipeline")
+    ap.add_argument(
+        "--people",
+        type=lambda s: [int(v) for v in s.split(",")],
+        default=list(PEOPLE),
+        help="people counts (default 1,2,4,8,16,30)",
+    )
+    ap.add_argument(
+        "--frames",
+        type=int,
+        help="distinct scenes per people count (default 20, quick 3)",
+    )
+    ap.add_argument(
+        "--fps",
+        type=float,
+        default=30.0,
+        help="most frames released per second (a camera's rate); a frame "
+        "is also held until the previous one has left the pipeline",
+    )
     add_model_arguments(ap, device=False)
-    ap.add_argument("--peer", choices=("on", "off"), default="on",
-                    help="on: run the MediaPipe peer (builds .venv-peer the first "
-                         "time, about a minute); off: skip it (peer_p50_ms: nulls)")
-    ap.add_argument("--no-clips", dest="clips", action="store_false",
-                    help="skip the real clips in ../shared/data/video")
+    ap.add_argument(
+        "--peer",
+        choices=("on", "off"),
+        default="on",
+        help="on: run the MediaPipe peer (builds .venv-peer the first "
+        "time, about a minute); off: skip it (peer_p50_ms: nulls)",
+    )
+    ap.add_argument(
+        "--no-clips",
+        dest="clips",
+        action="store_false",
+        help="skip the real clips in ../shared/data/video",
+    )
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    if not args.people or min(args.people) < 1 or (args.frames or 1) < 1 \
-            or args.fps <= 0:
+    if (
+        not args.people
+        or min(args.people) < 1
+        or (args.frames or 1) < 1
+        or args.fps <= 0
+    ):
         raise BenchError("--people, --frames and --fps must be positive")
     args.people = sorted(set(args.people))
     main_record, details = run(args)

@@ -42,14 +42,24 @@ class Publisher:
     the GIL; `stop()` returns {index: send wall-clock time}.
     """
 
-    def __init__(self, url: str, fmt: str, options: dict[str, str],
-                 frames: Sequence[np.ndarray], fps: float, gop: int = 30) -> None:
+    def __init__(
+        self,
+        url: str,
+        fmt: str,
+        options: dict[str, str],
+        frames: Sequence[np.ndarray],
+        fps: float,
+        gop: int = 30,
+    ) -> None:
         ctx = mp.get_context("spawn")
         self._stop = ctx.Event()
         self._results = ctx.Queue()
         self.process = ctx.Process(
-            target=_publish, name="bench-publisher", daemon=True,
-            args=(url, fmt, options, list(frames), fps, gop, self._stop, self._results))
+            target=_publish,
+            name="bench-publisher",
+            daemon=True,
+            args=(url, fmt, options, list(frames), fps, gop, self._stop, self._results),
+        )
 
     def start(self) -> None:
         self.process.start()
@@ -70,8 +80,15 @@ class Publisher:
         return sent
 
 
-def _connect(url: str, fmt: str, options: dict[str, str], first: np.ndarray,
-             fps: float, gop: int, stop: Any) -> tuple[Any, Any, float]:
+def _connect(
+    url: str,
+    fmt: str,
+    options: dict[str, str],
+    first: np.ndarray,
+    fps: float,
+    gop: int,
+    stop: Any,
+) -> tuple[Any, Any, float]:
     """(container, stream, send time) once frame 0 is through, or Nones if stopped.
 
     A client muxer only reaches the server when it writes its header, with the first
@@ -87,8 +104,11 @@ def _connect(url: str, fmt: str, options: dict[str, str], first: np.ndarray,
             stream = out.add_stream("libx264", rate=rate)
             stream.width, stream.height = first.shape[1], first.shape[0]
             stream.pix_fmt = "yuv420p"
-            stream.options = {"preset": "ultrafast", "tune": "zerolatency",
-                              "g": str(gop)}
+            stream.options = {
+                "preset": "ultrafast",
+                "tune": "zerolatency",
+                "g": str(gop),
+            }
             frame = av.VideoFrame.from_ndarray(stamp(first, 0), format="rgb24")
             frame.pts, frame.time_base = 0, 1 / rate
             sent = time.time()
@@ -102,8 +122,16 @@ def _connect(url: str, fmt: str, options: dict[str, str], first: np.ndarray,
     return None, None, 0.0
 
 
-def _publish(url: str, fmt: str, options: dict[str, str], frames: list[np.ndarray],
-             fps: float, gop: int, stop: Any, results: Any) -> None:
+def _publish(
+    url: str,
+    fmt: str,
+    options: dict[str, str],
+    frames: list[np.ndarray],
+    fps: float,
+    gop: int,
+    stop: Any,
+    results: Any,
+) -> None:
     import av
 
     sent: dict[int, float] = {}
@@ -113,7 +141,7 @@ def _publish(url: str, fmt: str, options: dict[str, str], frames: list[np.ndarra
             sent[0] = first_sent
             time_base = 1 / Fraction(fps).limit_denominator(1000)
             start, index = time.monotonic(), 1
-            while not stop.is_set() and index < 2 ** STAMP_BITS:
+            while not stop.is_set() and index < 2**STAMP_BITS:
                 delay = start + index / fps - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)

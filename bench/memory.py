@@ -36,8 +36,13 @@ from bench.sources import TimedSource
 from pipeline.io.watchdog import WatchedSource
 from pipeline.options import add_model_arguments
 
-DEFAULT_CLIP = (Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-                / "video" / "vtest.avi")
+DEFAULT_CLIP = (
+    Path(__file__).resolve().parent.parent.parent
+    / "shared"
+    / "data"
+    / "video"
+    / "vtest.avi"
+)
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -87,7 +92,7 @@ def growth(samples: list[tuple[float, float]]) -> tuple[float, float, float]:
     """(early MiB, late MiB, relative growth) from the second and last tenths."""
     values = np.array([mb for _, mb in samples])
     tenth = max(1, len(values) // 10)
-    early = float(np.median(values[tenth:2 * tenth]))
+    early = float(np.median(values[tenth : 2 * tenth]))
     late = float(np.median(values[-tenth:]))
     return early, late, (late - early) / early
 
@@ -102,8 +107,13 @@ def run(args: Any) -> dict[str, Any]:
     sampler.start()
     source = TimedSource(WatchedSource(str(clip), loop=True), seconds)
     try:
-        done = run_pipeline(source, backend=args.backend, config=args.config,
-                            checkpoint=args.checkpoint, queue="all")
+        done = run_pipeline(
+            source,
+            backend=args.backend,
+            config=args.config,
+            checkpoint=args.checkpoint,
+            queue="all",
+        )
     finally:
         samples = sampler.stop()
     started = (done.reports.get("source") or {}).get("started", 0.0)
@@ -111,13 +121,20 @@ def run(args: Any) -> dict[str, Any]:
     if len(samples) < 10:
         raise BenchError("run too short to judge memory (need at least 5 s)")
     early, late, rel = growth(samples)
-    return {"machine": info, "clip": clip.name, "seconds": seconds,
-            "backend": args.backend, "frames": done.stats.get("frames", 0),
-            "fps": round(float(done.stats.get("fps", 0.0)), 2),
-            "loops": done.stats.get("frames", 0) // clip_frames(clip),
-            "early_mb": round(early, 1), "late_mb": round(late, 1),
-            "growth": round(rel, 4), "peak_mb": round(peak_rss_mb(), 1),
-            "samples": samples}
+    return {
+        "machine": info,
+        "clip": clip.name,
+        "seconds": seconds,
+        "backend": args.backend,
+        "frames": done.stats.get("frames", 0),
+        "fps": round(float(done.stats.get("fps", 0.0)), 2),
+        "loops": done.stats.get("frames", 0) // clip_frames(clip),
+        "early_mb": round(early, 1),
+        "late_mb": round(late, 1),
+        "growth": round(rel, 4),
+        "peak_mb": round(peak_rss_mb(), 1),
+        "samples": samples,
+    }
 
 
 def plot(record: dict[str, Any], path: Path) -> None:
@@ -126,39 +143,66 @@ def plot(record: dict[str, Any], path: Path) -> None:
     ax.plot(t, mb)
     ax.set_xlabel("seconds since the source started")
     ax.set_ylabel("RSS (MiB)")
-    ax.set_title(f"Pipeline RSS, {record['clip']} looped, growth "
-                 f"{100 * record['growth']:+.1f}%")
+    ax.set_title(
+        f"Pipeline RSS, {record['clip']} looped, growth {100 * record['growth']:+.1f}%"
+    )
     save_plot(fig, ax, path, legend=False)
 
 
 def doc_section(record: dict[str, Any]) -> str:
-    row = [record["clip"], record["seconds"], record["frames"], record["loops"],
-           record["fps"], record["early_mb"], record["late_mb"],
-           f"{100 * record['growth']:+.2f}%", record["peak_mb"]]
-    return "\n\n".join([
-        machine_line(record["machine"]),
-        f"Backend {record['backend']}; threads transport; every frame kept (transcode "
-        "mode) into an H.264 file. RSS of the whole process (model, pipeline, "
-        "encoder), sampled twice a second.",
-        table(["clip", "seconds", "frames", "loops", "FPS", "RSS 2nd tenth MiB",
-               "RSS last tenth MiB", "growth", "peak MiB"], [row]),
-        "![memory](bench/memory.png)",
-    ])
+    row = [
+        record["clip"],
+        record["seconds"],
+        record["frames"],
+        record["loops"],
+        record["fps"],
+        record["early_mb"],
+        record["late_mb"],
+        f"{100 * record['growth']:+.2f}%",
+        record["peak_mb"],
+    ]
+    return "\n\n".join(
+        [
+            machine_line(record["machine"]),
+            f"Backend {record['backend']}; threads transport; every frame kept "
+            "(transcode "
+            "mode) into an H.264 file. RSS of the whole process (model, pipeline, "
+            "encoder), sampled twice a second.",
+            table(
+                [
+                    "clip",
+                    "seconds",
+                    "frames",
+                    "loops",
+                    "FPS",
+                    "RSS 2nd tenth MiB",
+                    "RSS last tenth MiB",
+                    "growth",
+                    "peak MiB",
+                ],
+                [row],
+            ),
+            "![memory](bench/memory.png)",
+        ]
+    )
 
 
 def main() -> None:
     ap = parser(__doc__.splitlines()[0])
     ap.add_argument("--clip", default=str(DEFAULT_CLIP), help="video file to loop")
-    ap.add_argument("--seconds", type=float,
-                    help="length of the run (default 600, quick 60)")
+    ap.add_argument(
+        "--seconds", type=float, help="length of the run (default 600, quick 60)"
+    )
     add_model_arguments(ap, device=False)
     args, record = parse_and_run(ap, run)
     if args.doc:
         plot(record, PLOTS / "memory.png")
         update_section("memory", doc_section(record))
-    print(f"{record['frames']} frames in {record['seconds']:.0f} s; RSS "
-          f"{record['early_mb']} -> {record['late_mb']} MiB "
-          f"({100 * record['growth']:+.2f}%), peak {record['peak_mb']} MiB")
+    print(
+        f"{record['frames']} frames in {record['seconds']:.0f} s; RSS "
+        f"{record['early_mb']} -> {record['late_mb']} MiB "
+        f"({100 * record['growth']:+.2f}%), peak {record['peak_mb']} MiB"
+    )
 
 
 if __name__ == "__main__":

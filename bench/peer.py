@@ -45,8 +45,9 @@ def peer_python(build: bool = True) -> Path:
     if not build:
         raise PeerError(f"{PEER_PYTHON} missing: run bash bench/peer_env.sh")
     print("building .venv-peer (mediapipe 0.10.14), about a minute...", file=sys.stderr)
-    done = subprocess.run(["bash", str(BENCH_DIR / "peer_env.sh")],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["bash", str(BENCH_DIR / "peer_env.sh")], capture_output=True, text=True
+    )
     if done.returncode or not PEER_PYTHON.exists():
         raise PeerError("bench/peer_env.sh failed: " + done.stderr.strip()[-300:])
     return PEER_PYTHON
@@ -58,7 +59,10 @@ class MediaPipePeer:
     def __init__(self, build: bool = True) -> None:
         self.proc = subprocess.Popen(
             [str(peer_python(build)), str(BENCH_DIR / "peer_worker.py")],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
         if not self._reply().get("ready"):
             raise PeerError("peer worker did not start")
 

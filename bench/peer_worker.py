@@ -85,15 +85,20 @@ class TopDownPose:
         self.detector = mp.CalculatorGraph(graph_config=DETECTOR_GRAPH)
         self.detector.observe_output_stream(
             "detections",
-            lambda _, p: self.detections.extend(mp.packet_getter.get_proto_list(p)))
+            lambda _, p: self.detections.extend(mp.packet_getter.get_proto_list(p)),
+        )
         self.detector.start_run()
         self.landmarker = mp.CalculatorGraph(graph_config=LANDMARK_GRAPH)
         self.landmarker.observe_output_stream(
             "landmarks",
-            lambda _, p: self.landmarks.append(mp.packet_getter.get_proto(p)))
-        self.landmarker.start_run(input_side_packets={
-            "model_complexity": mp.packet_creator.create_int(1),
-            "enable_segmentation": mp.packet_creator.create_bool(False)})
+            lambda _, p: self.landmarks.append(mp.packet_getter.get_proto(p)),
+        )
+        self.landmarker.start_run(
+            input_side_packets={
+                "model_complexity": mp.packet_creator.create_int(1),
+                "enable_segmentation": mp.packet_creator.create_bool(False),
+            }
+        )
         self.frame_ts = 0
         self.person_ts = 0
 
@@ -104,26 +109,44 @@ class TopDownPose:
         self.landmarks.clear()
         start = time.perf_counter()
         image = mp.packet_creator.create_image_frame(
-            image_format=mp.ImageFormat.SRGB, data=rgb)
+            image_format=mp.ImageFormat.SRGB, data=rgb
+        )
         self.detector.add_packet_to_input_stream("image", image.at(self.frame_ts))
         self.frame_ts += 1
         self.detector.wait_until_idle()
         detect_ms = (time.perf_counter() - start) * 1e3
-        people = ([box_detection(b, width, height) for b in boxes] if len(boxes)
-                  else list(self.detections))
+        people = (
+            [box_detection(b, width, height) for b in boxes]
+            if len(boxes)
+            else list(self.detections)
+        )
         for det in people:
             ts = self.person_ts
             self.person_ts += 1
             self.landmarker.add_packet_to_input_stream("image", image.at(ts))
             self.landmarker.add_packet_to_input_stream(
-                "detection", mp.packet_creator.create_proto(det).at(ts))
+                "detection", mp.packet_creator.create_proto(det).at(ts)
+            )
         self.landmarker.wait_until_idle()
         ms = (time.perf_counter() - start) * 1e3
-        keypoints = [[[lm.landmark[i].x * width, lm.landmark[i].y * height,
-                       lm.landmark[i].visibility] for i in COCO_FROM_BLAZEPOSE]
-                     for lm in self.landmarks]
-        return {"ms": ms, "detect_ms": detect_ms, "detected": len(self.detections),
-                "people": len(keypoints), "keypoints": keypoints}
+        keypoints = [
+            [
+                [
+                    lm.landmark[i].x * width,
+                    lm.landmark[i].y * height,
+                    lm.landmark[i].visibility,
+                ]
+                for i in COCO_FROM_BLAZEPOSE
+            ]
+            for lm in self.landmarks
+        ]
+        return {
+            "ms": ms,
+            "detect_ms": detect_ms,
+            "detected": len(self.detections),
+            "people": len(keypoints),
+            "keypoints": keypoints,
+        }
 
     def close(self) -> None:
         for graph in (self.detector, self.landmarker):

@@ -62,8 +62,9 @@ def engine_config(engine: str, folder: Path) -> str:
 def file_fps(scenes: list[Any], passes: int, opts: dict[str, Any]) -> float:
     """Steady-state frames per second of a transcode: every frame kept, none paced."""
     images = [scenes[0].image] * WARMUP + [s.image for s in scenes] * passes
-    rows = run_pipeline(FramesSource(images, fps=1e6, live=False), queue="all",
-                        **opts).rows
+    rows = run_pipeline(
+        FramesSource(images, fps=1e6, live=False), queue="all", **opts
+    ).rows
     out = sorted(r["out_ts"] for r in rows if r["index"] >= WARMUP)
     if len(out) < 2 or out[-1] <= out[0]:
         raise BenchError("too few frames came out to measure a frame rate")
@@ -82,21 +83,37 @@ def run(args: Any) -> dict[str, Any]:
         folder = Path(tmp)
         combos = [(s, e) for s in args.sizes for e in args.engines]
         for size, engine in tqdm(combos, desc="size x engine"):
-            opts = {"backend": args.backend, "config": engine_config(engine, folder),
-                    "checkpoint": sized_checkpoint(size, folder)}
+            opts = {
+                "backend": args.backend,
+                "config": engine_config(engine, folder),
+                "checkpoint": sized_checkpoint(size, folder),
+            }
             live = ours_by_count(scenes, passes, args.fps, opts)
             ends = sorted({min(args.people), max(args.people)})
             fps = {n: file_fps(scenes[n], passes, opts) for n in ends}
             lo, hi = min(args.people), max(args.people)
-            results.append({
-                "size": size, "engine": engine,
-                "live": {n: {k: live[n][k] for k in ("p50", "p99", "people_found")}
-                         | {"stages": live[n]["stages"]} for n in args.people},
-                "file_fps": fps,
-                "ratio_p50": round(live[hi]["p50"] / live[lo]["p50"], 3)})
-    return {"machine": info, "backend": args.backend, "fps": args.fps,
-            "frames_per_count": frames, "passes": passes, "people": args.people,
-            "results": results}
+            results.append(
+                {
+                    "size": size,
+                    "engine": engine,
+                    "live": {
+                        n: {k: live[n][k] for k in ("p50", "p99", "people_found")}
+                        | {"stages": live[n]["stages"]}
+                        for n in args.people
+                    },
+                    "file_fps": fps,
+                    "ratio_p50": round(live[hi]["p50"] / live[lo]["p50"], 3),
+                }
+            )
+    return {
+        "machine": info,
+        "backend": args.backend,
+        "fps": args.fps,
+        "frames_per_count": frames,
+        "passes": passes,
+        "people": args.people,
+        "results": results,
+    }
 
 
 def verdicts(r: dict[str, Any], people: list[int]) -> str:
@@ -110,10 +127,14 @@ def verdicts(r: dict[str, Any], people: list[int]) -> str:
         out.append(f"file {got} FPS vs >= {want}: {verdict}")
     if r["size"] == 256:
         p50, p99 = r["live"][lo]["p50"], max(r["live"][n]["p99"] for n in people)
-        out.append(f"live p50 {p50} ms vs <= {GOALS['p50']}: "
-                   f"{'met' if p50 <= GOALS['p50'] else 'not met'}")
-        out.append(f"live p99 {p99} ms vs <= {GOALS['p99']}: "
-                   f"{'met' if p99 <= GOALS['p99'] else 'not met'}")
+        out.append(
+            f"live p50 {p50} ms vs <= {GOALS['p50']}: "
+            f"{'met' if p50 <= GOALS['p50'] else 'not met'}"
+        )
+        out.append(
+            f"live p99 {p99} ms vs <= {GOALS['p99']}: "
+            f"{'met' if p99 <= GOALS['p99'] else 'not met'}"
+        )
     ok = r["ratio_p50"] <= GOALS["ratio"]
     out.append(f"p50({hi}) / p50({lo}) {r['ratio_p50']}: {'met' if ok else 'not met'}")
     return "; ".join(out)
@@ -123,44 +144,72 @@ def doc_section(record: dict[str, Any]) -> str:
     people = record["people"]
     rows = []
     for r in record["results"]:
-        rows.append([r["size"], r["engine"],
-                     *[f"{r['live'][n]['p50']:.1f} / {r['live'][n]['p99']:.1f}"
-                       for n in people],
-                     r["ratio_p50"],
-                     " / ".join(f"{v}" for v in r["file_fps"].values())])
+        rows.append(
+            [
+                r["size"],
+                r["engine"],
+                *[
+                    f"{r['live'][n]['p50']:.1f} / {r['live'][n]['p99']:.1f}"
+                    for n in people
+                ],
+                r["ratio_p50"],
+                " / ".join(f"{v}" for v in r["file_fps"].values()),
+            ]
+        )
     lo, hi = min(people), max(people)
-    header = ["px", "engine", *[f"{n} people p50 / p99 ms" for n in people],
-              f"p50({hi}) / p50({lo})", f"file FPS ({lo} / {hi} people)"]
+    header = [
+        "px",
+        "engine",
+        *[f"{n} people p50 / p99 ms" for n in people],
+        f"p50({hi}) / p50({lo})",
+        f"file FPS ({lo} / {hi} people)",
+    ]
     stage_rows = []
     for r in record["results"]:
         stages = r["live"][hi]["stages"]
-        stage_rows.append([r["size"], r["engine"], ", ".join(
-            f"{name} {v['p50']:.1f}" for name, v in stages.items())])
-    return "\n\n".join([
-        machine_line(record["machine"]),
-        f"`python -m bench.realtime`: the pipeline of `run_stream.py` (backend "
-        f"{record['backend']}, file sink included) on synthetic frames of n people, "
-        f"{record['frames_per_count']} scenes per count, {record['passes']} passes. "
-        f"Live: released at most at {record['fps']} FPS, one frame in flight, "
-        "capture to output. File: every frame kept, none paced.",
-        table(header, rows),
-        f"Per-stage p50 (ms) at {hi} people:",
-        table(["px", "engine", "stages"], stage_rows),
-        "Against the goals: " + " | ".join(
-            f"{r['size']} px {r['engine']}: {verdicts(r, people)}"
-            for r in record["results"]),
-    ])
+        stage_rows.append(
+            [
+                r["size"],
+                r["engine"],
+                ", ".join(f"{name} {v['p50']:.1f}" for name, v in stages.items()),
+            ]
+        )
+    return "\n\n".join(
+        [
+            machine_line(record["machine"]),
+            f"`python -m bench.realtime`: the pipeline of `run_stream.py` (backend "
+            f"{record['backend']}, file sink included) on synthetic frames of n "
+            "people, "
+            f"{record['frames_per_count']} scenes per count, {record['passes']} "
+            "passes. "
+            f"Live: released at most at {record['fps']} FPS, one frame in flight, "
+            "capture to output. File: every frame kept, none paced.",
+            table(header, rows),
+            f"Per-stage p50 (ms) at {hi} people:",
+            table(["px", "engine", "stages"], stage_rows),
+            "Against the goals: "
+            + " | ".join(
+                f"{r['size']} px {r['engine']}: {verdicts(r, people)}"
+                for r in record["results"]
+            ),
+        ]
+    )
 
 
 def main() -> None:
     ap = parser(__doc__.splitlines()[0])
     ints = lambda s: sorted({int(v) for v in s.split(",")})  # noqa: E731
     ap.add_argument("--sizes", type=ints, default=[256, 384])
-    ap.add_argument("--engines", type=lambda s: s.split(","),
-                    default=["native", "graph"])
+    ap.add_argument(
+        "--engines", type=lambda s: s.split(","), default=["native", "graph"]
+    )
     ap.add_argument("--people", type=ints, default=[1, 2, 4, 8, 16, 30])
-    ap.add_argument("--fps", type=float, default=60.0,
-                    help="most frames released per second in the live run")
+    ap.add_argument(
+        "--fps",
+        type=float,
+        default=60.0,
+        help="most frames released per second in the live run",
+    )
     ap.add_argument("--backend", default="auto", help="inference backend")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()

@@ -44,8 +44,13 @@ class FramesSource:
     name = "source"
     info: dict[str, Any] | None = None
 
-    def __init__(self, frames: Sequence[np.ndarray], fps: float, live: bool = True,
-                 lockstep: Lockstep | None = None):
+    def __init__(
+        self,
+        frames: Sequence[np.ndarray],
+        fps: float,
+        live: bool = True,
+        lockstep: Lockstep | None = None,
+    ):
         self.images = list(frames)
         self.fps = fps
         self.live = live

@@ -16,8 +16,15 @@ def add_checkpoint(parser: argparse.ArgumentParser | argparse._ArgumentGroup) ->
     parser.add_argument("--checkpoint", metavar="PATH", help=CHECKPOINT_HELP)
 
 
-PACKAGES = ("configs", "nets", "trainers", "pipeline", "bench", "run_stream",
-            "__main__")
+PACKAGES = (
+    "configs",
+    "nets",
+    "trainers",
+    "pipeline",
+    "bench",
+    "run_stream",
+    "__main__",
+)
 
 
 def setup_logging(level: int = logging.INFO) -> None:

@@ -27,10 +27,10 @@ def oks(pred: np.ndarray, dets: np.ndarray, areas: np.ndarray) -> np.ndarray:
 
 def mask_iou(masks: list[np.ndarray], labels: np.ndarray, count: int) -> np.ndarray:
     """T x D IoU between T boolean masks and the D instances of a label map."""
-    areas = np.bincount(labels.ravel(), minlength=count + 1)[1:count + 1]
+    areas = np.bincount(labels.ravel(), minlength=count + 1)[1 : count + 1]
     out = np.zeros((len(masks), count), np.float32)
     for i, m in enumerate(masks):
-        inter = np.bincount(labels[m], minlength=count + 1)[1:count + 1]
+        inter = np.bincount(labels[m], minlength=count + 1)[1 : count + 1]
         union = m.sum() + areas - inter
         out[i] = inter / np.maximum(union, 1)
     return out

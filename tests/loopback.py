@@ -23,7 +23,7 @@ def stamp(image: np.ndarray, index: int) -> np.ndarray:
     out = image.copy()
     for bit in range(STAMP_BITS):
         x = bit * STAMP_BLOCK
-        out[:STAMP_BLOCK, x:x + STAMP_BLOCK] = 255 if (index >> bit) & 1 else 0
+        out[:STAMP_BLOCK, x : x + STAMP_BLOCK] = 255 if (index >> bit) & 1 else 0
     return out
 
 
@@ -32,7 +32,7 @@ def read_stamp(image: np.ndarray) -> int:
     q, index = STAMP_BLOCK // 4, 0
     for bit in range(STAMP_BITS):
         x = bit * STAMP_BLOCK
-        block = image[q:STAMP_BLOCK - q, x + q:x + STAMP_BLOCK - q]
+        block = image[q : STAMP_BLOCK - q, x + q : x + STAMP_BLOCK - q]
         index |= int(block.mean() > 127) << bit
     return index
 

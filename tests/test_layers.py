@@ -28,6 +28,8 @@ FORBIDDEN = {
     "run_stream.py": ("bench",),
     "tests": ("bench",),
 }
+
+
 def imports(path: Path) -> list[tuple[int, str]]:
     """(line, module) of every absolute import in a file, at any depth."""
     found = []

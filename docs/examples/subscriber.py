@@ -20,7 +20,7 @@ import zmq
 from pycocotools import mask as coco_mask
 
 SCHEMA = "partstream.results"
-MAJOR = 1                      # the schema version this code understands
+MAJOR = 1  # the schema version this code understands
 
 
 def unpack_record(payload: bytes, fmt: str) -> dict:
@@ -33,8 +33,9 @@ def unpack_record(payload: bytes, fmt: str) -> dict:
 
 def rle_to_mask(rle: dict) -> np.ndarray:
     """A COCO RLE -> H x W bool array."""
-    return coco_mask.decode({"size": rle["size"],
-                             "counts": rle["counts"].encode()}).astype(bool)
+    return coco_mask.decode(
+        {"size": rle["size"], "counts": rle["counts"].encode()}
+    ).astype(bool)
 
 
 def person_parts(person: dict) -> dict[str, np.ndarray]:
@@ -50,22 +51,32 @@ def describe(frame: dict) -> str:
         biggest = sorted(areas, key=areas.get, reverse=True)[:3]
         who = f"id {person['track_id']}" if person["track_id"] >= 0 else "new"
         people.append(f"{who} ({person['score']:.2f}) parts {', '.join(biggest)}")
-    return (f"frame {frame['frame']}: {len(frame['people'])} people, "
-            f"{lag_ms:.0f} ms after capture" + "".join(f"; {p}" for p in people))
+    return (
+        f"frame {frame['frame']}: {len(frame['people'])} people, "
+        f"{lag_ms:.0f} ms after capture" + "".join(f"; {p}" for p in people)
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Print PartStream's results feed.")
     parser.add_argument("address", nargs="?", default="tcp://127.0.0.1:5555")
-    parser.add_argument("--format", default="json", choices=("json", "msgpack"),
-                        help="what run_stream.py was given as --publish-format")
-    parser.add_argument("--count", type=int, default=0,
-                        help="stop after this many frames (default: run until Ctrl-C)")
+    parser.add_argument(
+        "--format",
+        default="json",
+        choices=("json", "msgpack"),
+        help="what run_stream.py was given as --publish-format",
+    )
+    parser.add_argument(
+        "--count",
+        type=int,
+        default=0,
+        help="stop after this many frames (default: run until Ctrl-C)",
+    )
     args = parser.parse_args()
 
     socket = zmq.Context.instance().socket(zmq.SUB)
     socket.setsockopt(zmq.SUBSCRIBE, b"")
-    socket.setsockopt(zmq.RCVHWM, 4)   # keep up with the newest frames, drop the rest
+    socket.setsockopt(zmq.RCVHWM, 4)  # keep up with the newest frames, drop the rest
     socket.connect(args.address)
     seen = 0
     try:

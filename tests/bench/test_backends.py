@@ -14,8 +14,16 @@ from nets.model import load_checkpoint
 def test_rows_and_parity(tmp_path: Path, tiny: dict[str, str]) -> None:
     model, cfg = load_checkpoint(tiny["checkpoint"])
     model.eval()
-    rows = bench_size(model, cfg, 64, ["torch", "onnxruntime"], repeats=2, warmup=1,
-                      threads=1, tmp=tmp_path)
+    rows = bench_size(
+        model,
+        cfg,
+        64,
+        ["torch", "onnxruntime"],
+        repeats=2,
+        warmup=1,
+        threads=1,
+        tmp=tmp_path,
+    )
     assert [r["backend"] for r in rows] == ["torch", "onnxruntime"]
     ref, ort = rows
     assert ref["parts_agree"] == 1.0 and ref["map_rel_err"] == 0
@@ -26,8 +34,15 @@ def test_rows_and_parity(tmp_path: Path, tiny: dict[str, str]) -> None:
         assert abs(r["fps"] - 1000 / r["median_ms"]) < 0.1
     decode = eager_decode(model, cfg, 64, repeats=1, matchers=("greedy",))
     assert set(decode) == {"greedy_1", "greedy_30"}
-    record = {"machine": machine(), "weights": "random", "threads": 1, "repeats": 2,
-              "warmup": 1, "rows": rows, "eager_decode_ms": decode}
+    record = {
+        "machine": machine(),
+        "weights": "random",
+        "threads": 1,
+        "repeats": 2,
+        "warmup": 1,
+        "rows": rows,
+        "eager_decode_ms": decode,
+    }
     assert "| 64 | onnxruntime |" in doc_section(record)
 
 

@@ -20,9 +20,19 @@ def test_engines_are_timed_side_by_side() -> None:
         assert set(result) == set(scenes)
         for r in result.values():
             assert r["cpu_p50"] > 0 and 0 < r["wall_p50"] <= r["wall_p99"]
-    record = {"machine": machine(), "input_size": 64, "top_k": 6, "max_people": 4,
-              "graph_matcher": "pgd", "people_found": {"1 person": 1, "30 people": 3},
-              "native_first_call_ms": 1.0, "native": native, "graph": graph,
-              "native_p50_1": 1.0, "native_p50_30": 2.0, "native_ratio": 2.0}
+    record = {
+        "machine": machine(),
+        "input_size": 64,
+        "top_k": 6,
+        "max_people": 4,
+        "graph_matcher": "pgd",
+        "people_found": {"1 person": 1, "30 people": 3},
+        "native_first_call_ms": 1.0,
+        "native": native,
+        "graph": graph,
+        "native_p50_1": 1.0,
+        "native_p50_30": 2.0,
+        "native_ratio": 2.0,
+    }
     text = doc_section(record)
     assert "| 30 people | 3 |" in text and "<= 1.05: not met" in text

@@ -13,11 +13,34 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_json_contract(tmp_path: Path, tiny: dict[str, str]) -> None:
     out = tmp_path / "latency.json"
     subprocess.run(
-        [sys.executable, "-m", "bench.latency_vs_people", "--quick", "--json", str(out),
-         "--people", "2,1", "--frames", "1", "--fps", "20", "--peer", "off",
-         "--no-clips", "--backend", "torch", "--config", tiny["config"],
-         "--checkpoint", tiny["checkpoint"]],
-        cwd=ROOT, check=True, capture_output=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "bench.latency_vs_people",
+            "--quick",
+            "--json",
+            str(out),
+            "--people",
+            "2,1",
+            "--frames",
+            "1",
+            "--fps",
+            "20",
+            "--peer",
+            "off",
+            "--no-clips",
+            "--backend",
+            "torch",
+            "--config",
+            tiny["config"],
+            "--checkpoint",
+            tiny["checkpoint"],
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     record = json.loads(out.read_text())
     assert set(record) == {"people", "p50_ms", "p99_ms", "peer_p50_ms"}
     assert record["people"] == [1, 2]
@@ -31,9 +54,20 @@ def test_json_contract(tmp_path: Path, tiny: dict[str, str]) -> None:
 
 def test_bad_arguments_are_one_line(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "bench.latency_vs_people", "--json",
-         str(tmp_path / "x.json"), "--fps", "0"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "bench.latency_vs_people",
+            "--json",
+            str(tmp_path / "x.json"),
+            "--fps",
+            "0",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode != 0
     assert done.stderr.strip().startswith("error:")
     assert "Traceback" not in done.stderr

@@ -27,8 +27,9 @@ def write_clip(path: Path, frames: int = 4) -> None:
 
 
 def test_growth_uses_second_and_last_tenths() -> None:
-    samples = [(float(t), 100.0) for t in range(10)] + [(10.0 + t, 110.0)
-                                                         for t in range(10)]
+    samples = [(float(t), 100.0) for t in range(10)] + [
+        (10.0 + t, 110.0) for t in range(10)
+    ]
     samples[0] = (0.0, 50.0)  # start-up is ignored
     early, late, rel = growth(samples)
     assert (early, late) == (100.0, 110.0)
@@ -39,10 +40,28 @@ def test_json_contract(tmp_path: Path, tiny: dict[str, str]) -> None:
     clip, out = tmp_path / "clip.mp4", tmp_path / "memory.json"
     write_clip(clip)
     subprocess.run(
-        [sys.executable, "-m", "bench.memory", "--json", str(out), "--clip", str(clip),
-         "--seconds", "8", "--backend", "torch", "--config", tiny["config"],
-         "--checkpoint", tiny["checkpoint"]],
-        cwd=ROOT, check=True, capture_output=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "bench.memory",
+            "--json",
+            str(out),
+            "--clip",
+            str(clip),
+            "--seconds",
+            "8",
+            "--backend",
+            "torch",
+            "--config",
+            tiny["config"],
+            "--checkpoint",
+            tiny["checkpoint"],
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     record = json.loads(out.read_text())
     assert record["loops"] >= 1 and record["frames"] > 4  # it looped
     assert record["peak_mb"] >= record["late_mb"] > 0

@@ -12,8 +12,9 @@ import pytest
 from bench.peer import PEER_PYTHON, MediaPipePeer
 from trainers.synth import generate_scene
 
-pytestmark = pytest.mark.skipif(not PEER_PYTHON.exists(),
-                                reason=".venv-peer not built (bash bench/peer_env.sh)")
+pytestmark = pytest.mark.skipif(
+    not PEER_PYTHON.exists(), reason=".venv-peer not built (bash bench/peer_env.sh)"
+)
 
 
 def test_landmarks_run_once_per_given_box() -> None:

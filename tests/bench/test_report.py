@@ -23,7 +23,11 @@ def test_update_section_replaces_only_its_block(tmp_path: Path) -> None:
 
 def test_table_and_percentiles() -> None:
     assert table(["x", "y"], [[1, 2.345], [3, 123.45]]).splitlines() == [
-        "| x | y |", "|---|---|", "| 1 | 2.35 |", "| 3 | 123.5 |"]
+        "| x | y |",
+        "|---|---|",
+        "| 1 | 2.35 |",
+        "| 3 | 123.5 |",
+    ]
     assert percentiles([1.0, 2.0, 3.0]) == {"p50": 2.0, "p99": 2.98}
     assert percentiles([]) == {"p50": 0.0, "p99": 0.0}
 

@@ -31,15 +31,29 @@ def test_stamps_survive_h264() -> None:
 
 def test_live_run_over_rtmp(tiny: dict[str, str]) -> None:
     frames = [np.full((96, 320, 3), 90, np.uint8)] * 4
-    result = live_run("live", frames, 15.0, 2.5, "rtmp", "auto",
-                      {"backend": "torch", **tiny})
+    result = live_run(
+        "live", frames, 15.0, 2.5, "rtmp", "auto", {"backend": "torch", **tiny}
+    )
     assert result["frames_out"] >= 2
     assert result["frames_out"] + result["not_output"] == result["sent"]
     assert 0 < result["latency_ms"]["p50"] <= result["latency_ms"]["p99"]
     # Capture-to-output includes encode and network: never less than the pipeline's.
     assert result["latency_ms"]["p50"] >= result["pipeline_latency_ms"]["p50"]
-    record = {"machine": {"nproc": 2, "cpu": "x", "torch": "t", "torch_threads": 2,
-                          "date": "d", "load_avg_1m": 0.1, "shared_cpu": False},
-              "protocol": "rtmp", "size": 320, "backend": "torch", "seconds": 2.5,
-              "capacity_fps": 1.0, "runs": [result]}
+    record = {
+        "machine": {
+            "nproc": 2,
+            "cpu": "x",
+            "torch": "t",
+            "torch_threads": 2,
+            "date": "d",
+            "load_avg_1m": 0.1,
+            "shared_cpu": False,
+        },
+        "protocol": "rtmp",
+        "size": 320,
+        "backend": "torch",
+        "seconds": 2.5,
+        "capacity_fps": 1.0,
+        "runs": [result],
+    }
     assert "| live |" in doc_section(record)

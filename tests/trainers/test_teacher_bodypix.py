@@ -32,11 +32,28 @@ FINE = configs.taxonomy("fine")["classes"]
 BODYPIX = configs.taxonomy("bodypix24")["classes"]
 
 # a standing person, COCO-17 (x, y) in input pixels, 70 px wide and 160 tall
-PERSON = np.array([
-    [35, 10], [40, 5], [30, 5], [45, 8], [25, 8], [55, 35], [15, 35], [60, 65],
-    [10, 65], [62, 95], [8, 95], [48, 100], [22, 100], [50, 135], [20, 135],
-    [50, 165], [20, 165],
-], np.float32)
+PERSON = np.array(
+    [
+        [35, 10],
+        [40, 5],
+        [30, 5],
+        [45, 8],
+        [25, 8],
+        [55, 35],
+        [15, 35],
+        [60, 65],
+        [10, 65],
+        [62, 95],
+        [8, 95],
+        [48, 100],
+        [22, 100],
+        [50, 135],
+        [20, 135],
+        [50, 165],
+        [20, 165],
+    ],
+    np.float32,
+)
 
 
 def _heads(people: list[np.ndarray], h: int, w: int, peak: float = 0.9):
@@ -44,8 +61,9 @@ def _heads(people: list[np.ndarray], h: int, w: int, peak: float = 0.9):
     person (by centroid); each joint has one heatmap peak at its nearest cell."""
     ys, xs = np.mgrid[0:h, 0:w] * STRIDE
     centres = np.array([p.mean(0) for p in people])
-    owner = np.argmin((xs[..., None] - centres[:, 0]) ** 2
-                      + (ys[..., None] - centres[:, 1]) ** 2, -1)
+    owner = np.argmin(
+        (xs[..., None] - centres[:, 0]) ** 2 + (ys[..., None] - centres[:, 1]) ** 2, -1
+    )
     scores = np.full((h, w, 17), 0.01, np.float32)
     short = np.zeros((h, w, 34), np.float32)
     mid = np.zeros((h, w, 64), np.float32)
@@ -132,14 +150,20 @@ def test_mirror_average_of_a_mirror_symmetric_answer_changes_nothing():
     rng = np.random.default_rng(1)
     h, w = 5, 7
     box = Letterbox(width=97, height=65, size=112, new_w=16 * (w - 1) + 1, new_h=65)
-    heads = Heads(*(rng.normal(size=(h, w, c)).astype(np.float32)
-                    for c in (17, 34, 64, 34)),
-                  segment=rng.normal(size=(h, w)).astype(np.float32),
-                  parts=rng.normal(size=(h, w, 24)).astype(np.float32))
+    heads = Heads(
+        *(rng.normal(size=(h, w, c)).astype(np.float32) for c in (17, 34, 64, 34)),
+        segment=rng.normal(size=(h, w)).astype(np.float32),
+        parts=rng.normal(size=(h, w, 24)).astype(np.float32),
+    )
     swap = np.asarray(configs.taxonomy("bodypix24")["flip"][1:]) - 1
-    mirrored = Heads(heads.heatmaps, heads.short, heads.mid, heads.long,
-                     segment=heads.segment[:, ::-1].copy(),
-                     parts=heads.parts[:, ::-1][..., swap].copy())
+    mirrored = Heads(
+        heads.heatmaps,
+        heads.short,
+        heads.mid,
+        heads.long,
+        segment=heads.segment[:, ::-1].copy(),
+        parts=heads.parts[:, ::-1][..., swap].copy(),
+    )
     segment, parts = heads.segment.copy(), heads.parts.copy()
     _average_mirror(heads, mirrored, box)
     np.testing.assert_allclose(heads.segment, segment, atol=1e-5)
@@ -156,8 +180,11 @@ def test_bodypix_taxonomy_flips_as_fine():
     assert all(fine_flip[table[i]] == table[flip[i]] for i in range(25))
     for i, name in enumerate(BODYPIX[1:], start=1):
         fine_name = FINE[table[i]]
-        assert fine_name.split("_")[0] == name.split("_")[0] or "face" in name \
+        assert (
+            fine_name.split("_")[0] == name.split("_")[0]
+            or "face" in name
             or name.startswith("torso")
+        )
 
 
 def test_missing_or_corrupt_model_is_one_clear_error(tmp_path, monkeypatch):
@@ -216,8 +243,10 @@ def test_real_model_finds_the_coco_people(coco_run):
     for scene, out in coco_run:
         found = scene.keypoints[:, :, 2].sum(1) > 0
         gt = scene.keypoints[found]
-        areas = np.array([(scene.instances == k + 1).sum()
-                          for k in np.flatnonzero(found)], np.float32)
+        areas = np.array(
+            [(scene.instances == k + 1).sum() for k in np.flatnonzero(found)],
+            np.float32,
+        )
         pred = out.keypoints.copy()
         pred[..., 2] = 1  # COCO's OKS counts every labelled joint
         if out.num_people:

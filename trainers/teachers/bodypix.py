@@ -39,8 +39,9 @@ import configs
 from configs.letterbox import Letterbox, letterbox_image
 from trainers.teachers import TeacherError, TeacherOutput
 
-MODEL_FILE = (Path("bodypix")
-              / "bodypix_mobilenet_v1_075_1280_720_16_per_tensor_quant.tflite")
+MODEL_FILE = (
+    Path("bodypix") / "bodypix_mobilenet_v1_075_1280_720_16_per_tensor_quant.tflite"
+)
 # ../shared/models beside the repository; PARTSTREAM_MODELS names another models folder.
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[3] / "shared" / "models"
 STRIDE = 16
@@ -48,8 +49,22 @@ MASK_STEP = 8  # input pixels between the points whose person is decided
 NUM_KEYPOINTS = 17
 # (parent, child) COCO ids, rooted at the nose: the mid offsets' edge order.
 POSE_CHAIN = (
-    (0, 1), (1, 3), (0, 2), (2, 4), (0, 5), (5, 7), (7, 9), (5, 11), (11, 13),
-    (13, 15), (0, 6), (6, 8), (8, 10), (6, 12), (12, 14), (14, 16),
+    (0, 1),
+    (1, 3),
+    (0, 2),
+    (2, 4),
+    (0, 5),
+    (5, 7),
+    (7, 9),
+    (5, 11),
+    (11, 13),
+    (13, 15),
+    (0, 6),
+    (6, 8),
+    (8, 10),
+    (6, 12),
+    (12, 14),
+    (14, 16),
 )
 NUM_FINE = len(configs.taxonomy("fine")["classes"])
 # part channel that a part channel is in the mirror image (left <-> right)
@@ -86,8 +101,9 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def sample(field: np.ndarray, yx: np.ndarray, channels: np.ndarray,
-           stride: int = STRIDE) -> np.ndarray:
+def sample(
+    field: np.ndarray, yx: np.ndarray, channels: np.ndarray, stride: int = STRIDE
+) -> np.ndarray:
     """Bilinear samples of `field` (H x W x C) at input-pixel points `yx` (N x 2).
 
     `channels` is N x K (a channel list per point); returns N x K.
@@ -104,9 +120,16 @@ def sample(field: np.ndarray, yx: np.ndarray, channels: np.ndarray,
     return top * (1 - wy) + bottom * wy
 
 
-def _follow(scores: np.ndarray, short: np.ndarray, mid: np.ndarray, src: np.ndarray,
-            channel_y: int, target: int, refine_steps: int, stride: int
-            ) -> tuple[np.ndarray, np.ndarray]:
+def _follow(
+    scores: np.ndarray,
+    short: np.ndarray,
+    mid: np.ndarray,
+    src: np.ndarray,
+    channel_y: int,
+    target: int,
+    refine_steps: int,
+    stride: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """From joints at `src` (N x 2, y x) along one edge: target positions and scores."""
     h, w = scores.shape[:2]
     hi = np.array([(h - 1) * stride, (w - 1) * stride], np.float32)
@@ -121,9 +144,15 @@ def _follow(scores: np.ndarray, short: np.ndarray, mid: np.ndarray, src: np.ndar
     return pos, sample(scores, pos, joint[:, :1], stride)[:, 0]
 
 
-def grow_poses(scores: np.ndarray, short: np.ndarray, mid: np.ndarray,
-               roots: np.ndarray, root_ids: np.ndarray, refine_steps: int = 2,
-               stride: int = STRIDE) -> tuple[np.ndarray, np.ndarray]:
+def grow_poses(
+    scores: np.ndarray,
+    short: np.ndarray,
+    mid: np.ndarray,
+    roots: np.ndarray,
+    root_ids: np.ndarray,
+    refine_steps: int = 2,
+    stride: int = STRIDE,
+) -> tuple[np.ndarray, np.ndarray]:
     """Whole poses from N root joints at once: N x 17 x 2 (y, x) and N x 17 scores.
 
     Up the tree by the backward mid offsets first, then down by the forward ones, as
@@ -142,25 +171,40 @@ def grow_poses(scores: np.ndarray, short: np.ndarray, mid: np.ndarray,
     ]
     known[rows, root_ids] = True
     num_edges = len(POSE_CHAIN)
-    passes = [(child, parent, 2 * num_edges + e)
-              for e, (parent, child) in reversed(list(enumerate(POSE_CHAIN)))]
+    passes = [
+        (child, parent, 2 * num_edges + e)
+        for e, (parent, child) in reversed(list(enumerate(POSE_CHAIN)))
+    ]
     passes += [(parent, child, e) for e, (parent, child) in enumerate(POSE_CHAIN)]
     for source, target, channel_y in passes:
         todo = known[:, source] & ~known[:, target]
         if todo.any():
             pos[todo, target], score[todo, target] = _follow(
-                scores, short, mid, pos[todo, source], channel_y, target,
-                refine_steps, stride)
+                scores,
+                short,
+                mid,
+                pos[todo, source],
+                channel_y,
+                target,
+                refine_steps,
+                stride,
+            )
             known[todo, target] = True
     return pos, score
 
 
-def decode_poses(scores: np.ndarray, short: np.ndarray, mid: np.ndarray,
-                 threshold: float = 0.1, nms_radius: float = 20.0,
-                 min_pose_score: float = 0.15, max_people: int = 30,
-                 max_candidates: int = 1000, chunk: int = 64,
-                 stride: int = STRIDE
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def decode_poses(
+    scores: np.ndarray,
+    short: np.ndarray,
+    mid: np.ndarray,
+    threshold: float = 0.1,
+    nms_radius: float = 20.0,
+    min_pose_score: float = 0.15,
+    max_people: int = 30,
+    max_candidates: int = 1000,
+    chunk: int = 64,
+    stride: int = STRIDE,
+) -> tuple[np.ndarray, np.ndarray]:
     """PersonLab multi-person poses from the heatmap probabilities and offsets.
 
     Returns P x 17 x 3 (x, y, score) in input pixels and P person scores, best first.
@@ -169,8 +213,9 @@ def decode_poses(scores: np.ndarray, short: np.ndarray, mid: np.ndarray,
     i, j, k = np.nonzero(peaks)
     order = np.argsort(-scores[i, j, k], kind="stable")[:max_candidates]
     i, j, k = i[order], j[order], k[order]
-    roots = np.stack([i * stride + short[i, j, k],
-                      j * stride + short[i, j, k + NUM_KEYPOINTS]], 1)
+    roots = np.stack(
+        [i * stride + short[i, j, k], j * stride + short[i, j, k + NUM_KEYPOINTS]], 1
+    )
     hi = [(scores.shape[0] - 1) * stride, (scores.shape[1] - 1) * stride]
     roots = np.clip(roots, 0, hi).astype(np.float32)
     kept_pos = np.zeros((0, NUM_KEYPOINTS, 2), np.float32)
@@ -190,8 +235,8 @@ def decode_poses(scores: np.ndarray, short: np.ndarray, mid: np.ndarray,
                 continue
             person_score = float(score[c][~near.any(0)].sum() / NUM_KEYPOINTS)
             if person_score >= min_pose_score:
-                kept_pos = np.concatenate([kept_pos, pos[c:c + 1]])
-                kept_score = np.concatenate([kept_score, score[c:c + 1]])
+                kept_pos = np.concatenate([kept_pos, pos[c : c + 1]])
+                kept_score = np.concatenate([kept_score, score[c : c + 1]])
                 person_scores.append(person_score)
                 if len(person_scores) == max_people:
                     break
@@ -202,9 +247,15 @@ def decode_poses(scores: np.ndarray, short: np.ndarray, mid: np.ndarray,
     return keypoints.astype(np.float32), np.asarray(person_scores, np.float32)[order]
 
 
-def assign_pixels(long: np.ndarray, points: np.ndarray, keypoints: np.ndarray,
-                  min_joint_score: float = 0.3, refine_steps: int = 3,
-                  reach: float = 0.6, stride: int = STRIDE) -> np.ndarray:
+def assign_pixels(
+    long: np.ndarray,
+    points: np.ndarray,
+    keypoints: np.ndarray,
+    min_joint_score: float = 0.3,
+    refine_steps: int = 3,
+    reach: float = 0.6,
+    stride: int = STRIDE,
+) -> np.ndarray:
     """Person index (-1: none) of each point (N x 2, y x, input pixels).
 
     A point follows the long offsets to where it says its person's keypoints are
@@ -218,8 +269,9 @@ def assign_pixels(long: np.ndarray, points: np.ndarray, keypoints: np.ndarray,
     h, w = long.shape[:2]
     hi = np.array([(h - 1) * stride, (w - 1) * stride], np.float32)
     joints = np.arange(NUM_KEYPOINTS)
-    channels = np.broadcast_to(np.stack([joints, joints + NUM_KEYPOINTS], 1),
-                               (len(points), NUM_KEYPOINTS, 2))
+    channels = np.broadcast_to(
+        np.stack([joints, joints + NUM_KEYPOINTS], 1), (len(points), NUM_KEYPOINTS, 2)
+    )
     embed = points[:, None, :] + _sample_many(long, points, channels, stride)
     for _ in range(refine_steps):
         flat = np.clip(embed.reshape(-1, 2), 0, hi)
@@ -240,8 +292,9 @@ def assign_pixels(long: np.ndarray, points: np.ndarray, keypoints: np.ndarray,
     return best
 
 
-def _sample_many(field: np.ndarray, points: np.ndarray, channels: np.ndarray,
-                 stride: int) -> np.ndarray:
+def _sample_many(
+    field: np.ndarray, points: np.ndarray, channels: np.ndarray, stride: int
+) -> np.ndarray:
     """`sample` for N points x K channel pairs: N x K x 2."""
     n, k, _ = channels.shape
     flat = np.repeat(points, k, axis=0)
@@ -291,13 +344,22 @@ class BodyPixTeacher:
 
     name = "bodypix"
 
-    def __init__(self, path: Path | str | None = None, size: int = 640,
-                 threads: int = 2, threshold: float = 0.1, nms_radius: float = 20.0,
-                 min_pose_score: float = 0.15, max_people: int = 30,
-                 person_threshold: float = 0.5, flip: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path | str | None = None,
+        size: int = 640,
+        threads: int = 2,
+        threshold: float = 0.1,
+        nms_radius: float = 20.0,
+        min_pose_score: float = 0.15,
+        max_people: int = 30,
+        person_threshold: float = 0.5,
+        flip: bool = True,
+    ) -> None:
         if size <= 0 or size % STRIDE:
             raise TeacherError(
-                f"BodyPix input size must be a multiple of 16, got {size}")
+                f"BodyPix input size must be a multiple of 16, got {size}"
+            )
         self.path = Path(path) if path is not None else default_model_path()
         self.size = size
         self.threshold = threshold
@@ -311,7 +373,8 @@ class BodyPixTeacher:
         missing = [name for name in OUTPUTS.values() if name not in details]
         if missing:
             raise TeacherError(
-                f"{self.path} is not the BodyPix 2 model: no output {missing[0]}")
+                f"{self.path} is not the BodyPix 2 model: no output {missing[0]}"
+            )
         self._outputs = {key: details[name] for key, name in OUTPUTS.items()}
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._shape = (size, size)
@@ -341,37 +404,49 @@ class BodyPixTeacher:
 
     def __call__(self, image: np.ndarray) -> TeacherOutput:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"expected H x W x 3 uint8 RGB, got {image.shape} "
-                             f"{image.dtype}")
+            raise ValueError(
+                f"expected H x W x 3 uint8 RGB, got {image.shape} {image.dtype}"
+            )
         heads, box = self.heads(image)
         if self.flip:
-            _average_mirror(heads, self.heads(np.ascontiguousarray(image[:, ::-1]))[0],
-                            box)
+            _average_mirror(
+                heads, self.heads(np.ascontiguousarray(image[:, ::-1]))[0], box
+            )
         scores = _sigmoid(heads.heatmaps)
         keypoints, person_scores = decode_poses(
-            scores, heads.short, heads.mid, self.threshold, self.nms_radius,
-            self.min_pose_score, self.max_people)
+            scores,
+            heads.short,
+            heads.mid,
+            self.threshold,
+            self.nms_radius,
+            self.min_pose_score,
+            self.max_people,
+        )
         # model positions are pixel indices; the letterbox maps continuous coordinates
         height, width = image.shape[:2]
-        keypoints[..., :2] = np.clip(box.to_frame(keypoints[..., :2] + 0.5) - 0.5, 0,
-                                     [width - 1, height - 1])
+        keypoints[..., :2] = np.clip(
+            box.to_frame(keypoints[..., :2] + 0.5) - 0.5, 0, [width - 1, height - 1]
+        )
         probs = np.empty((NUM_FINE, height, width), np.float32)
         _to_image(heads.segment[None], box, probs[:1])
         person = _sigmoid(probs[0])
         _to_image(part_conditionals(heads.parts), box, probs[1:])
         instances = self._instances(heads, box, keypoints, person)
-        return TeacherOutput(keypoints, person_scores, instances,
-                             weigh_by_person(probs, person))
+        return TeacherOutput(
+            keypoints, person_scores, instances, weigh_by_person(probs, person)
+        )
 
-    def _instances(self, heads: Heads, box: Letterbox, keypoints: np.ndarray,
-                   person: np.ndarray) -> np.ndarray:
+    def _instances(
+        self, heads: Heads, box: Letterbox, keypoints: np.ndarray, person: np.ndarray
+    ) -> np.ndarray:
         """Instance ids in the image grid, decided on a MASK_STEP grid of the input."""
         step = MASK_STEP
         grid_h, grid_w = -(-box.new_h // step), -(-box.new_w // step)
         ys, xs = np.mgrid[0:grid_h, 0:grid_w]
         points = np.stack([ys.ravel(), xs.ravel()], 1).astype(np.float32) * step
-        seg = sample(heads.segment[..., None], points, np.zeros((len(points), 1),
-                                                                np.intp))[:, 0]
+        seg = sample(
+            heads.segment[..., None], points, np.zeros((len(points), 1), np.intp)
+        )[:, 0]
         near = seg > -2.0  # p(person) > 0.12: the image's mask is thresholded below
         to_input = _image_to_grid(box, 1)  # image pixel -> input pixel
         in_input = keypoints.copy()
@@ -381,10 +456,13 @@ class BodyPixTeacher:
         owner[near] = assign_pixels(heads.long, points[near], in_input)
         grid = (owner + 1).reshape(grid_h, grid_w).astype(np.uint16)
         # grid cell (r, c) is input pixel (step r, step c): to the image by nearest
-        image_ids = cv2.warpAffine(grid, _image_to_grid(box, step),
-                                   (person.shape[1], person.shape[0]),
-                                   flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
-                                   borderMode=cv2.BORDER_REPLICATE)
+        image_ids = cv2.warpAffine(
+            grid,
+            _image_to_grid(box, step),
+            (person.shape[1], person.shape[0]),
+            flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
         image_ids[person <= self.person_threshold] = 0
         return image_ids
 
@@ -399,8 +477,13 @@ def _average_mirror(heads: Heads, mirrored: Heads, box: Letterbox) -> None:
     back = np.array([[-1, 0, (box.new_w - 1) / STRIDE], [0, 1, 0]])
 
     def unflip(m: np.ndarray) -> np.ndarray:
-        return cv2.warpAffine(m, back, (w, h), flags=cv2.INTER_LINEAR
-                              | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+        return cv2.warpAffine(
+            m,
+            back,
+            (w, h),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
 
     heads.segment = (heads.segment + unflip(mirrored.segment)) / 2
     heads.parts = (heads.parts + unflip(mirrored.parts)[..., MIRROR_PARTS]) / 2
@@ -412,8 +495,12 @@ def _image_to_grid(box: Letterbox, step: float) -> np.ndarray:
     Image pixel u has its centre at input pixel (u + 0.5) sx - 0.5 (the letterbox
     resizes pixel areas), i.e. at that over `step` on the grid.
     """
-    return np.array([[box.sx / step, 0, (0.5 * box.sx - 0.5) / step],
-                     [0, box.sy / step, (0.5 * box.sy - 0.5) / step]])
+    return np.array(
+        [
+            [box.sx / step, 0, (0.5 * box.sx - 0.5) / step],
+            [0, box.sy / step, (0.5 * box.sy - 0.5) / step],
+        ]
+    )
 
 
 def _to_image(maps: np.ndarray, box: Letterbox, out: np.ndarray) -> None:
@@ -422,9 +509,14 @@ def _to_image(maps: np.ndarray, box: Letterbox, out: np.ndarray) -> None:
     matrix = _image_to_grid(box, STRIDE)
     size = (out.shape[2], out.shape[1])
     for m, plane in zip(maps, out, strict=True):
-        cv2.warpAffine(np.ascontiguousarray(m, np.float32), matrix, size, dst=plane,
-                       flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                       borderMode=cv2.BORDER_REPLICATE)
+        cv2.warpAffine(
+            np.ascontiguousarray(m, np.float32),
+            matrix,
+            size,
+            dst=plane,
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
 
 
 def _load(path: Path, size: int, threads: int):
@@ -432,18 +524,22 @@ def _load(path: Path, size: int, threads: int):
     if not path.is_file():
         raise TeacherError(
             f"BodyPix model not found: {path} (pass path= or set PARTSTREAM_MODELS to "
-            "the folder holding bodypix/)")
+            "the folder holding bodypix/)"
+        )
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError as exc:
         raise TeacherError(
-            "BodyPix needs LiteRT: pip install -e '.[train]' (ai-edge-litert)") from exc
+            "BodyPix needs LiteRT: pip install -e '.[train]' (ai-edge-litert)"
+        ) from exc
     try:
         interpreter = Interpreter(model_path=str(path), num_threads=threads)
         interpreter.resize_tensor_input(
-            interpreter.get_input_details()[0]["index"], [1, size, size, 3])
+            interpreter.get_input_details()[0]["index"], [1, size, size, 3]
+        )
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
-        raise TeacherError(f"cannot read the BodyPix model {path}: "
-                           f"{str(exc).splitlines()[0]}") from exc
+        raise TeacherError(
+            f"cannot read the BodyPix model {path}: {str(exc).splitlines()[0]}"
+        ) from exc
     return interpreter
