@@ -20,10 +20,11 @@ from bench.sources import Lockstep
 from configs import load_config
 from pipeline import runner
 from pipeline.engine.messages import Message
+from pipeline.engine.stage import Sink
 from pipeline.options import StreamOptions
 
 
-class RecordSink:
+class RecordSink(Sink):
     """Notes every frame that reaches the end: index, latency, stage times, people.
 
     `key_fn(msg)` optionally adds a key per frame (e.g. a stamped frame index); a
@@ -41,16 +42,13 @@ class RecordSink:
         self.lockstep = lockstep
         self.rows: list[dict[str, Any]] = []
 
-    def check(self) -> None:
-        pass
-
     def open(self) -> None:
         pass
 
     def write(self, msg: Message) -> None:
         now = time.time()
         head = msg.header
-        scores = msg.arrays.get("scores")
+        scores = None if msg.people is None else msg.people.scores
         row = {
             "index": int(head["index"]),
             "out_ts": now,

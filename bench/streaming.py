@@ -89,7 +89,7 @@ def live_run(
             TimedSource(live_source(protocol, url), seconds + SETTLE_S),
             queue=queue,
             on_start=None if early else publisher.start,
-            key_fn=lambda m: read_stamp(m.arrays["image"]),
+            key_fn=lambda m: read_stamp(m.pixels("image")),
             **run,
         )
     finally:

@@ -21,6 +21,7 @@ maps come out at the network input's resolution.
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -443,6 +444,20 @@ def decode_fixed(
     }
 
 
+def renumber_people(
+    keep: Any, instances: Any, xp: ModuleType = np, dtype: Any = None
+) -> tuple[Any, Any]:
+    """(rows, instances): the kept person slots and the instance map relabelled so kept
+    slot rows[r] (label rows[r] + 1) becomes label r + 1, the others background. Row r
+    of every per-person output is then person r, and label r + 1 its mask. `xp` is
+    numpy or CuPy (postprocess on a GPU); `dtype` the map's (default int64)."""
+    keep = xp.asarray(keep).astype(bool)
+    rows = xp.nonzero(keep)[0]
+    relabel = xp.zeros(keep.shape[0] + 1, dtype or xp.int64)
+    relabel[rows + 1] = xp.arange(1, rows.shape[0] + 1)
+    return rows, relabel[xp.asarray(instances)]
+
+
 def to_predictions(
     outputs: dict[str, Any], stride: int = 4, grid: str = "input", cells: bool = False
 ) -> list[Prediction]:
@@ -460,10 +475,8 @@ def to_predictions(
     preds = []
     for i in range(outputs["keypoints"].shape[0]):
         valid = outputs["person_valid"][i].cpu().numpy()
-        slots = valid.nonzero()[0]
-        lut = torch.zeros(len(valid) + 1, dtype=torch.int64)
-        lut[torch.from_numpy(slots + 1)] = torch.arange(1, len(slots) + 1)
-        instances = lut[outputs["instances"][i].cpu()]
+        slots, instances = renumber_people(valid, outputs["instances"][i].cpu().numpy())
+        instances = torch.from_numpy(instances)
         parts = outputs["parts"][i].cpu()
         kps = outputs["keypoints"][i].detach().cpu().numpy()[slots].copy()
         if cells and grid == "input":

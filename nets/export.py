@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import tempfile
 import warnings
@@ -32,12 +33,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from configs.cli import add_checkpoint
+from configs.cli import add_checkpoint, setup_logging
 from configs.errors import CheckpointError
 from configs.extras import require
 from nets.decode import ENGINES, decode_engine
 from nets.matching import MATCHERS
 from nets.model import InferenceModel, NetworkModel, load_model
+
+log = logging.getLogger(__name__)
 
 FORMATS = ("onnx", "openvino", "tensorrt")
 OPSET = 17
@@ -161,6 +164,7 @@ EXPORTERS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    setup_logging()
     parser = argparse.ArgumentParser(
         prog="python -m nets.export",
         description=__doc__,
@@ -207,9 +211,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         out = EXPORTERS[args.format](module, args.out, size)
     except (CheckpointError, TensorRTUnavailable, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        log.error("%s", exc)
         return 1
-    print(f"wrote {out}")
+    log.info("wrote %s", out)
     return 0
 
 

@@ -29,7 +29,9 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from configs.cli import setup_logging
+from nets.decode import renumber_people
 from pipeline.engine.messages import Message
+from pipeline.engine.stage import Sink
 from pipeline.engine.worker import describe
 from pipeline.options import add_model_arguments
 
@@ -91,7 +93,7 @@ class IdSwitches:
         }
 
 
-class TruthScorer:
+class TruthScorer(Sink):
     """A sink that scores tracking against the synthetic source's ground truth."""
 
     name = "truth-scorer"
@@ -100,17 +102,14 @@ class TruthScorer:
         self.counter = IdSwitches()
         self.frames = 0
 
-    def check(self) -> None:
-        pass
-
     def open(self) -> None:
         pass
 
     def write(self, msg: Message) -> None:
-        a = msg.arrays
-        pairs = match_truth(a["instances"], a["track_ids"], a["truth_instances"],
-                            a["truth_track_ids"])
-        self.counter.update(pairs, len(a["truth_track_ids"]))
+        people, truth = msg.people, msg.truth
+        pairs = match_truth(people.instances, people.track_ids, truth["instances"],
+                            truth["track_ids"])
+        self.counter.update(pairs, len(truth["track_ids"]))
         self.frames += 1
 
     def close(self) -> dict[str, Any]:
@@ -125,11 +124,9 @@ def truth_detections(scene: Any, rng: np.random.Generator, drop: float,
     kps = scene.keypoints.copy()
     kps[..., 2] = (kps[..., 2] > 0).astype(np.float32)
     kps[..., :2] += rng.normal(0.0, jitter, kps[..., :2].shape) if jitter else 0.0
-    rows = np.nonzero(rng.random(scene.num_people) >= drop)[0]
-    relabel = np.zeros(scene.num_people + 1, np.uint16)
-    relabel[rows + 1] = np.arange(1, len(rows) + 1)
-    return (kps[rows], np.ones(len(rows), np.float32), scene.boxes()[rows],
-            relabel[scene.instances])
+    rows, instances = renumber_people(rng.random(scene.num_people) >= drop,
+                                      scene.instances, dtype=np.uint16)
+    return kps[rows], np.ones(len(rows), np.float32), scene.boxes()[rows], instances
 
 
 def score_tracker_ids(seed: int, frames: int, opts: Any) -> dict[str, Any]:
@@ -160,7 +157,7 @@ def score_pipeline_ids(seed: int, frames: int, opts: Any) -> dict[str, Any]:
     stream = StreamOptions(config=opts.config, checkpoint=opts.checkpoint,
                            backend=opts.backend, hud=False, progress=False)
     source = SyntheticSource(frames=frames, size=opts.size, seed=seed, truth=True)
-    sinks: list[Any] = [TruthScorer()]
+    sinks: list[Sink] = [TruthScorer()]
     if opts.output:
         sinks.append(FileSink(Path(opts.output) / f"seed{seed}.mp4"))
     result = run_pipeline(stream, source, sinks)

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from pipeline.engine.stage import Sink
 from pipeline.engine.supervisor import Runner, RunOptions, RunResult
 from pipeline.options import StreamOptions
 
@@ -54,9 +55,9 @@ def make_source(opts: StreamOptions) -> Any:
                          listen=opts.listen, deadlines=deadlines)
 
 
-def make_sinks(opts: StreamOptions, cfg: dict[str, Any]) -> list[Any]:
+def make_sinks(opts: StreamOptions, cfg: dict[str, Any]) -> list[Sink]:
     """Where rendered frames (and results) go; every entry is a
-    `pipeline.stages.sinks.Sink`. Stream URLs go out through PyAV as a live stream,
+    `pipeline.engine.stage.Sink`. Stream URLs go out through PyAV as a live stream,
     paths become files (encoded as `cfg`'s `pipeline.file_encoder` says); with nothing
     asked for, the overlay goes to DEFAULT_OUTPUT."""
     from pipeline.io.feed import FeedSink
@@ -67,7 +68,7 @@ def make_sinks(opts: StreamOptions, cfg: dict[str, Any]) -> list[Any]:
     from pipeline.io.virtualcam import VirtualCamSink, WindowSink
 
     encoder = cfg["pipeline"]["file_encoder"]
-    sinks: list[Any] = [StreamSink(o) if scheme(o) else FileSink(o, **encoder)
+    sinks: list[Sink] = [StreamSink(o) if scheme(o) else FileSink(o, **encoder)
                         for o in opts.outputs]
     if opts.publish:
         sinks.append(FeedSink(opts.publish, opts.publish_format,
@@ -82,7 +83,7 @@ def make_sinks(opts: StreamOptions, cfg: dict[str, Any]) -> list[Any]:
 
 
 def build_stages(opts: StreamOptions, cfg: dict[str, Any], model_cfg: dict[str, Any],
-                 source: Any, sinks: list[Any]) -> list[Any]:
+                 source: Any, sinks: list[Sink]) -> list[Any]:
     """source -> preprocess -> infer -> [decode] -> postprocess -> track -> render ->
     sink; decode with the native decode engine (`decode.engine`), whose inference
     stage runs the network alone."""
@@ -113,7 +114,7 @@ def build_stages(opts: StreamOptions, cfg: dict[str, Any], model_cfg: dict[str, 
     ]
 
 
-def preflight(source: Any, sinks: list[Any], device: str,
+def preflight(source: Any, sinks: list[Sink], device: str,
               backend: str = "auto") -> None:
     """Cheap checks before the network is even imported, so common mistakes fail at
     once: a local video or camera that is missing or unreadable, an output we cannot
@@ -137,7 +138,7 @@ def preflight(source: Any, sinks: list[Any], device: str,
 def run_pipeline(
     opts: StreamOptions,
     source: Any = None,
-    sinks: list[Any] | None = None,
+    sinks: list[Sink] | None = None,
     on_start: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunResult:
     """Build the pipeline `opts` asks for and run it: the one assembly.
@@ -160,16 +161,14 @@ def run_pipeline(
         model_cfg = resolve_model(opts.checkpoint, cfg)
         names = taxonomy(model_cfg["model"]["taxonomy"])["classes"]
         for sink in sinks:
-            if hasattr(sink, "part_names"):
-                sink.part_names = names
+            sink.part_names = names
         stages = build_stages(opts, cfg, model_cfg, source, sinks)
         run = RunOptions(int(cfg["pipeline"]["queue_hwm"]), opts.transport, opts.queue,
                          progress=opts.progress, on_start=on_start)
         return Runner(stages, run).run()
     finally:
         for sink in sinks:
-            if hasattr(sink, "release"):
-                sink.release()
+            sink.release()
 
 
 def run_stream(opts: StreamOptions) -> RunResult:

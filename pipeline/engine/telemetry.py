@@ -47,7 +47,7 @@ class Telemetry:
             processing += float(ms)
         self.processing_ms.append(processing)
         self.queue_ms.append(max(0.0, latency - processing))
-        scores = msg.arrays.get("scores")
+        scores = None if msg.people is None else msg.people.scores
         shown = head.get("people_shown")    # the overlay's count (pipeline.render)
         self.people.append(shown if shown is not None
                            else 0 if scores is None else len(scores))

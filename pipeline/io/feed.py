@@ -21,6 +21,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlparse
 
@@ -28,7 +29,8 @@ import msgpack
 import numpy as np
 
 from configs.errors import StageError
-from pipeline.engine.messages import Message
+from pipeline.engine.messages import FramePeople, Message
+from pipeline.engine.stage import Sink
 
 SCHEMA = "partstream.results/1"
 FORMATS = ("json", "msgpack")
@@ -91,32 +93,29 @@ def label_rles(labels: np.ndarray, wanted: list[int]) -> dict[int, dict[str, Any
             for v, r in zip(wanted, encoded, strict=True)}
 
 
-def results_record(msg: Message, part_names: list[str]) -> dict[str, Any]:
+def results_record(msg: Message, part_names: Sequence[str]) -> dict[str, Any]:
     """One frame of `partstream.results/1` (see docs/FEED.md)."""
-    a, head = msg.arrays, msg.header
-    scores = a.get("scores", np.zeros(0, np.float32))
-    count = len(scores)
-    keypoints = a.get("keypoints", np.zeros((0, 17, 3), np.float32))
-    boxes = a.get("boxes", np.zeros((0, 4), np.float32))
-    ids = a.get("track_ids", np.full(count, -1, np.int64))
-    people = [{"track_id": int(ids[k]), "score": round(float(scores[k]), 4),
-               "box": [round(float(v), 1) for v in boxes[k]],
+    head = msg.header
+    height, width = msg.pixels("image").shape[:2]
+    p = msg.people or FramePeople.empty(height, width)
+    count = len(p.scores)
+    ids = p.ids()
+    people = [{"track_id": int(ids[k]), "score": round(float(p.scores[k]), 4),
+               "box": [round(float(v), 1) for v in p.boxes[k]],
                "keypoints": [[round(float(x), 1), round(float(y), 1),
-                              round(float(s), 3)] for x, y, s in keypoints[k]]}
+                              round(float(s), 3)] for x, y, s in p.keypoints[k]]}
               for k in range(count)]
-    instances = a.get("instances")
-    height, width = a["image"].shape[:2]
-    if count and instances is not None:
-        _add_masks(people, instances, a["parts"], part_names)
+    if count:
+        _add_masks(people, p.instances, p.parts, part_names)
     return {"schema": SCHEMA, "frame": int(head.get("index", 0)),
             "capture_ts": float(head.get("capture_ts", 0.0)),
             "pts": None if head.get("pts") is None else float(head["pts"]),
             "publish_ts": time.time(), "width": int(width), "height": int(height),
-            "part_names": part_names, "people": people}
+            "part_names": list(part_names), "people": people}
 
 
 def _add_masks(people: list[dict[str, Any]], instances: np.ndarray, parts: np.ndarray,
-               part_names: list[str]) -> None:
+               part_names: Sequence[str]) -> None:
     """Person masks and per-part masks (part ids > 0 present in that person)."""
     n_parts = len(part_names)
     inst = instances.astype(np.int32)
@@ -146,17 +145,17 @@ def unpack_record(payload: bytes, fmt: str) -> dict[str, Any]:
     return msgpack.unpackb(payload, raw=False)
 
 
-class FeedSink:
-    """Publishes `results_record` of every frame (a `pipeline.stages.sinks.Sink`)."""
+class FeedSink(Sink):
+    """Publishes `results_record` of every frame (a `pipeline.engine.stage.Sink`)."""
 
     def __init__(self, address: str, fmt: str = "json", any_host: bool = False,
-                 part_names: list[str] | None = None) -> None:
+                 part_names: Sequence[str] = ()) -> None:
         self.address = address
         self.name = f"feed:{address}"
         self.fmt = fmt
         self.any_host = any_host
         # the model's taxonomy; set once the model is known (before the run starts)
-        self.part_names = part_names or []
+        self.part_names = part_names
         self.frames = 0
         self._ctx: Any = None
         self._socket: Any = None

@@ -31,18 +31,18 @@ import numpy as np
 from configs.errors import StageError
 from pipeline.engine.messages import Message
 from pipeline.engine.output_files import check_writable, finish, partial_path
+from pipeline.engine.stage import Sink
 from pipeline.io.feed import label_rles
 
 
-class ResultsSink:
+class ResultsSink(Sink):
     """Collects COCO results per frame and writes them when the run ends (a
-    `pipeline.stages.sinks.Sink`)."""
+    `pipeline.engine.stage.Sink`)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.maps = self.path.with_name(f"{self.path.stem}_maps")
         self.name = f"results:{self.path}"
-        self.part_names: list[str] = []
         self.frames = 0
         self.records: list[dict[str, Any]] = []
         self._maps_partial: Path | None = None
@@ -62,29 +62,28 @@ class ResultsSink:
         import cv2
 
         assert self._maps_partial is not None, "open() first"
-        a, index = msg.arrays, int(msg.header.get("index", 0))
+        p, index = msg.people, int(msg.header.get("index", 0))
         name = msg.header.get("name") or f"frame{index:06d}"
         stem = Path(name).stem
         image_id = int(stem) if stem.isdigit() else index
-        scores = a.get("scores", np.zeros(0, np.float32))
-        instances = a["instances"]
+        scores, instances = p.scores, p.instances
         count = len(scores)
         masks = label_rles(instances, list(range(1, count + 1))) if count else {}
-        ids = a.get("track_ids", np.full(count, -1, np.int64))
+        ids = p.ids()
         for k in range(count):
-            x0, y0, x1, y1 = (float(v) for v in a["boxes"][k])
+            x0, y0, x1, y1 = (float(v) for v in p.boxes[k])
             self.records.append({
                 "image_id": image_id, "category_id": 1,
                 "score": round(float(scores[k]), 5),
                 "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2),
                          round(y1 - y0, 2)],
-                "keypoints": [round(float(v), 3) for v in a["keypoints"][k].ravel()],
+                "keypoints": [round(float(v), 3) for v in p.keypoints[k].ravel()],
                 "segmentation": masks[k + 1],
                 "file_name": name, "frame": index, "track_id": int(ids[k]),
                 "instance": k + 1,
             })  # fmt: skip
         cv2.imwrite(str(self._maps_partial / f"{stem}_parts.png"),
-                    a["parts"].astype(np.uint8))
+                    p.parts.astype(np.uint8))
         cv2.imwrite(str(self._maps_partial / f"{stem}_people.png"),
                     instances.astype(np.uint16))
         self.frames += 1

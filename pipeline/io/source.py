@@ -112,7 +112,7 @@ class CameraSource:
 
 class SyntheticSource:
     """An animated synthetic crowd; `truth=True` also sends the ground truth along
-    (arrays `truth_instances`, `truth_track_ids`) for evaluating the tracker.
+    (`Message.truth`: instances, track_ids) for evaluating the tracker.
     `options` are trainers.synth's generator options (SynthOptions)."""
 
     name = "source"
@@ -165,8 +165,8 @@ class SyntheticSource:
                                 self.fps)
             msg.stage_time(self.name, ms)
             if self.truth:
-                msg.arrays["truth_instances"] = scene.instances
-                msg.arrays["truth_track_ids"] = np.asarray(scene.track_ids, np.int64)
+                msg.truth["instances"] = scene.instances
+                msg.truth["track_ids"] = np.asarray(scene.track_ids, np.int64)
             yield msg
 
     def close(self) -> dict[str, Any] | None:

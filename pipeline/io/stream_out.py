@@ -31,6 +31,7 @@ import numpy as np
 
 from configs.errors import StageError
 from pipeline.engine.messages import Message
+from pipeline.engine.stage import Sink
 from pipeline.io.protocols import connect_output, scheme, stream_muxer
 from pipeline.io.relay import Relay, via
 from pipeline.io.video_file import even, fit_frame
@@ -51,8 +52,8 @@ def stream_url(location: str) -> str:
     return location
 
 
-class StreamSink:
-    """Sends rendered frames to a stream URL (a `pipeline.stages.sinks.Sink`)."""
+class StreamSink(Sink):
+    """Sends rendered frames to a stream URL (a `pipeline.engine.stage.Sink`)."""
 
     def __init__(self, location: str, key: str = "rendered", bitrate_kbps: int = 4000,
                  gop_s: float = 1.0, stall_s: float = 5.0) -> None:
@@ -107,7 +108,7 @@ class StreamSink:
         busy = self._busy_since
         if busy is not None and time.monotonic() - busy > self.stall_s:
             raise StageError(f"no progress for {self.stall_s:.0f} s")
-        image = msg.arrays[self.key]
+        image = msg.pixels(self.key)
         item = (image, int(msg.header.get("index", 0)),
                 float(msg.header.get("fps") or 30.0))
         with self._wake:

@@ -17,6 +17,7 @@ import numpy as np
 from configs.errors import StageError
 from pipeline.engine.messages import Message
 from pipeline.engine.output_files import check_writable, finish, partial_path
+from pipeline.engine.stage import Sink
 from pipeline.engine.worker import describe
 
 # extension -> (codec for RGB frames, codec and pixel format for RGBA frames or None)
@@ -43,7 +44,7 @@ def fit_frame(image: np.ndarray, width: int, height: int, pix_fmt: str) -> np.nd
     return np.ascontiguousarray(image)
 
 
-class FileSink:
+class FileSink(Sink):
     """MP4/MKV/MOV through PyAV: H.264 (yuv420p) for RGB frames; RGBA frames keep
     their alpha in MKV (FFV1) and MOV (QuickTime RLE), MP4 drops it.
 
@@ -107,7 +108,7 @@ class FileSink:
     def write(self, msg: Message) -> None:
         import av
 
-        image = msg.arrays[self.key]
+        image = msg.pixels(self.key)
         if self._stream is None:
             self._start(image, float(msg.header.get("fps") or 30.0))
         image = fit_frame(image, self._stream.width, self._stream.height,

@@ -24,6 +24,7 @@ import numpy as np
 
 from configs.errors import StageError
 from pipeline.engine.messages import Message
+from pipeline.engine.stage import Sink
 
 PROBE_SIZE = (640, 480)    # what `open` tries the device with, before frames exist
 NO_PACKAGE = ("--virtual-cam needs pyvirtualcam: pip install 'partstream[virtualcam]' "
@@ -36,7 +37,7 @@ HOW_TO_GET_ONE = {
 STOP_KEYS = (ord("q"), 27)
 
 
-class VirtualCamSink:
+class VirtualCamSink(Sink):
     """Rendered frames (RGB; alpha dropped) to a virtual camera device."""
 
     name = "virtual-cam"
@@ -55,7 +56,7 @@ class VirtualCamSink:
         self.check()
 
     def write(self, msg: Message) -> None:
-        image = np.ascontiguousarray(msg.arrays[self.key][..., :3])
+        image = np.ascontiguousarray(msg.pixels(self.key)[..., :3])
         if self._camera is None:
             fps = float(msg.header.get("fps") or 30.0)
             self._camera = self._make(image.shape[1], image.shape[0], fps)
@@ -96,7 +97,7 @@ def display_problem() -> str | None:
     return None
 
 
-class WindowSink:
+class WindowSink(Sink):
     """Shows rendered frames in an OpenCV window; q or Esc stops the run."""
 
     name = "window"
@@ -120,7 +121,7 @@ class WindowSink:
     def write(self, msg: Message) -> None:
         import cv2
 
-        image = msg.arrays[self.key]
+        image = msg.pixels(self.key)
         code = cv2.COLOR_RGBA2BGR if image.shape[2] == 4 else cv2.COLOR_RGB2BGR
         cv2.imshow(self.title, cv2.cvtColor(image, code))
         self.frames += 1

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.engine.messages import Message
-
-MAPS = ("parts", "heatmap", "offsets", "limbs", "hough", "dspf")
-OUTPUTS = ("keypoints", "person_scores", "person_valid", "instances", "parts")
+from pipeline.engine.messages import Message, ModelPeople
 
 
 class Decode:
-    """`parts, heatmap, offsets, limbs, hough, dspf` -> the five decode outputs."""
+    """`msg.maps` (parts, heatmap, offsets, limbs, hough, dspf) -> `msg.model`, the
+    five decode outputs (model space)."""
 
     name = "decode"
     bottleneck = False
@@ -36,10 +34,8 @@ class Decode:
         self.decoder.warm_up()  # numba compiles (or loads its cache) before frame 1
 
     def process(self, msg: Message) -> Message:
-        a = msg.arrays
-        out = self.decoder({key: a.pop(key)[None] for key in MAPS})
-        for key in OUTPUTS:
-            a[key] = out[key][0]
+        out = self.decoder({key: maps[None] for key, maps in msg.maps.items()})
+        msg.maps, msg.model = {}, ModelPeople.from_outputs(out)
         return msg
 
     def close(self) -> dict[str, Any] | None:

@@ -32,11 +32,9 @@ import numpy as np
 from configs.constants import BACKENDS
 from configs.errors import StageError
 from configs.letterbox import Letterbox
-from pipeline.engine.messages import Message
+from pipeline.engine.messages import Message, ModelPeople
 from pipeline.engine.worker import describe
 from pipeline.stages.preprocess import letterbox_tensor
-
-OUTPUTS = ("keypoints", "person_scores", "person_valid", "instances", "parts")
 
 
 def cache_dir() -> Path:
@@ -84,8 +82,9 @@ def _module(model: Any, cfg: dict[str, Any], engine: str) -> Any:
 
 
 class Infer:
-    """`input` (or, on a GPU, `image` + `transform`) -> the five decode outputs
-    (graph engine) or the network's activated maps (native engine: `stages.decode`).
+    """`msg.input` (or, on a GPU, `msg.image` + header `transform`) -> `msg.model`,
+    the five decode outputs (graph engine), or `msg.maps`, the network's activated
+    maps (native engine: `stages.decode`).
 
     threads: the backend's (None: 1 with the native engine, whose decode and the
     other stages use the second core; 2 with the graph engine)."""
@@ -108,17 +107,15 @@ class Infer:
         self.backend, self.device, self.threads = backend, device, threads
         self.runtime: Any = None
         self.module: Any = None
-        self.keys: tuple[str, ...] = OUTPUTS
+        self.native = False
 
     def open(self) -> None:
         if self.device not in ("cpu", "cuda"):
             raise StageError(f"unknown device '{self.device}' (use cpu or cuda)")
-        from pipeline.stages.decode import MAPS
-
         model, cfg, identity = _load(self.checkpoint, self.config)
         self.cfg, self.size = cfg, int(cfg["input_size"])
         engine = engine_for(self.config, self.device)
-        self.keys = MAPS if engine == "native" else OUTPUTS
+        self.native = engine == "native"
         threads = self.threads or (1 if engine == "native" else 2)
         module = _module(model, cfg, engine)
         backend = self.backend
@@ -179,18 +176,20 @@ class Infer:
         return path
 
     def process(self, msg: Message) -> Message:
-        a = msg.arrays
         if self.module is not None:                  # GPU: letterbox on the device
             import torch
 
             box = Letterbox.from_dict(msg.header["transform"])
             with torch.inference_mode():
-                x = letterbox_tensor(a["image"], box, "cuda")
+                x = letterbox_tensor(msg.pixels("image"), box, "cuda")
                 out = {k: v.cpu().numpy() for k, v in self.module(x).items()}
         else:
-            out = self.runtime.run(a.pop("input")[None])
-        for key in self.keys:
-            a[key] = np.asarray(out[key][0])
+            out = self.runtime.run(msg.input[None])
+            msg.input = None
+        if self.native:
+            msg.maps = {key: np.asarray(maps[0]) for key, maps in out.items()}
+        else:
+            msg.model = ModelPeople.from_outputs(out)
         return msg
 
     def close(self) -> dict[str, Any] | None:

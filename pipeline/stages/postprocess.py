@@ -25,10 +25,8 @@ import numpy as np
 
 from configs.errors import StageError
 from configs.letterbox import Letterbox
-from pipeline.engine.messages import Message
-
-MODEL_KEYS = ("keypoints", "person_scores", "person_valid", "instances", "parts",
-              "input")
+from nets.decode import renumber_people
+from pipeline.engine.messages import FramePeople, Message
 
 
 def get_array_module(device: str) -> ModuleType:
@@ -164,8 +162,8 @@ def boxes_from_cells(
 
 
 class Postprocess:
-    """infer outputs (model space) -> keypoints, scores, boxes, instances, parts in
-    frame space; removes the model-space arrays and the network input."""
+    """`msg.model` (model space) -> `msg.people` (frame pixels); drops the model-space
+    arrays and the network input."""
 
     name = "postprocess"
     bottleneck = False
@@ -180,31 +178,25 @@ class Postprocess:
         self.xp = get_array_module(self.device)
 
     def process(self, msg: Message) -> Message:
-        xp, a = self.xp, msg.arrays
+        xp, m = self.xp, msg.model
         box = Letterbox.from_dict(msg.header["transform"])
-        valid = xp.asarray(a["person_valid"]).astype(bool)
-        rows = xp.nonzero(valid)[0]
+        rows, instances = renumber_people(m.person_valid, m.instances, xp)
         count = int(rows.shape[0])
-        # slot k (label k + 1) -> row r (label r + 1); invalid slots -> background
-        relabel = xp.zeros(valid.shape[0] + 1, xp.int64)
-        relabel[rows + 1] = xp.arange(1, count + 1)
-        instances = relabel[xp.asarray(a["instances"])]
-        parts = xp.asarray(a["parts"]) * (instances > 0)
-        keypoints = xp.asarray(a["keypoints"])[rows].astype(xp.float32)
+        parts = xp.asarray(m.parts) * (instances > 0)
+        keypoints = xp.asarray(m.keypoints)[rows].astype(xp.float32)
         keypoints[..., :2] = box.to_frame(keypoints[..., :2])
-        scores = xp.asarray(a["person_scores"])[rows].astype(xp.float32)
+        scores = xp.asarray(m.person_scores)[rows].astype(xp.float32)
         n_parts = int(parts.max()) + 1 if parts.size else 1
         sampler = make_sampler(box, tuple(instances.shape), self.max_pixels, xp)
         joint = resample_labels((instances * n_parts + parts).astype(xp.int16),
                                 sampler, xp)
-        for key in MODEL_KEYS:
-            a.pop(key, None)
-        a["keypoints"] = to_host(keypoints)
-        a["scores"] = to_host(scores)
-        a["boxes"] = to_host(boxes_from_cells(instances, count, box, keypoints, xp))
-        a["instances"] = to_host(to_frame_size((joint // n_parts).astype(xp.uint16),
-                                               sampler))
-        a["parts"] = to_host(to_frame_size((joint % n_parts).astype(xp.uint8), sampler))
+        msg.model = msg.input = None
+        msg.people = FramePeople(
+            keypoints=to_host(keypoints), scores=to_host(scores),
+            boxes=to_host(boxes_from_cells(instances, count, box, keypoints, xp)),
+            instances=to_host(to_frame_size((joint // n_parts).astype(xp.uint16),
+                                            sampler)),
+            parts=to_host(to_frame_size((joint % n_parts).astype(xp.uint8), sampler)))
         return msg
 
     def close(self) -> dict[str, Any] | None:

@@ -50,11 +50,11 @@ class Preprocess:
         cv2.setNumThreads(1)  # the network has the other core (docs/PIPELINE.md)
 
     def process(self, msg: Message) -> Message:
-        image = msg.arrays["image"]
+        image = msg.pixels("image")
         box = Letterbox.fit(image.shape[1], image.shape[0], self.size)
         msg.header["transform"] = box.as_dict()
         if not self.on_device:
-            msg.arrays["input"] = letterbox_image(image, box)
+            msg.input = letterbox_image(image, box)
         return msg
 
     def close(self) -> dict[str, Any] | None:

@@ -96,13 +96,13 @@ class Render:
         self.people = person_colours()
 
     def process(self, msg: Message) -> Message:
-        a = msg.arrays
-        image, parts = a["image"], a["parts"]
-        shown = np.asarray(a["scores"]) >= self.display_threshold
+        p, image = msg.people, msg.pixels("image")
+        parts = p.parts
+        shown = np.asarray(p.scores) >= self.display_threshold
         # people below the display threshold become background for the drawing
-        instances = np.where(np.concatenate([[False], shown])[a["instances"]],
-                             a["instances"], 0)
-        ids = a.get("track_ids", np.full(len(a["scores"]), -1, np.int64))
+        instances = np.where(np.concatenate([[False], shown])[p.instances],
+                             p.instances, 0)
+        ids = p.ids()
         slot = colour_slots(ids)
         slot_of_label = np.concatenate([colour_slots([-1]), slot])
         # Colour only the person pixels (usually a small part of the frame).
@@ -119,8 +119,8 @@ class Render:
                            + 0.5).astype(np.uint8)
             edge = np.flatnonzero(_edges(instances, fg, line_thickness(image.shape)))
             flat[edge] = self.people[slot_of_label[instances.ravel()[edge]]]
-            self._skeletons(out, a["keypoints"][shown], slot[shown])
-            self._labels(out, a["boxes"][shown], ids[shown], slot[shown])
+            self._skeletons(out, p.keypoints[shown], slot[shown])
+            self._labels(out, p.boxes[shown], ids[shown], slot[shown])
         else:
             out = np.zeros((*instances.shape, 4), np.uint8)
             flat = out.reshape(-1, 4)
@@ -130,7 +130,7 @@ class Render:
         msg.header["display_threshold"] = self.display_threshold
         if self.hud:
             self._draw_hud(out, msg, int(shown.sum()))
-        a["rendered"] = out
+        msg.rendered = out
         return msg
 
     def _skeletons(self, out: np.ndarray, keypoints: np.ndarray,

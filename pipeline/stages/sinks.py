@@ -11,29 +11,14 @@ stopped by Ctrl-C leaves a playable file holding every frame that reached it.
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Any
 
 from configs.errors import StageError
 from pipeline.engine.messages import Message
+from pipeline.engine.stage import Sink
 from pipeline.engine.worker import describe
 
 log = logging.getLogger(__name__)
-
-
-class Sink(Protocol):
-    """An output. `check` runs before the model loads and must not connect or
-    write: it catches what can be known up front (a bad path, a protocol FFmpeg
-    lacks, a missing device)."""
-
-    name: str
-
-    def check(self) -> None: ...
-
-    def open(self) -> None: ...
-
-    def write(self, msg: Message) -> None: ...
-
-    def close(self) -> dict[str, Any]: ...
 
 
 class SinkStage:
@@ -43,7 +28,7 @@ class SinkStage:
     bottleneck = False
     info: dict[str, Any] | None = None
 
-    def __init__(self, sinks: list[Any]) -> None:
+    def __init__(self, sinks: list[Sink]) -> None:
         self.sinks = list(sinks)
         self.failed: list[str] = []
 
@@ -76,7 +61,7 @@ class SinkStage:
         return {"outputs": [s.close() for s in self.sinks], "failed": self.failed}
 
 
-def _quiet_close(sink: Any) -> None:
+def _quiet_close(sink: Sink) -> None:
     try:
         sink.close()
     except Exception as exc:

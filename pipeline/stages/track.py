@@ -250,12 +250,11 @@ class TrackStage:
         self.tracker = Tracker(self.config, self.smooth)
 
     def process(self, msg: Message) -> Message:
-        a = msg.arrays
+        p = msg.people
         t = msg.header.get("pts")
         t = msg.header["capture_ts"] if t is None else t
-        ids, kps = self.tracker.update(a["keypoints"], a["scores"], a["boxes"],
-                                       a["instances"], t)
-        a["track_ids"], a["keypoints"] = ids, kps
+        p.track_ids, p.keypoints = self.tracker.update(p.keypoints, p.scores, p.boxes,
+                                                       p.instances, t)
         return msg
 
     def close(self) -> dict[str, Any] | None:

@@ -106,7 +106,7 @@ class Collect:
 
     def process(self, msg: Message) -> Message:
         self.seen.append(int(msg.header["index"]))
-        self.sums.append(int(msg.arrays["image"].sum()))
+        self.sums.append(int(msg.image.sum()))
         return msg
 
     def close(self):

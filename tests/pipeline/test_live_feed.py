@@ -13,7 +13,7 @@ import zmq
 from pycocotools import mask as coco_mask
 
 from configs.errors import StageError
-from pipeline.engine.messages import frame_message
+from pipeline.engine.messages import FramePeople, frame_message
 from pipeline.engine.transport import free_port
 from pipeline.io.feed import SCHEMA, FeedSink, check_address, label_rles, unpack_record
 
@@ -33,13 +33,13 @@ def scene_message(index: int = 7):
     parts[20:22, 10:12] = 0          # a person pixel without a part label
     msg = frame_message(np.zeros((h, w, 3), np.uint8), index, 1000.5, index / 10, 10.0)
     rng = np.random.default_rng(index)
-    msg.arrays.update(
+    msg.people = FramePeople(
         instances=instances, parts=parts,
         keypoints=rng.uniform(0, 40, (2, 17, 3)).astype(np.float32),
         scores=np.asarray([0.9, 0.6], np.float32),
         boxes=np.asarray([[5, 5, 25, 35], [32, 8, 55, 38]], np.float32),
-        track_ids=np.asarray([3, -1], np.int64),
-        rendered=np.zeros((h, w, 3), np.uint8))
+        track_ids=np.asarray([3, -1], np.int64))
+    msg.rendered = np.zeros((h, w, 3), np.uint8)
     return msg
 
 
@@ -106,7 +106,7 @@ def test_subscriber_gets_the_documented_schema(fmt):
     assert (first["width"], first["height"]) == (60, 40)
     assert first["capture_ts"] == 1000.5 and first["pts"] == first["frame"] / 10
     assert [f["frame"] for f in frames] == sorted(f["frame"] for f in frames)
-    a = expected.arrays
+    a = vars(expected.people)
     for k, person in enumerate(first["people"]):
         assert set(person) == {"track_id", "score", "box", "keypoints", "mask", "parts"}
         assert person["track_id"] == a["track_ids"][k]

@@ -32,7 +32,7 @@ def message(index: int, size: tuple[int, int] = (63, 256), alpha: bool = False,
         image[..., :3] = noise.integers(0, 256, (*size, 3), np.uint8)
     image[..., :3] = stamp(image[..., :3], index)
     msg = frame_message(image[..., :3].copy(), index, time.time(), index / 25, 25.0)
-    msg.arrays["rendered"] = image
+    msg.rendered = image
     return msg
 
 

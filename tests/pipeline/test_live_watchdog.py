@@ -92,7 +92,7 @@ def test_file_plays_to_its_end_and_loops(tmp_path):
     looped.close()
     assert [m.header["index"] for m in got] == list(range(30))
     for m in got:
-        np.testing.assert_array_equal(m.arrays["image"],
+        np.testing.assert_array_equal(m.image,
                                       expected[m.header["index"] % 12])
     pts = [m.header["pts"] for m in got]
     assert all(b > a for a, b in zip(pts, pts[1:], strict=False))
@@ -165,7 +165,7 @@ def test_frozen_stream_is_dropped_and_reconnected(caplog):
         with caplog.at_level(logging.WARNING, logger="pipeline.io.watchdog"):
             for msg in source.frames():
                 if msg is not None:
-                    stamps.append(read_stamp(msg.arrays["image"]))
+                    stamps.append(read_stamp(msg.image))
                     indices.append(msg.header["index"])
                     if sum(s >= 1000 for s in stamps) == 5:
                         break
@@ -240,4 +240,4 @@ def test_live_reader_keeps_the_open_event_while_nobody_reads(tmp_path):
     source.close()
     assert source.fps == 10.0                        # from the "open" event
     assert [m.header["index"] for m in got] == [0]
-    np.testing.assert_array_equal(got[0].arrays["image"], decode_frames(clip)[11])
+    np.testing.assert_array_equal(got[0].image, decode_frames(clip)[11])

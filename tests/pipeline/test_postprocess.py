@@ -7,7 +7,7 @@ import pytest
 
 from configs.errors import StageError
 from configs.letterbox import Letterbox
-from pipeline.engine.messages import Message
+from pipeline.engine.messages import Message, ModelPeople
 from pipeline.stages.postprocess import (
     Postprocess,
     get_array_module,
@@ -54,18 +54,19 @@ def model_outputs(box: Letterbox) -> Message:
     kps = np.zeros((4, 17, 3), np.float32)
     kps[1, 0] = (16.0, 16.0, 0.9)
     kps[3, 5] = (96.0, 32.0, 0.8)
-    arrays = {"keypoints": kps, "person_scores": np.array([0.9, 0.8, 0.1, 0.6]),
-              "person_valid": np.array([False, True, False, True]),
-              "instances": instances, "parts": parts,
-              "input": np.zeros((3, box.size, box.size), np.float32)}
-    return Message("frame", {"transform": box.as_dict()}, arrays)
+    model = ModelPeople(kps, np.array([0.9, 0.8, 0.1, 0.6]),
+                        np.array([False, True, False, True]), instances, parts)
+    return Message("frame", {"transform": box.as_dict()}, model=model,
+                   input=np.zeros((3, box.size, box.size), np.float32))
 
 
 def test_people_in_frame_coordinates():
     box = Letterbox.fit(200, 100, 128)              # scale 0.64, padded below
     stage = Postprocess()
     stage.open()
-    out = stage.process(model_outputs(box)).arrays
+    msg = stage.process(model_outputs(box))
+    assert msg.model is None and msg.input is None
+    out = {k: v for k, v in vars(msg.people).items() if v is not None}
     assert set(out) == {"keypoints", "scores", "boxes", "instances", "parts"}
     assert out["instances"].shape == (100, 200) and out["instances"].dtype == np.uint16
     assert set(np.unique(out["instances"])) == {0, 1, 2}          # rows, not slots
@@ -81,12 +82,12 @@ def test_people_in_frame_coordinates():
 def test_no_people():
     box = Letterbox.fit(64, 64, 64)
     msg = model_outputs(box)
-    msg.arrays["person_valid"][:] = False
+    msg.model.person_valid[:] = False
     stage = Postprocess()
     stage.open()
-    out = stage.process(msg).arrays
-    assert out["keypoints"].shape == (0, 17, 3) and out["boxes"].shape == (0, 4)
-    assert out["instances"].max() == 0
+    out = stage.process(msg).people
+    assert out.keypoints.shape == (0, 17, 3) and out.boxes.shape == (0, 4)
+    assert out.instances.max() == 0
 
 
 def test_array_module_switch():

@@ -41,8 +41,8 @@ def test_torch_path_matches_cpu_path():
 def test_stage_attaches_input_and_transform():
     msg = frame_message(np.zeros((30, 40, 3), np.uint8), 0, 0.0, None, 10)
     out = Preprocess(64).process(msg)
-    assert out.arrays["input"].shape == (3, 64, 64)
+    assert out.input.shape == (3, 64, 64)
     assert Letterbox.from_dict(out.header["transform"]) == Letterbox.fit(40, 30, 64)
     gpu = Preprocess(64, on_device=True).process(
         frame_message(np.zeros((30, 40, 3), np.uint8), 0, 0.0, None, 10))
-    assert "input" not in gpu.arrays and "transform" in gpu.header
+    assert gpu.input is None and "transform" in gpu.header

@@ -7,7 +7,7 @@ import pytest
 
 from configs import taxonomy
 from configs.drawing import PALETTE, person_colours
-from pipeline.engine.messages import Message
+from pipeline.engine.messages import FramePeople, Message
 from pipeline.stages.render import Render, part_lut
 
 
@@ -20,17 +20,18 @@ def tracked_frame() -> Message:
     instances[20:100, 90:130], parts[20:100, 90:130] = 2, 1     # hair
     kps = np.zeros((2, 17, 3), np.float32)
     kps[0, 5], kps[0, 7] = (30, 40, 0.9), (40, 70, 0.9)         # shoulder -> elbow
-    arrays = {"image": image, "instances": instances, "parts": parts, "keypoints": kps,
-              "boxes": np.array([[20, 20, 60, 100], [90, 20, 130, 100]], np.float32),
-              "scores": np.array([0.9, 0.8], np.float32),
-              "track_ids": np.array([7, -1])}
-    return Message("frame", {"capture_ts": time.time(), "index": 0}, arrays)
+    people = FramePeople(
+        kps, np.array([0.9, 0.8], np.float32),
+        np.array([[20, 20, 60, 100], [90, 20, 130, 100]], np.float32), instances,
+        parts, track_ids=np.array([7, -1]))
+    return Message("frame", {"capture_ts": time.time(), "index": 0}, image=image,
+                   people=people)
 
 
 def render(mode: str, **kw) -> np.ndarray:
     stage = Render("fine", mode, **kw)
     stage.open()
-    return stage.process(tracked_frame()).arrays["rendered"]
+    return stage.process(tracked_frame()).rendered
 
 
 def test_overlay_blends_part_colours_only_on_people():
@@ -84,7 +85,7 @@ def test_display_threshold_decides_who_is_drawn_and_counted(threshold, shown):
     stage = Render("fine", "masks", hud=False, display_threshold=threshold)
     stage.open()
     msg = stage.process(tracked_frame())
-    alpha = msg.arrays["rendered"][..., 3]
+    alpha = msg.rendered[..., 3]
     assert msg.header["people_shown"] == shown
     assert msg.header["display_threshold"] == threshold
     assert (alpha[50, 40] == 255) == (shown >= 1)            # the 0.9 person

@@ -12,7 +12,7 @@ from pycocotools import mask as coco_mask
 
 import run_stream
 from configs.errors import StageError
-from pipeline.engine.messages import frame_message
+from pipeline.engine.messages import FramePeople, frame_message
 from pipeline.io.results import ResultsSink
 from pipeline.io.source import ImageSource, image_paths
 
@@ -32,10 +32,11 @@ def people_frame(index: int, name: str | None) -> object:
     instances[30:35, 40:45], parts[30:35, 40:45] = 2, 1
     kps = np.zeros((2, 17, 3), np.float32)
     kps[0, 0] = (12.5, 6.0, 0.8)
-    msg.arrays.update(instances=instances, parts=parts, keypoints=kps,
-                      scores=np.array([0.9, 0.2], np.float32),
-                      boxes=np.array([[10, 5, 20, 25], [40, 30, 45, 35]], np.float32),
-                      track_ids=np.array([4, -1]))
+    msg.people = FramePeople(
+        instances=instances, parts=parts, keypoints=kps,
+        scores=np.array([0.9, 0.2], np.float32),
+        boxes=np.array([[10, 5, 20, 25], [40, 30, 45, 35]], np.float32),
+        track_ids=np.array([4, -1]))
     return msg
 
 
@@ -92,7 +93,7 @@ def test_image_source_reads_a_file_a_folder_or_a_glob(tmp_path):
     source.open()
     frames = list(source.frames())
     assert [f.header["name"] for f in frames] == ["a.jpg", "b.png"]
-    assert [f.arrays["image"].shape for f in frames] == [(20, 10, 3), (30, 40, 3)]
+    assert [f.image.shape for f in frames] == [(20, 10, 3), (30, 40, 3)]
     assert not source.live and source.total == 2
 
 

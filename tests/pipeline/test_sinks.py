@@ -16,7 +16,7 @@ from tests.pipeline.helpers import decode_frames, pattern
 
 def rendered(i: int, image: np.ndarray):
     msg = frame_message(image, i, time.time(), None, 10.0)
-    msg.arrays["rendered"] = image
+    msg.rendered = image
     return msg
 
 

@@ -25,7 +25,7 @@ def test_video_file_frames_carry_index_times_and_pixels(tmp_path):
     assert [round(m.header["pts"], 3) for m in msgs] == [i / 10 for i in range(12)]
     assert all(before <= m.header["capture_ts"] <= time.time() for m in msgs)
     # H.264 at this size is lossy, but the moving square must be where it was drawn
-    diff = np.abs(msgs[7].arrays["image"].astype(int) - pattern(7)).mean()
+    diff = np.abs(msgs[7].image.astype(int) - pattern(7)).mean()
     assert diff < 8
 
 
@@ -50,6 +50,6 @@ def test_synthetic_crowd_with_truth():
     msgs = list(source.frames())
     assert [m.header["index"] for m in msgs] == [0, 1, 2]
     m = msgs[-1]
-    assert m.arrays["image"].shape == (96, 96, 3)
-    ids = set(np.unique(m.arrays["truth_instances"])) - {0}
-    assert len(ids) == len(m.arrays["truth_track_ids"]) >= 1
+    assert m.image.shape == (96, 96, 3)
+    ids = set(np.unique(m.truth["instances"])) - {0}
+    assert len(ids) == len(m.truth["track_ids"]) >= 1

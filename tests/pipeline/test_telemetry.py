@@ -1,9 +1,16 @@
 """Telemetry: the stats record has exactly the documented fields and right values."""
 
+from dataclasses import replace
+
 import numpy as np
 
-from pipeline.engine.messages import eof_message, frame_message
+from pipeline.engine.messages import FramePeople, eof_message, frame_message
 from pipeline.engine.telemetry import Telemetry, format_summary
+
+
+def scored(scores: np.ndarray) -> FramePeople:
+    """People of which the telemetry reads only the scores."""
+    return replace(FramePeople.empty(2, 2), scores=scores)
 
 
 def test_summary_fields_and_values():
@@ -12,7 +19,7 @@ def test_summary_fields_and_values():
         msg = frame_message(np.zeros((2, 2, 3), np.uint8), i, 100.0 + i, None, 10)
         msg.header["stage_ms"] = {"infer": float(i), "render": 1.0}
         msg.header["dropped"] = i // 4
-        msg.arrays["scores"] = np.ones(i % 3, np.float32)
+        msg.people = scored(np.ones(i % 3, np.float32))
         t.observe(msg, now=100.0 + i + 0.05 + 0.01 * i)
     t.end(eof_message(dropped=5))
     stats = t.summary()
@@ -39,7 +46,7 @@ def test_summary_fields_and_values():
 def test_people_are_counted_as_the_overlay_shows_them():
     t = Telemetry()
     msg = frame_message(np.zeros((2, 2, 3), np.uint8), 0, 100.0, None, 10)
-    msg.arrays["scores"] = np.array([0.9, 0.06, 0.05], np.float32)
+    msg.people = scored(np.array([0.9, 0.06, 0.05], np.float32))
     msg.header.update(people_shown=1, display_threshold=0.1)
     t.observe(msg, now=100.1)
     stats = t.summary()

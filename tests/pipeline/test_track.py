@@ -119,7 +119,7 @@ def test_one_euro_smooths_jitter_and_follows_motion():
 
 
 def test_track_stage_smooths_received_read_only_keypoints():
-    from pipeline.engine.messages import Message, pack, unpack
+    from pipeline.engine.messages import FramePeople, Message, pack, unpack
     from pipeline.stages.track import TrackStage
 
     stage = TrackStage(TrackerConfig(min_hits=1), smooth={"min_cutoff": 0.5})
@@ -127,11 +127,11 @@ def test_track_stage_smooths_received_read_only_keypoints():
     out = []
     for i, x in enumerate([100.0, 110.0, 100.0, 110.0]):
         k, s, b, inst = draw([(x, 120, 0.9)])
-        msg = Message("frame", {"pts": i / 30, "capture_ts": 0.0},
-                      {"keypoints": k, "scores": s, "boxes": b, "instances": inst})
+        people = FramePeople(k, s, b, inst, np.zeros_like(inst, np.uint8))
+        msg = Message("frame", {"pts": i / 30, "capture_ts": 0.0}, people=people)
         msg = stage.process(unpack(pack(msg)))      # arrays as a socket gives them
-        out.append(msg.arrays["keypoints"][0, 0, 0])
-        assert msg.arrays["track_ids"].tolist() == [0]
+        out.append(msg.people.keypoints[0, 0, 0])
+        assert msg.people.track_ids.tolist() == [0]
     raw = draw([(110.0, 120, 0.9)])[0][0, 0, 0]
     assert out[0] == draw([(100.0, 120, 0.9)])[0][0, 0, 0]
     assert abs(out[3] - raw) > 1                      # jitter damped

@@ -20,6 +20,7 @@ from configs.constants import IGNORE, NUM_KEYPOINTS
 from configs.errors import DatasetError
 from configs.extras import require
 from configs.records import Scene
+from nets.decode import renumber_people
 
 Image = require("PIL.Image", "train", fatal=True)
 
@@ -184,10 +185,8 @@ def assemble(
     if overlap == "ignore_overlap":
         ignore |= counts > 1
 
-    kept = [k for k in range(len(people)) if (instances == k + 1).any()]
-    relabel = np.zeros(len(people) + 1, np.uint16)
-    relabel[[k + 1 for k in kept]] = np.arange(1, len(kept) + 1)
-    instances = relabel[instances]
+    present = [(instances == k + 1).any() for k in range(len(people))]
+    kept, instances = renumber_people(present, instances, dtype=np.uint16)
     for k in set(range(len(people))) - set(kept):
         if people[k].box is not None:
             x0, y0, x1, y1 = (int(round(v)) for v in people[k].box)
