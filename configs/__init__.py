@@ -101,6 +101,12 @@ def parts() -> dict[str, Any]:
     return _read_yaml(CONFIG_DIR / "parts.yaml")
 
 
+@cache
+def real_clips() -> dict[str, Any]:
+    """Train / validation split of the real footage by clip (real_clips.yaml)."""
+    return _read_yaml(CONFIG_DIR / "real_clips.yaml")
+
+
 def taxonomy(name: str) -> dict[str, Any]:
     """One taxonomy's classes, colours and flip table."""
     table = parts()["taxonomies"]

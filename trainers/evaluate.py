@@ -4,6 +4,9 @@
                                 [--json out.json] [--overlays DIR]
                                 [--protocol official]
     python -m trainers.evaluate --data coco:PATH/annotations.json ...
+    python -m trainers.evaluate --data real --json OUT [--clips DIR]
+
+`--data real` scores the model beside its teachers on real people (real_eval.py).
 
 No checkpoint: the shipped default model (nets/weights/default.pt). Synthetic scenes use
 held-out seeds K .. K+N-1 (< 1_000_000, never trained on: trainers.data). Real data-set
@@ -43,6 +46,7 @@ from trainers.metrics import PROTOCOLS, miou, part_ap
 from trainers.metrics import evaluate as score
 from trainers.plots import save_figure, save_overlays
 from trainers.targets import MAP_GROUPS, encode, output_grid, perfect_maps
+from trainers.teachers import TeacherError
 
 # The paper's tables: MHP v2 (instance-level parts), PASCAL-Person-Part (regions), COCO.
 TABLES = (
@@ -206,13 +210,18 @@ def read_frame(spec: str) -> np.ndarray:
     raise ConfigError(f"{path} has no frame {index}")
 
 
+def blank_scene(image: np.ndarray, taxonomy: str) -> Scene:
+    """A picture without ground truth, as a Scene (to letterbox and predict it)."""
+    h, w = image.shape[:2]
+    return Scene(image, np.zeros((h, w), np.uint8), np.zeros((h, w), np.uint16),
+                 np.zeros((0, 17, 3), np.float32), np.zeros(0, np.int64),
+                 taxonomy)  # fmt: skip
+
+
 def show_frame(model: InferenceModel, image: np.ndarray, path: Path) -> Prediction:
     """What the model makes of one real picture (no ground truth): the picture
     letterboxed to the input, and the prediction's parts, people and skeletons."""
-    h, w = image.shape[:2]
-    empty = Scene(image, np.zeros((h, w), np.uint8), np.zeros((h, w), np.uint16),
-                  np.zeros((0, 17, 3), np.float32), np.zeros(0, np.int64),
-                  model.cfg["model"]["taxonomy"])  # fmt: skip
+    empty = blank_scene(image, model.cfg["model"]["taxonomy"])
     scene = letterbox(empty, model.cfg["input_size"])
     pred = predict(model, [scene])[0]
     save_figure(path, scene, pred, model.cfg["model"]["taxonomy"])
@@ -240,6 +249,33 @@ def load_model(
     return InferenceModel(model, cfg, matcher).eval(), cfg, name
 
 
+def evaluate_real_cli(model: InferenceModel, name: str, args: Any) -> int:
+    """`--data real`: the model beside the teachers, table printed, JSON written."""
+    from trainers.pseudolabel import default_teachers
+    from trainers.real_eval import (
+        FORMATS,
+        Systems,
+        clip_files,
+        evaluate_real,
+        format_real,
+        student_predictor,
+    )
+
+    if args.clip_frames < 1:
+        raise ConfigError("--clip-frames must be at least 1")
+    clips = clip_files(Path(args.clips) if args.clips else None)
+    systems = Systems(student_predictor(model), *default_teachers())
+    formats = Path(args.formats) if args.formats else FORMATS
+    pictures = Path(args.overlays) if args.overlays else None
+    result = evaluate_real(systems, formats, clips, args.clip_frames, pictures)
+    result["model"] = name
+    print(f"\n{name} beside its teachers on real people\n\n{format_real(result)}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2, default=float))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m trainers.evaluate", description=__doc__.split("\n\n")[0]
@@ -248,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data",
         default="synthetic",
-        help="'synthetic' or a data-set spec (trainers.datasets)",
+        help="'synthetic', 'real' (the student beside its teachers on real people) "
+        "or a data-set spec (trainers.datasets)",
     )
     parser.add_argument("--count", type=int, default=100, help="scenes to score")
     parser.add_argument(
@@ -258,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         help="first held-out seed (synthetic) or first index (data set)",
     )
     parser.add_argument("--json", help="write the metrics here")
-    parser.add_argument("--overlays", help="folder for the worst scenes' overlays")
+    parser.add_argument("--overlays", help="folder for the worst scenes' overlays "
+                        "(--data real: one frame per clip, every system)")  # fmt: skip
     parser.add_argument("--worst", type=int, default=4, help="overlays to draw")
     parser.add_argument(
         "--frame",
@@ -288,6 +326,18 @@ def main(argv: list[str] | None = None) -> int:
         "the other heads alone, e.g. --oracle parts keypoints limbs leaves only the "
         "DSPF to the model",
     )
+    parser.add_argument(
+        "--clips",
+        help="--data real: score people per frame etc. on the videos of this folder "
+        "(default: the validation clips of configs/real_clips.yaml)",
+    )
+    parser.add_argument(
+        "--clip-frames", type=int, default=10, help="--data real: frames per clip"
+    )
+    parser.add_argument("--formats", help="--data real: labelled samples folder "
+                        "(default ../shared/data/formats)")  # fmt: skip
+    parser.add_argument("--input-size", type=int, help="run the model at this square "
+                        "input instead of its config's (a multiple of 32)")  # fmt: skip
     add_protocol_option(parser)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
@@ -297,6 +347,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.count < 1:
             raise ConfigError("--count must be at least 1")
         model, cfg, name = load_model(args.checkpoint, args.matcher)
+        if args.input_size:
+            if args.input_size % 32:
+                raise ConfigError("--input-size must be a multiple of 32")
+            cfg["input_size"] = args.input_size  # model.cfg is this dict
+            name += f" at {args.input_size} px"
+        if args.data == "real":
+            return evaluate_real_cli(model, name, args)
         if args.frame:
             out = Path(args.overlays or ".") / f"{Path(args.frame).stem}_frame.png"
             pred = show_frame(model, read_frame(args.frame), out)
@@ -307,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
             model, cfg, scenes, args.count, args.batch, args.grid, args.oracle,
             args.protocol,
         )  # fmt: skip
-    except (ConfigError, CheckpointError, DatasetError) as exc:
+    except (ConfigError, CheckpointError, DatasetError, TeacherError) as exc:
         print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
     where = f"{args.data}, {len(gts)} scenes" + (

@@ -429,6 +429,11 @@ def _coco_objects(
 
 def oks_ap(preds: list[Prediction], gts: list[Scene]) -> float:
     """COCO keypoint AP (OKS 0.50:0.95, all areas) by pycocotools' COCOeval."""
+    return oks_aps(preds, gts)[0]
+
+
+def oks_aps(preds: list[Prediction], gts: list[Scene]) -> tuple[float, float]:
+    """(AP at OKS 0.50:0.95, AP at OKS 0.5), all areas, by pycocotools' COCOeval."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -439,7 +444,7 @@ def oks_ap(preds: list[Prediction], gts: list[Scene]) -> float:
         a["num_keypoints"] > 0 and not a["iscrowd"] for a in dataset["annotations"]
     )
     if not results or not labelled:
-        return 0.0
+        return 0.0, 0.0
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO()
         coco_gt.dataset = dataset
@@ -452,8 +457,12 @@ def oks_ap(preds: list[Prediction], gts: list[Scene]) -> float:
         ev.evaluate()
         ev.accumulate()
     precision = ev.eval["precision"][:, :, 0, 0, -1]  # thresholds x recall, area "all"
-    kept = precision[precision > -1]
-    return float(kept.mean()) if kept.size else 0.0
+
+    def mean(p: np.ndarray) -> float:
+        kept = p[p > -1]
+        return float(kept.mean()) if kept.size else 0.0
+
+    return mean(precision), mean(precision[0])  # threshold 0 is OKS 0.5
 
 
 def evaluate(

@@ -118,6 +118,8 @@ class Tracker:
         if self.smooth is not None:
             keypoints = keypoints.copy()
         labels = np.ascontiguousarray(instances[::c.mask_step, ::c.mask_step])
+        if self.tracks and self.tracks[0].mask.shape != labels.shape:
+            self.tracks = []  # a picture of another size (photos): a new scene
         keep = np.nonzero(scores >= c.keep_score)[0]
         sim = self._similarity(keypoints[keep], boxes[keep], labels, keep, count)
         ids = np.full(count, -1, np.int64)

@@ -159,3 +159,13 @@ def test_tracker_on_ground_truth_of_a_synthetic_video():
     assert len(pairs) >= 3
     assert all(len(v) == 1 for v in pairs.values()), pairs      # no id switch
     assert all(len(v) == 1 for v in owners.values()), owners    # no id shared
+
+
+def test_a_frame_of_another_size_starts_a_new_scene():
+    """A folder of photos of different sizes: tracks of the last picture cannot be
+    compared with this one's masks, so they end (they crashed mask_iou before)."""
+    tracker = Tracker(TrackerConfig(min_hits=1))
+    assert tracker.update(*draw([(100, 120, 0.9)]))[0].tolist() == [0]
+    kps, scores, boxes, instances = draw([(100, 120, 0.9)])
+    ids, _ = tracker.update(kps, scores, boxes, instances[:-40, :-20])
+    assert ids.tolist() == [1] and len(tracker.tracks) == 1

@@ -52,6 +52,8 @@ def test_output_grid_and_matcher_options(tmp_path):
     assert metrics["matcher"] == "pgd"  # the checkpoint's decode.matcher
     assert main([*args, "--matcher", "greedy", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["matcher"] == "greedy"
+    assert main([*args, "--input-size", "96", "--json", str(out)]) == 0  # 64 trained
+    assert main([*args, "--input-size", "100"]) == 2  # not a multiple of 32
     assert json.loads(out.read_text())["protocol"] == "ours"
     assert main([*args, "--protocol", "official", "--json", str(out)]) == 0
     official = json.loads(out.read_text())

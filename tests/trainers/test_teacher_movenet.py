@@ -78,6 +78,8 @@ def test_max_people_caps_and_empty_maps_give_nobody():
     assert keypoints.shape == (4, 17, 3)
     keypoints, scores = decode_people(hand_made_maps([]), max_people=20)
     assert keypoints.shape == (0, 17, 3) and scores.shape == (0,)
+    keypoints, scores = decode_people(hand_made_maps([]), 20, min_score=0.05)
+    assert keypoints.shape == (0, 17, 3) and scores.shape == (0,)  # no centre left
 
 
 def test_decode_matches_the_graphs_own_decode():

@@ -19,6 +19,7 @@ from trainers.datasets.densepose import DensePoseDataset
 from trainers.datasets.mhp import MhpDataset
 from trainers.datasets.pascal_person_part import open_pascal_person_part
 from trainers.datasets.posetrack import PoseTrackDataset
+from trainers.datasets.pseudo import PseudoLabelDataset
 
 # kind -> (opener taking PATH first, its options)
 DATASETS: dict[str, tuple[Callable[..., SceneDataset], tuple[str, ...]]] = {
@@ -30,6 +31,7 @@ DATASETS: dict[str, tuple[Callable[..., SceneDataset], tuple[str, ...]]] = {
     "mhp": (MhpDataset, ("split", "taxonomy")),
     "pascal_person_part": (open_pascal_person_part, ("split", "taxonomy", "images")),
     "cihp": (CihpDataset, ("split", "taxonomy")),
+    "pseudo": (PseudoLabelDataset, ("taxonomy",)),
 }
 _NUMBERS = {"reach": float}
 

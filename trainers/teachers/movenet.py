@@ -55,6 +55,8 @@ def decode_people(
     # would only have entered the max over people of the joint scores below).
     index = index[center_scores > min_score]
     center_scores = center_scores[center_scores > min_score]
+    if len(index) == 0:  # nobody: the max over people below would have no people
+        return np.zeros((0, 17, 3), np.float32), np.zeros(0, np.float32)
     cy, cx = (index // w).float(), (index % w).float()
 
     off = maps["box_offset"][:, index // w, index % w]  # 2 x P (dy, dx)

@@ -1,0 +1,107 @@
+"""The real evaluation on the shared labelled samples and a small clip, with a tiny
+random student and fake teachers: every system gets every key, a perfect teacher
+scores what it should, and the clip figures count people and empty frames."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from configs import load_config
+from configs.records import Prediction
+from nets.model import InferenceModel, build_model
+from tests.trainers.fake_teachers import FakeParse, FakePose, Person
+from trainers.evaluate import main
+from trainers.real_eval import (
+    FORMATS,
+    Systems,
+    agreement,
+    evaluate_real,
+    format_real,
+    score_clips,
+    student_predictor,
+)
+
+needs_samples = pytest.mark.skipif(
+    not FORMATS.is_dir(), reason=f"real data-set samples not found at {FORMATS}"
+)
+KEYS = {"OKS_AP", "AP50", "mask_IoU", "part_mIoU"}
+
+
+def tiny_student() -> InferenceModel:
+    cfg = load_config()
+    cfg["input_size"] = 64
+    cfg["model"].update(fpn_channels=8, head_channels=8)
+    torch.manual_seed(0)
+    return InferenceModel(build_model(cfg).eval(), cfg).eval()
+
+
+def write_clip(path: Path, frames: int) -> None:
+    rng = np.random.default_rng(1)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        for _ in range(frames):
+            image = rng.integers(0, 255, (64, 96, 3), np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, "rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+@needs_samples
+def test_real_evaluation_every_system_every_key(tmp_path):
+    torch.set_num_threads(1)
+    write_clip(tmp_path / "a.mp4", 4)
+    person = Person((0.2, 0.1, 0.6, 0.9))
+    systems = Systems(student_predictor(tiny_student()), FakePose([person]),
+                      FakeParse([person]))  # fmt: skip
+    result = evaluate_real(
+        systems, FORMATS, [tmp_path / "a.mp4"], per_clip=2, pictures=tmp_path / "g"
+    )
+    picture = cv2.imread(str(tmp_path / "g" / "a.png"))
+    assert picture is not None and picture.shape[0] > 4 * 64  # 4 systems stacked
+    assert result["student"].keys() >= KEYS
+    assert set(result["teachers"]) == {"fake_pose", "fake_parse", "fusion"}
+    for metrics in [result["student"], *result["teachers"].values()]:
+        for key in ("OKS_AP", "AP50"):
+            assert 0.0 <= metrics[key] <= 1.0
+    pose = result["teachers"]["fake_pose"]
+    assert pose["mask_IoU"] is None and pose["part_mIoU"] is None  # it gives neither
+    parse = result["teachers"]["fake_parse"]
+    assert 0.0 < parse["mask_IoU"] < 1.0 and 0.0 < parse["part_mIoU"] < 1.0
+    clips = result["clips"]
+    assert clips["frames"] == {"a.mp4": 2}
+    assert clips["people_per_frame"]["fake_pose"] == 1.0
+    assert clips["people_per_frame"]["fusion"] == 1.0
+    assert clips["empty_frames"] == 0 and clips["empty_frames_clean"] is None
+    assert "| fusion |" in format_real(result)
+    json.dumps(result)
+
+
+def test_empty_frames_and_agreement(tmp_path):
+    write_clip(tmp_path / "a.mp4", 3)
+    nobody = Prediction(np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((0, 17, 3)),
+                        np.zeros(0))  # fmt: skip
+    systems = {"student": lambda im: nobody, "p": lambda im: nobody,
+               "q": lambda im: nobody}  # fmt: skip
+    clips = score_clips(systems, [tmp_path / "a.mp4"], per_clip=3)
+    assert clips["empty_frames"] == 3 and clips["empty_frames_clean"] == 1.0
+    pose = FakePose([Person((0.1, 0.1, 0.5, 0.9))])(np.zeros((64, 96, 3), np.uint8))
+    assert agreement(pose.keypoints, pose.keypoints) == pytest.approx([1.0])
+    assert agreement(np.zeros((0, 17, 3)), pose.keypoints) == [0.0]
+
+
+def test_bad_clips_folder_one_line(tmp_path, capsys):
+    from tests.trainers.test_evaluate import tiny_checkpoint
+
+    ckpt = tiny_checkpoint(tmp_path / "tiny.pt")
+    code = main(["--checkpoint", str(ckpt), "--data", "real",
+                 "--clips", str(tmp_path / "none")])  # fmt: skip
+    assert code == 2 and capsys.readouterr().err.count("\n") == 1
