@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.engine.supervisor import Terminated, handle_signals
 
     setup_logging()
-    restore = handle_signals()      # Ctrl-C and SIGTERM, even under nohup
+    restore = handle_signals()  # Ctrl-C and SIGTERM, even under nohup
     try:
         return _run(args)
     except (ConfigError, StageError) as exc:
@@ -91,12 +91,11 @@ def _run(args: argparse.Namespace) -> int:
     from pipeline.options import StreamOptions
     from pipeline.runner import run_stream
 
-    if args.stats_json:                 # before the model loads, not after the run
+    if args.stats_json:  # before the model loads, not after the run
         check_writable(Path(args.stats_json))
-    opts = StreamOptions.from_args(
-        args, progress=args.progress and sys.stderr.isatty())
+    opts = StreamOptions.from_args(args, progress=args.progress and sys.stderr.isatty())
     result = run_stream(opts)
-    if result.errors:                  # the first is the cause, the rest follow from it
+    if result.errors:  # the first is the cause, the rest follow from it
         log.error("%s", result.errors[0])
     if result.stats is not None and result.stats["frames"]:
         print(format_summary(result.stats))
@@ -104,8 +103,10 @@ def _run(args: argparse.Namespace) -> int:
             write_json(result.stats, args.stats_json)
     source = result.reports.get("source") or {}
     if source.get("source_lost"):
-        print(f"source lost {source['source_lost']} time(s), reconnected "
-              f"{source.get('reconnects', 0)} time(s)")
+        print(
+            f"source lost {source['source_lost']} time(s), reconnected "
+            f"{source.get('reconnects', 0)} time(s)"
+        )
     for out in (result.reports.get("sink") or {}).get("outputs", []):
         if out["frames"]:
             print(f"wrote {out['path']} ({out['frames']} frames)")

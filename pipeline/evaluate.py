@@ -41,7 +41,10 @@ log = logging.getLogger(__name__)
 
 
 def match_truth(
-    pred: np.ndarray, pred_ids: np.ndarray, truth: np.ndarray, truth_ids: np.ndarray,
+    pred: np.ndarray,
+    pred_ids: np.ndarray,
+    truth: np.ndarray,
+    truth_ids: np.ndarray,
     min_iou: float = MIN_IOU,
 ) -> dict[int, int]:
     """true track id -> predicted track id (-1: paired with an unconfirmed person) for
@@ -49,16 +52,20 @@ def match_truth(
     n_pred, n_true = len(pred_ids), len(truth_ids)
     if not n_pred or not n_true:
         return {}
-    joint = np.bincount(pred.astype(np.int64).ravel() * (n_true + 1)
-                        + truth.astype(np.int64).ravel(),
-                        minlength=(n_pred + 1) * (n_true + 1))
+    joint = np.bincount(
+        pred.astype(np.int64).ravel() * (n_true + 1) + truth.astype(np.int64).ravel(),
+        minlength=(n_pred + 1) * (n_true + 1),
+    )
     joint = joint.reshape(n_pred + 1, n_true + 1)
     inter = joint[1:, 1:]
     union = joint[1:].sum(1)[:, None] + joint[:, 1:].sum(0)[None] - inter
     iou = inter / np.maximum(union, 1)
     rows, cols = linear_sum_assignment(-iou)
-    return {int(truth_ids[c]): int(pred_ids[r])
-            for r, c in zip(rows, cols, strict=True) if iou[r, c] >= min_iou}
+    return {
+        int(truth_ids[c]): int(pred_ids[r])
+        for r, c in zip(rows, cols, strict=True)
+        if iou[r, c] >= min_iou
+    }
 
 
 class IdSwitches:
@@ -107,25 +114,32 @@ class TruthScorer(Sink):
 
     def write(self, msg: Message) -> None:
         people, truth = msg.people, msg.truth
-        pairs = match_truth(people.instances, people.track_ids, truth["instances"],
-                            truth["track_ids"])
+        pairs = match_truth(
+            people.instances, people.track_ids, truth["instances"], truth["track_ids"]
+        )
         self.counter.update(pairs, len(truth["track_ids"]))
         self.frames += 1
 
     def close(self) -> dict[str, Any]:
-        return {"path": self.name, "frames": self.frames,
-                "truth_person_frames": self.counter.present, **self.counter.result()}
+        return {
+            "path": self.name,
+            "frames": self.frames,
+            "truth_person_frames": self.counter.present,
+            **self.counter.result(),
+        }
 
 
-def truth_detections(scene: Any, rng: np.random.Generator, drop: float,
-                     jitter: float) -> tuple[np.ndarray, ...]:
+def truth_detections(
+    scene: Any, rng: np.random.Generator, drop: float, jitter: float
+) -> tuple[np.ndarray, ...]:
     """A Scene as postprocess outputs: each person kept with probability 1 - drop,
     visible-or-occluded joints with score 1 and Gaussian jitter (px)."""
     kps = scene.keypoints.copy()
     kps[..., 2] = (kps[..., 2] > 0).astype(np.float32)
     kps[..., :2] += rng.normal(0.0, jitter, kps[..., :2].shape) if jitter else 0.0
-    rows, instances = renumber_people(rng.random(scene.num_people) >= drop,
-                                      scene.instances, dtype=np.uint16)
+    rows, instances = renumber_people(
+        rng.random(scene.num_people) >= drop, scene.instances, dtype=np.uint16
+    )
     return kps[rows], np.ones(len(rows), np.float32), scene.boxes()[rows], instances
 
 
@@ -139,11 +153,14 @@ def score_tracker_ids(seed: int, frames: int, opts: Any) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     counter = IdSwitches()
     for scene in generate_video(seed, opts.size, frames):
-        kps, scores, boxes, instances = truth_detections(scene, rng, opts.drop,
-                                                         opts.jitter)
+        kps, scores, boxes, instances = truth_detections(
+            scene, rng, opts.drop, opts.jitter
+        )
         ids, _ = tracker.update(kps, scores, boxes, instances)
-        counter.update(match_truth(instances, ids, scene.instances, scene.track_ids),
-                       scene.num_people)
+        counter.update(
+            match_truth(instances, ids, scene.instances, scene.track_ids),
+            scene.num_people,
+        )
     return {"seed": seed, "frames": frames, **counter.result()}
 
 
@@ -154,8 +171,13 @@ def score_pipeline_ids(seed: int, frames: int, opts: Any) -> dict[str, Any]:
     from pipeline.options import StreamOptions
     from pipeline.runner import run_pipeline
 
-    stream = StreamOptions(config=opts.config, checkpoint=opts.checkpoint,
-                           backend=opts.backend, hud=False, progress=False)
+    stream = StreamOptions(
+        config=opts.config,
+        checkpoint=opts.checkpoint,
+        backend=opts.backend,
+        hud=False,
+        progress=False,
+    )
     source = SyntheticSource(frames=frames, size=opts.size, seed=seed, truth=True)
     sinks: list[Sink] = [TruthScorer()]
     if opts.output:
@@ -167,20 +189,34 @@ def score_pipeline_ids(seed: int, frames: int, opts: Any) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pipeline.evaluate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m pipeline.evaluate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--frames", type=int, default=90)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--size", type=int, default=384)
     add_model_arguments(p, device=False)
     p.add_argument("--output", help="folder for the overlay videos (optional)")
     p.add_argument("--json", help="write the results here")
-    p.add_argument("--truth-detections", action="store_true",
-                   help="score the tracker alone on ground-truth detections")
-    p.add_argument("--drop", type=float, default=0.0,
-                   help="with --truth-detections: chance a person is missed")
-    p.add_argument("--jitter", type=float, default=0.0,
-                   help="with --truth-detections: keypoint noise (px, std)")
+    p.add_argument(
+        "--truth-detections",
+        action="store_true",
+        help="score the tracker alone on ground-truth detections",
+    )
+    p.add_argument(
+        "--drop",
+        type=float,
+        default=0.0,
+        help="with --truth-detections: chance a person is missed",
+    )
+    p.add_argument(
+        "--jitter",
+        type=float,
+        default=0.0,
+        help="with --truth-detections: keypoint noise (px, std)",
+    )
     args = p.parse_args(argv)
     setup_logging()
     run = score_tracker_ids if args.truth_detections else score_pipeline_ids

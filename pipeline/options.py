@@ -28,98 +28,194 @@ def add_model_arguments(p: argparse.ArgumentParser, device: bool = True) -> None
     run_stream.py, the pipeline benchmarks and pipeline/evaluate.py."""
     model = p.add_argument_group("model")
     add_checkpoint(model)
-    model.add_argument("--config", metavar="PATH",
-                       help="config file with settings that differ from "
-                       "configs/default.yaml")
-    model.add_argument("--backend", default="auto", choices=BACKENDS,
-                       help="inference engine (default: auto = ONNX Runtime on the "
-                       "CPU, TensorRT with --device cuda)")
+    model.add_argument(
+        "--config",
+        metavar="PATH",
+        help="config file with settings that differ from configs/default.yaml",
+    )
+    model.add_argument(
+        "--backend",
+        default="auto",
+        choices=BACKENDS,
+        help="inference engine (default: auto = ONNX Runtime on the "
+        "CPU, TensorRT with --device cuda)",
+    )
     if device:
-        model.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
-                           help="cuda needs an NVIDIA GPU (and CuPy for "
-                           "post-processing)")
+        model.add_argument(
+            "--device",
+            default="cpu",
+            choices=("cpu", "cuda"),
+            help="cuda needs an NVIDIA GPU (and CuPy for post-processing)",
+        )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Every flag of the pipeline, in --help's groups."""
     io = p.add_argument_group("input and output")
-    io.add_argument("--source", default="synthetic", metavar="PATH|URL|synthetic",
-                    help="video file, stream URL (rtsp://, rtmp://, http://, "
-                    "udp://...), an image, a folder of images or a glob of them "
-                    "('photos/*.jpg', quoted), or 'synthetic' for an animated "
-                    "synthetic crowd (default)")
-    io.add_argument("--camera", type=int, metavar="N",
-                    help="read camera number N instead of --source (0 = first camera)")
-    io.add_argument("--output", action="append", metavar="PATH|URL", dest="outputs",
-                    help="where the overlay goes; repeat for several: a file (.mp4, "
-                    ".mkv, .mov) or a stream (rtmp://, udp://, tcp:// as MPEG-TS, "
-                    "srt:// if FFmpeg has it); default out/overlay.mp4 unless "
-                    "--publish, --virtual-cam, --show or --results-json is given")
-    io.add_argument("--max-frames", type=int, metavar="N",
-                    help="stop after N frames (default: the whole input; the synthetic "
-                    "crowd is 60 frames)")
-    io.add_argument("--stats-json", metavar="PATH",
-                    help="also write the latency/FPS summary as JSON")
-    io.add_argument("--results-json", metavar="PATH",
-                    help="write every person of every frame as COCO results "
-                    "(keypoints, score, box, RLE mask; part and person maps as PNGs "
-                    "in PATH's folder <stem>_maps/), for pycocotools and any COCO "
-                    "tool; with only this output no video is written")
-    io.add_argument("--realtime", action="store_true",
-                    help="play a file or the synthetic crowd at its frame rate, like a "
-                    "camera: stale frames are dropped instead of queued")
-    io.add_argument("--loop", action="store_true",
-                    help="play a file again and again (with --max-frames to stop)")
+    io.add_argument(
+        "--source",
+        default="synthetic",
+        metavar="PATH|URL|synthetic",
+        help="video file, stream URL (rtsp://, rtmp://, http://, "
+        "udp://...), an image, a folder of images or a glob of them "
+        "('photos/*.jpg', quoted), or 'synthetic' for an animated "
+        "synthetic crowd (default)",
+    )
+    io.add_argument(
+        "--camera",
+        type=int,
+        metavar="N",
+        help="read camera number N instead of --source (0 = first camera)",
+    )
+    io.add_argument(
+        "--output",
+        action="append",
+        metavar="PATH|URL",
+        dest="outputs",
+        help="where the overlay goes; repeat for several: a file (.mp4, "
+        ".mkv, .mov) or a stream (rtmp://, udp://, tcp:// as MPEG-TS, "
+        "srt:// if FFmpeg has it); default out/overlay.mp4 unless "
+        "--publish, --virtual-cam, --show or --results-json is given",
+    )
+    io.add_argument(
+        "--max-frames",
+        type=int,
+        metavar="N",
+        help="stop after N frames (default: the whole input; the synthetic "
+        "crowd is 60 frames)",
+    )
+    io.add_argument(
+        "--stats-json",
+        metavar="PATH",
+        help="also write the latency/FPS summary as JSON",
+    )
+    io.add_argument(
+        "--results-json",
+        metavar="PATH",
+        help="write every person of every frame as COCO results "
+        "(keypoints, score, box, RLE mask; part and person maps as PNGs "
+        "in PATH's folder <stem>_maps/), for pycocotools and any COCO "
+        "tool; with only this output no video is written",
+    )
+    io.add_argument(
+        "--realtime",
+        action="store_true",
+        help="play a file or the synthetic crowd at its frame rate, like a "
+        "camera: stale frames are dropped instead of queued",
+    )
+    io.add_argument(
+        "--loop",
+        action="store_true",
+        help="play a file again and again (with --max-frames to stop)",
+    )
     live = p.add_argument_group("cameras and streams")
-    live.add_argument("--camera-size", metavar="WxH", type=_size,
-                      help="ask the camera for this resolution, e.g. 1280x720")
-    live.add_argument("--camera-fps", type=float, metavar="FPS",
-                      help="ask the camera for this frame rate")
-    live.add_argument("--rtsp-transport", default="tcp", choices=("tcp", "udp"),
-                      help="RTSP over TCP (default, survives packet loss) or UDP")
-    live.add_argument("--listen", action="store_true",
-                      help="be the server for --source rtmp:// or rtsp:// and wait "
-                      "for a publisher (OBS, ffmpeg, a camera) to push to it")
-    live.add_argument("--timeout", type=float, metavar="S", dest="timeout_s",
-                      help="seconds without a frame before a stream counts as dead "
-                      "and is reconnected (default 5)")
-    live.add_argument("--publish", metavar="ADDRESS",
-                      help="publish per-frame results (track ids, boxes, keypoints, "
-                      "part masks as RLE) on a ZeroMQ PUB socket, e.g. "
-                      "tcp://127.0.0.1:5555 (schema: docs/FEED.md)")
+    live.add_argument(
+        "--camera-size",
+        metavar="WxH",
+        type=_size,
+        help="ask the camera for this resolution, e.g. 1280x720",
+    )
+    live.add_argument(
+        "--camera-fps",
+        type=float,
+        metavar="FPS",
+        help="ask the camera for this frame rate",
+    )
+    live.add_argument(
+        "--rtsp-transport",
+        default="tcp",
+        choices=("tcp", "udp"),
+        help="RTSP over TCP (default, survives packet loss) or UDP",
+    )
+    live.add_argument(
+        "--listen",
+        action="store_true",
+        help="be the server for --source rtmp:// or rtsp:// and wait "
+        "for a publisher (OBS, ffmpeg, a camera) to push to it",
+    )
+    live.add_argument(
+        "--timeout",
+        type=float,
+        metavar="S",
+        dest="timeout_s",
+        help="seconds without a frame before a stream counts as dead "
+        "and is reconnected (default 5)",
+    )
+    live.add_argument(
+        "--publish",
+        metavar="ADDRESS",
+        help="publish per-frame results (track ids, boxes, keypoints, "
+        "part masks as RLE) on a ZeroMQ PUB socket, e.g. "
+        "tcp://127.0.0.1:5555 (schema: docs/FEED.md)",
+    )
     live.add_argument("--publish-format", default="json", choices=("json", "msgpack"))
-    live.add_argument("--publish-any-host", action="store_true",
-                      help="allow --publish on an address other than loopback")
-    live.add_argument("--virtual-cam", nargs="?", const="", metavar="DEVICE",
-                      help="send the overlay to a virtual camera (pyvirtualcam; "
-                      "v4l2loopback on Linux, e.g. /dev/video10; default: the first "
-                      "one) for OBS or video calls")
-    live.add_argument("--show", action="store_true",
-                      help="show the overlay in a window (needs a display)")
+    live.add_argument(
+        "--publish-any-host",
+        action="store_true",
+        help="allow --publish on an address other than loopback",
+    )
+    live.add_argument(
+        "--virtual-cam",
+        nargs="?",
+        const="",
+        metavar="DEVICE",
+        help="send the overlay to a virtual camera (pyvirtualcam; "
+        "v4l2loopback on Linux, e.g. /dev/video10; default: the first "
+        "one) for OBS or video calls",
+    )
+    live.add_argument(
+        "--show",
+        action="store_true",
+        help="show the overlay in a window (needs a display)",
+    )
     add_model_arguments(p)
     look = p.add_argument_group("what is drawn")
-    look.add_argument("--render-mode", default="overlay", choices=MODES,
-                      help="overlay: parts, outlines, skeletons and ids over the "
-                      "video; masks: coloured part masks only (alpha in .mkv/.mov); "
-                      "regions: per-person try-on regions (with alpha)")
-    look.add_argument("--hud", action=argparse.BooleanOptionalAction, default=True,
-                      help="FPS, latency and people count in the corner")
-    look.add_argument("--display-threshold", type=float, metavar="SCORE",
-                      help="draw and count only people scoring at least this "
-                      "(default 0.1, pipeline.render.display_threshold); the decode "
-                      "keeps weaker ones (decode.person_threshold) for tracking and "
-                      "the results feed")
-    look.add_argument("--smooth", action="store_true",
-                      help="smooth keypoints over time (One-Euro filter), for AR")
+    look.add_argument(
+        "--render-mode",
+        default="overlay",
+        choices=MODES,
+        help="overlay: parts, outlines, skeletons and ids over the "
+        "video; masks: coloured part masks only (alpha in .mkv/.mov); "
+        "regions: per-person try-on regions (with alpha)",
+    )
+    look.add_argument(
+        "--hud",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="FPS, latency and people count in the corner",
+    )
+    look.add_argument(
+        "--display-threshold",
+        type=float,
+        metavar="SCORE",
+        help="draw and count only people scoring at least this "
+        "(default 0.1, pipeline.render.display_threshold); the decode "
+        "keeps weaker ones (decode.person_threshold) for tracking and "
+        "the results feed",
+    )
+    look.add_argument(
+        "--smooth",
+        action="store_true",
+        help="smooth keypoints over time (One-Euro filter), for AR",
+    )
     run = p.add_argument_group("how it runs")
-    run.add_argument("--transport", default="inproc", choices=TRANSPORTS,
-                     help="inproc: stages are threads of one process (default); ipc / "
-                     "tcp: each stage is its own process, linked by ZeroMQ sockets")
-    run.add_argument("--queue", default="auto", choices=QUEUES,
-                     help="auto: keep every frame of files, latest frame wins for "
-                     "cameras and streams; or force one")
-    run.add_argument("--quiet", action="store_false", dest="progress",
-                     help="no progress bar")
+    run.add_argument(
+        "--transport",
+        default="inproc",
+        choices=TRANSPORTS,
+        help="inproc: stages are threads of one process (default); ipc / "
+        "tcp: each stage is its own process, linked by ZeroMQ sockets",
+    )
+    run.add_argument(
+        "--queue",
+        default="auto",
+        choices=QUEUES,
+        help="auto: keep every frame of files, latest frame wins for "
+        "cameras and streams; or force one",
+    )
+    run.add_argument(
+        "--quiet", action="store_false", dest="progress", help="no progress bar"
+    )
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -131,7 +227,6 @@ def _size(text: str) -> tuple[int, int]:
     if width < 1 or height < 1:
         raise argparse.ArgumentTypeError(f"'{text}' is not WIDTHxHEIGHT")
     return width, height
-
 
 
 def _defaults() -> dict[str, Any]:
@@ -181,7 +276,8 @@ class StreamOptions:
     @classmethod
     def from_args(cls, args: argparse.Namespace, **overrides: Any) -> StreamOptions:
         """The options of parsed flags (flags run_stream.py keeps are left out)."""
-        values = {f.name: getattr(args, f.name) for f in fields(cls)
-                  if hasattr(args, f.name)}
+        values = {
+            f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)
+        }
         values["outputs"] = values.get("outputs") or []
         return cls(**{**values, **overrides})

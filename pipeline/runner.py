@@ -20,8 +20,14 @@ from pipeline.options import StreamOptions
 DEFAULT_OUTPUT = "out/overlay.mp4"
 # The embedded default input (`python run_stream.py` with no arguments): four seconds
 # of a small crowd, people large enough to see their parts, little clutter.
-DEMO = {"frames": 60, "size": 384, "people": (3, 5), "fps": 15.0, "seed": 7,
-        "options": {"min_height": 130, "clutter": False, "degrade": 0.3}}
+DEMO = {
+    "frames": 60,
+    "size": 384,
+    "people": (3, 5),
+    "fps": 15.0,
+    "seed": 7,
+    "options": {"min_height": 130, "clutter": False, "degrade": 0.3},
+}
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +43,9 @@ def make_source(opts: StreamOptions) -> Any:
     from pipeline.io.watchdog import Deadlines, WatchedSource
 
     if opts.camera is not None:
-        return CameraSource(opts.camera, opts.max_frames, opts.camera_size,
-                            opts.camera_fps)
+        return CameraSource(
+            opts.camera, opts.max_frames, opts.camera_size, opts.camera_fps
+        )
     if opts.source == "synthetic":
         kwargs = {**DEMO, **opts.synthetic}
         if opts.max_frames is not None:
@@ -48,11 +55,18 @@ def make_source(opts: StreamOptions) -> Any:
         return ImageSource(opts.source, opts.max_frames)
     deadlines = Deadlines()
     if opts.timeout_s is not None:
-        deadlines = Deadlines(open_s=max(opts.timeout_s, deadlines.open_s),
-                              read_s=opts.timeout_s)
-    return WatchedSource(opts.source, opts.max_frames, pace=opts.realtime,
-                         loop=opts.loop, rtsp_transport=opts.rtsp_transport,
-                         listen=opts.listen, deadlines=deadlines)
+        deadlines = Deadlines(
+            open_s=max(opts.timeout_s, deadlines.open_s), read_s=opts.timeout_s
+        )
+    return WatchedSource(
+        opts.source,
+        opts.max_frames,
+        pace=opts.realtime,
+        loop=opts.loop,
+        rtsp_transport=opts.rtsp_transport,
+        listen=opts.listen,
+        deadlines=deadlines,
+    )
 
 
 def make_sinks(opts: StreamOptions, cfg: dict[str, Any]) -> list[Sink]:
@@ -68,11 +82,11 @@ def make_sinks(opts: StreamOptions, cfg: dict[str, Any]) -> list[Sink]:
     from pipeline.io.virtualcam import VirtualCamSink, WindowSink
 
     encoder = cfg["pipeline"]["file_encoder"]
-    sinks: list[Sink] = [StreamSink(o) if scheme(o) else FileSink(o, **encoder)
-                        for o in opts.outputs]
+    sinks: list[Sink] = [
+        StreamSink(o) if scheme(o) else FileSink(o, **encoder) for o in opts.outputs
+    ]
     if opts.publish:
-        sinks.append(FeedSink(opts.publish, opts.publish_format,
-                              opts.publish_any_host))
+        sinks.append(FeedSink(opts.publish, opts.publish_format, opts.publish_any_host))
     if opts.virtual_cam is not None:
         sinks.append(VirtualCamSink(device=opts.virtual_cam or None))
     if opts.show:
@@ -82,8 +96,13 @@ def make_sinks(opts: StreamOptions, cfg: dict[str, Any]) -> list[Sink]:
     return sinks or [FileSink(DEFAULT_OUTPUT, **encoder)]
 
 
-def build_stages(opts: StreamOptions, cfg: dict[str, Any], model_cfg: dict[str, Any],
-                 source: Any, sinks: list[Sink]) -> list[Any]:
+def build_stages(
+    opts: StreamOptions,
+    cfg: dict[str, Any],
+    model_cfg: dict[str, Any],
+    source: Any,
+    sinks: list[Sink],
+) -> list[Any]:
     """source -> preprocess -> infer -> [decode] -> postprocess -> track -> render ->
     sink; decode with the native decode engine (`decode.engine`), whose inference
     stage runs the network alone."""
@@ -99,23 +118,33 @@ def build_stages(opts: StreamOptions, cfg: dict[str, Any], model_cfg: dict[str, 
     native = engine_for(cfg, opts.device) == "native"
     return [
         source,
-        Preprocess(int(model_cfg["input_size"]),
-                   on_device=opts.device == "cuda" and opts.backend == "torch"),
+        Preprocess(
+            int(model_cfg["input_size"]),
+            on_device=opts.device == "cuda" and opts.backend == "torch",
+        ),
         Infer(cfg, opts.checkpoint, opts.backend, opts.device),
         *([Decode(model_cfg)] if native else []),
         Postprocess(opts.device, int(p["mask_max_pixels"])),
         TrackStage(TrackerConfig(**p["track"]), p["smooth"] if opts.smooth else None),
-        Render(model_cfg["model"]["taxonomy"], opts.render_mode, opts.hud,
-               p["render"]["alpha"], p["render"]["tint"],
-               p["render"]["keypoint_threshold"], p["render"]["regions"],
-               p["render"]["display_threshold"] if opts.display_threshold is None
-               else opts.display_threshold),
+        Render(
+            model_cfg["model"]["taxonomy"],
+            opts.render_mode,
+            opts.hud,
+            p["render"]["alpha"],
+            p["render"]["tint"],
+            p["render"]["keypoint_threshold"],
+            p["render"]["regions"],
+            p["render"]["display_threshold"]
+            if opts.display_threshold is None
+            else opts.display_threshold,
+        ),
         SinkStage(sinks),
     ]
 
 
-def preflight(source: Any, sinks: list[Sink], device: str,
-              backend: str = "auto") -> None:
+def preflight(
+    source: Any, sinks: list[Sink], device: str, backend: str = "auto"
+) -> None:
     """Cheap checks before the network is even imported, so common mistakes fail at
     once: a local video or camera that is missing or unreadable, an output we cannot
     write or reach, a GPU or a backend's package that is not there. (Network streams
@@ -129,7 +158,7 @@ def preflight(source: Any, sinks: list[Sink], device: str,
     check_backend(backend, device)
     get_array_module(device)
     if isinstance(source, WatchedSource) and not source.is_url:
-        source.open()                   # a file: is it a video at all?
+        source.open()  # a file: is it a video at all?
         source.close()
     else:
         source.check()
@@ -163,8 +192,13 @@ def run_pipeline(
         for sink in sinks:
             sink.part_names = names
         stages = build_stages(opts, cfg, model_cfg, source, sinks)
-        run = RunOptions(int(cfg["pipeline"]["queue_hwm"]), opts.transport, opts.queue,
-                         progress=opts.progress, on_start=on_start)
+        run = RunOptions(
+            int(cfg["pipeline"]["queue_hwm"]),
+            opts.transport,
+            opts.queue,
+            progress=opts.progress,
+            on_start=on_start,
+        )
         return Runner(stages, run).run()
     finally:
         for sink in sinks:
@@ -180,8 +214,13 @@ def run_stream(opts: StreamOptions) -> RunResult:
     def announce(info: dict[str, Any]) -> None:
         backend = (info.get("infer") or {}).get("backend", opts.backend)
         outputs = ", ".join(s.name for s in sinks)
-        log.info("running: %s -> %s (%s backend, %s transport); Ctrl-C stops",
-                 _describe_source(opts), outputs, backend, opts.transport)
+        log.info(
+            "running: %s -> %s (%s backend, %s transport); Ctrl-C stops",
+            _describe_source(opts),
+            outputs,
+            backend,
+            opts.transport,
+        )
 
     return run_pipeline(opts, sinks=sinks, on_start=announce)
 

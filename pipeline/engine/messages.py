@@ -80,9 +80,13 @@ class FramePeople:
     @classmethod
     def empty(cls, height: int, width: int) -> FramePeople:
         """Nobody in an H x W frame."""
-        return cls(np.zeros((0, 17, 3), np.float32), np.zeros(0, np.float32),
-                   np.zeros((0, 4), np.float32), np.zeros((height, width), np.uint16),
-                   np.zeros((height, width), np.uint8))
+        return cls(
+            np.zeros((0, 17, 3), np.float32),
+            np.zeros(0, np.float32),
+            np.zeros((0, 4), np.float32),
+            np.zeros((height, width), np.uint16),
+            np.zeros((height, width), np.uint8),
+        )
 
 
 _GROUPS = {"model": ModelPeople, "people": FramePeople}
@@ -122,8 +126,14 @@ def frame_message(
     image: np.ndarray, index: int, capture_ts: float, pts: float | None, fps: float
 ) -> Message:
     """A fresh frame as a source emits it."""
-    header = {"index": index, "capture_ts": capture_ts, "pts": pts, "fps": fps,
-              "dropped": 0, "stage_ms": {}}
+    header = {
+        "index": index,
+        "capture_ts": capture_ts,
+        "pts": pts,
+        "fps": fps,
+        "dropped": 0,
+        "stage_ms": {},
+    }
     return Message(FRAME, header, image=image)
 
 
@@ -134,15 +144,23 @@ def eof_message(dropped: int = 0, reason: str = "end of stream") -> Message:
 def arrays(msg: Message) -> dict[str, np.ndarray]:
     """Every array of `msg` by its wire name ("image", "maps.heatmap",
     "people.keypoints", ...)."""
-    out = {name: a for name in ("image", "input", "rendered")
-           if (a := getattr(msg, name)) is not None}
+    out = {
+        name: a
+        for name in ("image", "input", "rendered")
+        if (a := getattr(msg, name)) is not None
+    }
     for group in ("maps", "truth"):
         out.update({f"{group}.{k}": a for k, a in getattr(msg, group).items()})
     for group in _GROUPS:
         people = getattr(msg, group)
         if people is not None:
-            out.update({f"{group}.{f.name}": a for f in fields(people)
-                        if (a := getattr(people, f.name)) is not None})
+            out.update(
+                {
+                    f"{group}.{f.name}": a
+                    for f in fields(people)
+                    if (a := getattr(people, f.name)) is not None
+                }
+            )
     return out
 
 
@@ -150,8 +168,9 @@ def pack(msg: Message) -> list[Any]:
     """Multipart parts for `socket.send_multipart(parts, copy=False)`."""
     named = arrays(msg)
     parts = [np.ascontiguousarray(a) for a in named.values()]
-    layout = [[name, a.dtype.str, list(a.shape)]
-              for name, a in zip(named, parts, strict=True)]
+    layout = [
+        [name, a.dtype.str, list(a.shape)] for name, a in zip(named, parts, strict=True)
+    ]
     head = msgpack.packb({"kind": msg.kind, "header": msg.header, "arrays": layout})
     return [head, *parts]
 
@@ -160,8 +179,11 @@ def unpack(parts: list[Any]) -> Message:
     """Inverse of `pack`; arrays are read-only views on the received buffers."""
     head = msgpack.unpackb(_bytes(parts[0]), strict_map_key=False)
     msg = Message(head["kind"], head["header"])
-    grouped: dict[str, dict[str, np.ndarray]] = {"maps": msg.maps, "truth": msg.truth,
-                                                 **{g: {} for g in _GROUPS}}
+    grouped: dict[str, dict[str, np.ndarray]] = {
+        "maps": msg.maps,
+        "truth": msg.truth,
+        **{g: {} for g in _GROUPS},
+    }
     for (name, dtype, shape), part in zip(head["arrays"], parts[1:], strict=True):
         buf = part.buffer if hasattr(part, "buffer") else part
         array = np.frombuffer(buf, dtype=np.dtype(dtype)).reshape(shape)

@@ -44,7 +44,7 @@ class RunResult:
     reports: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     interrupted: bool = False
-    signal: int | None = None     # what interrupted it: SIGINT (Ctrl-C) or SIGTERM
+    signal: int | None = None  # what interrupted it: SIGINT (Ctrl-C) or SIGTERM
 
 
 class Terminated(KeyboardInterrupt):
@@ -56,10 +56,10 @@ class RunOptions:
     """How the supervisor runs the stages. `hwm` has no default: it is the config's
     `pipeline.queue_hwm`, the queue depth the product runs with, for every caller."""
 
-    hwm: int                       # frames each end of a link may hold
+    hwm: int  # frames each end of a link may hold
     transport: str = "inproc"
-    queue: str = "auto"            # auto: latest frame wins for live sources
-    drain_timeout: float = 60.0    # after a stop, abort if not drained by then
+    queue: str = "auto"  # auto: latest frame wins for live sources
+    drain_timeout: float = 60.0  # after a stop, abort if not drained by then
     progress: bool = True
     # called once the source starts, with what the stages said when ready
     on_start: Callable[[dict[str, Any]], None] | None = None
@@ -76,8 +76,9 @@ def link_policies(stages: Sequence[Source | Stage], queue: str) -> list[str]:
     live = stages[0].live if queue == "auto" else queue == "latest"
     if not live:
         return ["all"] * (len(stages) - 1)
-    last = next((i for i, s in enumerate(stages[1:], 1) if s.bottleneck),
-                len(stages) - 1)
+    last = next(
+        (i for i, s in enumerate(stages[1:], 1) if s.bottleneck), len(stages) - 1
+    )
     return ["latest" if i < last else "all" for i in range(len(stages) - 1)]
 
 
@@ -120,8 +121,8 @@ class Runner:
             while (alive := [w for w in workers if w.is_alive()]) and (
                 time.monotonic() < deadline
             ):
-                control.publish(ABORT)      # for workers still running (interrupted
-                control.publish(FINISH)     # start-up); harmless for finished ones
+                control.publish(ABORT)  # for workers still running (interrupted
+                control.publish(FINISH)  # start-up); harmless for finished ones
                 # wait on a live worker: joining a finished one returns at once, and
                 # publishing in a tight loop floods the workers' control sockets so
                 # fast that their reads never drain (a 10 s hang, 1 run in 30)
@@ -132,28 +133,35 @@ class Runner:
             control.close()
             status.close()
             if not any(w.is_alive() for w in workers):
-                ctx.destroy(linger=0)   # also closes what a failed setup left open
+                ctx.destroy(linger=0)  # also closes what a failed setup left open
             # else: a thread still busy keeps the context; term() would wait for it
             restore()
 
     def _start(self, spec: WorkerSpec, ctx: zmq.Context) -> Any:
         if self.options.transport == "inproc":
-            worker = threading.Thread(target=run_worker, args=(spec, ctx),
-                                      name=f"partstream-{spec.name}", daemon=True)
+            worker = threading.Thread(
+                target=run_worker,
+                args=(spec, ctx),
+                name=f"partstream-{spec.name}",
+                daemon=True,
+            )
         else:
             spec.parent_pid = os.getpid()
             worker = mp.get_context("spawn").Process(
-                target=process_main, args=(spec,), name=f"partstream-{spec.name}")
+                target=process_main, args=(spec,), name=f"partstream-{spec.name}"
+            )
         worker.start()
         return worker
 
     def _supervise(
         self, control: ControlPublisher, status: StatusReceiver, workers: list[Any]
     ) -> RunResult:
-        state = _Supervision(self.names, self.options.drain_timeout,
-                             self.options.on_start)
-        bar = tqdm(desc="frames", unit="f", disable=not self.options.progress,
-                   leave=False)
+        state = _Supervision(
+            self.names, self.options.drain_timeout, self.options.on_start
+        )
+        bar = tqdm(
+            desc="frames", unit="f", disable=not self.options.progress, leave=False
+        )
         try:
             while len(state.done) < len(self.names):
                 try:
@@ -173,8 +181,12 @@ class Runner:
 class _Supervision:
     """The runner's view of a run: who is ready/done and what to tell the workers."""
 
-    def __init__(self, names: list[str], drain_timeout: float,
-                 on_start: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def __init__(
+        self,
+        names: list[str],
+        drain_timeout: float,
+        on_start: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.names = names
         self.drain_timeout = drain_timeout
         self.on_start = on_start
@@ -183,7 +195,7 @@ class _Supervision:
         self.ready: set[str] = set()
         self.done: set[str] = set()
         self.started = False
-        self.stop: str | None = None     # None, STOP or ABORT (only ever escalates)
+        self.stop: str | None = None  # None, STOP or ABORT (only ever escalates)
         self.stop_time = 0.0
 
     def handle(self, event: dict[str, Any], bar: tqdm) -> None:
@@ -212,7 +224,8 @@ class _Supervision:
         """Ctrl-C or SIGTERM: first a clean stop, then (again) abort."""
         self.result.interrupted = True
         self.result.signal = self.result.signal or (
-            signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+            signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
+        )
         self._escalate(ABORT if self.stop else STOP)
 
     def _escalate(self, command: str) -> None:
@@ -226,14 +239,14 @@ class _Supervision:
         for name, w in zip(self.names, workers, strict=True):
             if name not in self.done and getattr(w, "exitcode", None) not in (0, None):
                 self.result.errors.append(
-                    f"stage '{name}' exited unexpectedly (exit code {w.exitcode})")
+                    f"stage '{name}' exited unexpectedly (exit code {w.exitcode})"
+                )
                 self.done.add(name)
                 self._escalate(ABORT)
 
     def commands(self) -> list[str]:
         """What to (re)publish now; repeated because PUB/SUB may miss early sends."""
-        if (self.stop == STOP
-                and time.monotonic() - self.stop_time > self.drain_timeout):
+        if self.stop == STOP and time.monotonic() - self.stop_time > self.drain_timeout:
             self.result.errors.append("pipeline did not drain in time; aborted")
             self.stop = ABORT
         out = []
@@ -257,8 +270,10 @@ def handle_signals() -> Callable[[], None]:
     def terminate(signum: int, frame: Any) -> None:
         raise Terminated
 
-    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
-                signal.SIGTERM: signal.signal(signal.SIGTERM, terminate)}
+    previous = {
+        signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, terminate),
+    }
 
     def restore() -> None:
         for number, handler in previous.items():

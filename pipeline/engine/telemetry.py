@@ -26,8 +26,8 @@ class Telemetry:
         self.dropped = 0
         self.latency_ms: list[float] = []
         self.stage_ms: dict[str, list[float]] = defaultdict(list)
-        self.processing_ms: list[float] = []   # per frame: the stages' own times
-        self.queue_ms: list[float] = []        # per frame: latency spent waiting
+        self.processing_ms: list[float] = []  # per frame: the stages' own times
+        self.queue_ms: list[float] = []  # per frame: latency spent waiting
         self.people: list[int] = []
         self.people_threshold: float | None = None
         self.first_capture: float | None = None
@@ -48,9 +48,10 @@ class Telemetry:
         self.processing_ms.append(processing)
         self.queue_ms.append(max(0.0, latency - processing))
         scores = None if msg.people is None else msg.people.scores
-        shown = head.get("people_shown")    # the overlay's count (pipeline.render)
-        self.people.append(shown if shown is not None
-                           else 0 if scores is None else len(scores))
+        shown = head.get("people_shown")  # the overlay's count (pipeline.render)
+        self.people.append(
+            shown if shown is not None else 0 if scores is None else len(scores)
+        )
         self.people_threshold = head.get("display_threshold")
         if self.first_capture is None:
             self.first_capture = head["capture_ts"]
@@ -100,11 +101,14 @@ def format_summary(stats: dict[str, Any]) -> str:
         f"  + waiting in queues p50 {wait['p50']:.1f}  p99 {wait['p99']:.1f}",
     ]
     if wait["p50"] > work["p50"]:
-        lines.append("  (frames waited behind the slowest stage: a file or the "
-                     "synthetic crowd is read faster than it is processed; --realtime "
-                     "plays it at its frame rate, as a camera, for the live latency)")
+        lines.append(
+            "  (frames waited behind the slowest stage: a file or the "
+            "synthetic crowd is read faster than it is processed; --realtime "
+            "plays it at its frame rate, as a camera, for the live latency)"
+        )
     lines += [
-        "stage ms (p50 / p99): " + "  ".join(
+        "stage ms (p50 / p99): "
+        + "  ".join(
             f"{k} {v['p50']:.1f}/{v['p99']:.1f}" for k, v in stats["stages"].items()
         ),
     ]

@@ -74,7 +74,7 @@ def cleanup(address: str) -> None:
     """Remove the socket file an ipc:// bind leaves behind."""
     if address.startswith("ipc://"):
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(address[len("ipc://"):])
+            os.unlink(address[len("ipc://") :])
 
 
 class Sender:
@@ -146,7 +146,7 @@ class Receiver:
                 break
             newer = unpack(parts)
             if newer.is_eof:
-                self._pending = newer       # counted when it is returned
+                self._pending = newer  # counted when it is returned
                 break
             self.dropped += 1
             msg = newer
@@ -168,8 +168,9 @@ START, STOP, ABORT, FINISH = "start", "stop", "abort", "finish"
 class ControlListener:
     """A worker's view of the runner's commands."""
 
-    def __init__(self, ctx: zmq.Context, address: str,
-                 parent_pid: int | None = None) -> None:
+    def __init__(
+        self, ctx: zmq.Context, address: str, parent_pid: int | None = None
+    ) -> None:
         self.socket = ctx.socket(zmq.SUB)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.SUBSCRIBE, b"")

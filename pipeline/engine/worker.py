@@ -43,7 +43,7 @@ from pipeline.engine.transport import (
 )
 
 PROGRESS_S = 0.25
-FINISH_WAIT_S = 30.0   # how long a finished worker waits for the runner's go-ahead
+FINISH_WAIT_S = 30.0  # how long a finished worker waits for the runner's go-ahead
 
 
 @dataclass
@@ -64,7 +64,7 @@ class WorkerSpec:
     status: str
     input: Link | None = None
     output: Link | None = None
-    parent_pid: int | None = None     # a worker process's runner
+    parent_pid: int | None = None  # a worker process's runner
 
     @property
     def name(self) -> str:
@@ -85,7 +85,7 @@ def process_main(spec: WorkerSpec) -> None:
     """Entry point of a worker process: SIGINT is the runner's to handle (it sends
     stop), so the process keeps draining instead of dying mid-frame."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    setup_logging()              # a spawned process starts without the CLI's setup
+    setup_logging()  # a spawned process starts without the CLI's setup
     run_worker(spec)
 
 
@@ -108,7 +108,7 @@ def run_worker(spec: WorkerSpec, ctx: zmq.Context | None = None) -> None:
         else:
             _run_stage(spec.stage, receiver, sender, control, status)
     except zmq.ContextTerminated:
-        pass            # the runner gave up waiting for this thread: nobody listens
+        pass  # the runner gave up waiting for this thread: nobody listens
     except Exception as exc:  # socket setup; stage errors are handled inside
         with contextlib.suppress(zmq.ContextTerminated):
             status.report("error", message=describe(exc), phase="setup")
@@ -116,7 +116,7 @@ def run_worker(spec: WorkerSpec, ctx: zmq.Context | None = None) -> None:
     finally:
         try:
             _await_finish(control)
-        finally:        # sockets left open would block the context's term() forever
+        finally:  # sockets left open would block the context's term() forever
             for part in (receiver, sender, control, status):
                 if part is not None:
                     part.close()
@@ -133,8 +133,9 @@ def _await_finish(control: ControlListener) -> None:
                 break
 
 
-def _open(stage: Source | Stage, status: StatusSender,
-          total: int | None = None) -> bool:
+def _open(
+    stage: Source | Stage, status: StatusSender, total: int | None = None
+) -> bool:
     """Open a stage; one that fails to open cleans up after itself (no close)."""
     try:
         stage.open()
@@ -172,14 +173,15 @@ def _run_source(
             for msg in source.frames():
                 if control.poll() & {STOP, ABORT}:
                     break
-                if msg is not None:      # None: a waiting source's heartbeat
+                if msg is not None:  # None: a waiting source's heartbeat
                     sent += sender.send(msg, aborted)
         except Exception as exc:
             status.report("error", message=describe(exc), phase="run")
     if ABORT not in control.seen:
         sender.send(eof_message(), lambda: ABORT in control.poll())
-    status.report("done", report={"frames": sent, **(_close(source, status) or {})},
-                  stats=None)
+    status.report(
+        "done", report={"frames": sent, **(_close(source, status) or {})}, stats=None
+    )
 
 
 def _run_stage(
@@ -216,8 +218,9 @@ def _run_stage(
         try:
             out = stage.process(msg)
         except Exception as exc:
-            status.report("error", message=f"{stage.name}: {describe(exc)}",
-                          phase="run")
+            status.report(
+                "error", message=f"{stage.name}: {describe(exc)}", phase="run"
+            )
             healthy = False
             continue
         out.stage_time(stage.name, 1000.0 * (time.perf_counter() - start))
@@ -229,5 +232,8 @@ def _run_stage(
                 last_progress = time.monotonic()
                 status.report("progress", frames=telemetry.frames)
     report = _close(stage, status) if opened else None
-    status.report("done", report=report,
-                  stats=telemetry.summary() if telemetry is not None else None)
+    status.report(
+        "done",
+        report=report,
+        stats=telemetry.summary() if telemetry is not None else None,
+    )

@@ -34,8 +34,8 @@ from pipeline.engine.stage import Sink
 
 SCHEMA = "partstream.results/1"
 FORMATS = ("json", "msgpack")
-SEND_HWM = 10            # frames queued per slow subscriber before it loses some
-LINGER_MS = 500          # on close, how long the last frames may take to leave
+SEND_HWM = 10  # frames queued per slow subscriber before it loses some
+LINGER_MS = 500  # on close, how long the last frames may take to leave
 
 
 def check_address(address: str, any_host: bool = False) -> None:
@@ -44,14 +44,17 @@ def check_address(address: str, any_host: bool = False) -> None:
     if parsed.scheme == "ipc":
         return
     if parsed.scheme != "tcp" or not parsed.port:
-        raise StageError(f"cannot publish on '{address}': use tcp://127.0.0.1:PORT "
-                         "(or ipc://PATH)")
+        raise StageError(
+            f"cannot publish on '{address}': use tcp://127.0.0.1:PORT (or ipc://PATH)"
+        )
     host = (parsed.hostname or "").strip("[]")
     if any_host or _is_loopback(host):
         return
-    raise StageError(f"refusing to publish on {address}: it is reachable from other "
-                     "machines and the feed shows people; use tcp://127.0.0.1:PORT or "
-                     "pass --publish-any-host")
+    raise StageError(
+        f"refusing to publish on {address}: it is reachable from other "
+        "machines and the feed shows people; use tcp://127.0.0.1:PORT or "
+        "pass --publish-any-host"
+    )
 
 
 def _is_loopback(host: str) -> bool:
@@ -68,12 +71,12 @@ def label_rles(labels: np.ndarray, wanted: list[int]) -> dict[int, dict[str, Any
     from pycocotools import mask as coco_mask
 
     h, w = labels.shape
-    flat = labels.T.ravel()                              # COCO runs are column-major
+    flat = labels.T.ravel()  # COCO runs are column-major
     change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
     starts = np.concatenate([[0], change])
     ends = np.concatenate([change, [flat.size]])
     values = flat[starts]
-    order = np.argsort(values, kind="stable")            # grouped, still in order
+    order = np.argsort(values, kind="stable")  # grouped, still in order
     sorted_values = values[order]
     wanted_arr = np.asarray(wanted, dtype=values.dtype)
     lo = np.searchsorted(sorted_values, wanted_arr, "left")
@@ -85,12 +88,14 @@ def label_rles(labels: np.ndarray, wanted: list[int]) -> dict[int, dict[str, Any
         counts = np.empty(2 * len(s) + 1, np.int64)
         counts[0:-1:2], counts[1:-1:2] = gaps, e - s
         counts[-1] = flat.size - (e[-1] if len(e) else 0)
-        if counts[-1] == 0 and len(counts) > 1:      # as pycocotools: no empty tail
+        if counts[-1] == 0 and len(counts) > 1:  # as pycocotools: no empty tail
             counts = counts[:-1]
         raw.append({"size": [h, w], "counts": counts.tolist()})
     encoded = coco_mask.frPyObjects(raw, h, w) if raw else []
-    return {v: {"size": [h, w], "counts": r["counts"].decode("ascii")}
-            for v, r in zip(wanted, encoded, strict=True)}
+    return {
+        v: {"size": [h, w], "counts": r["counts"].decode("ascii")}
+        for v, r in zip(wanted, encoded, strict=True)
+    }
 
 
 def results_record(msg: Message, part_names: Sequence[str]) -> dict[str, Any]:
@@ -100,22 +105,39 @@ def results_record(msg: Message, part_names: Sequence[str]) -> dict[str, Any]:
     p = msg.people or FramePeople.empty(height, width)
     count = len(p.scores)
     ids = p.ids()
-    people = [{"track_id": int(ids[k]), "score": round(float(p.scores[k]), 4),
-               "box": [round(float(v), 1) for v in p.boxes[k]],
-               "keypoints": [[round(float(x), 1), round(float(y), 1),
-                              round(float(s), 3)] for x, y, s in p.keypoints[k]]}
-              for k in range(count)]
+    people = [
+        {
+            "track_id": int(ids[k]),
+            "score": round(float(p.scores[k]), 4),
+            "box": [round(float(v), 1) for v in p.boxes[k]],
+            "keypoints": [
+                [round(float(x), 1), round(float(y), 1), round(float(s), 3)]
+                for x, y, s in p.keypoints[k]
+            ],
+        }
+        for k in range(count)
+    ]
     if count:
         _add_masks(people, p.instances, p.parts, part_names)
-    return {"schema": SCHEMA, "frame": int(head.get("index", 0)),
-            "capture_ts": float(head.get("capture_ts", 0.0)),
-            "pts": None if head.get("pts") is None else float(head["pts"]),
-            "publish_ts": time.time(), "width": int(width), "height": int(height),
-            "part_names": list(part_names), "people": people}
+    return {
+        "schema": SCHEMA,
+        "frame": int(head.get("index", 0)),
+        "capture_ts": float(head.get("capture_ts", 0.0)),
+        "pts": None if head.get("pts") is None else float(head["pts"]),
+        "publish_ts": time.time(),
+        "width": int(width),
+        "height": int(height),
+        "part_names": list(part_names),
+        "people": people,
+    }
 
 
-def _add_masks(people: list[dict[str, Any]], instances: np.ndarray, parts: np.ndarray,
-               part_names: Sequence[str]) -> None:
+def _add_masks(
+    people: list[dict[str, Any]],
+    instances: np.ndarray,
+    parts: np.ndarray,
+    part_names: Sequence[str],
+) -> None:
     """Person masks and per-part masks (part ids > 0 present in that person)."""
     n_parts = len(part_names)
     inst = instances.astype(np.int32)
@@ -148,8 +170,13 @@ def unpack_record(payload: bytes, fmt: str) -> dict[str, Any]:
 class FeedSink(Sink):
     """Publishes `results_record` of every frame (a `pipeline.engine.stage.Sink`)."""
 
-    def __init__(self, address: str, fmt: str = "json", any_host: bool = False,
-                 part_names: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        address: str,
+        fmt: str = "json",
+        any_host: bool = False,
+        part_names: Sequence[str] = (),
+    ) -> None:
         self.address = address
         self.name = f"feed:{address}"
         self.fmt = fmt
@@ -162,8 +189,9 @@ class FeedSink(Sink):
 
     def check(self) -> None:
         if self.fmt not in FORMATS:
-            raise StageError(f"unknown feed format '{self.fmt}' "
-                             f"(use {' or '.join(FORMATS)})")
+            raise StageError(
+                f"unknown feed format '{self.fmt}' (use {' or '.join(FORMATS)})"
+            )
         check_address(self.address, self.any_host)
 
     def open(self) -> None:
@@ -186,7 +214,7 @@ class FeedSink(Sink):
         payload = pack_record(results_record(msg, self.part_names), self.fmt)
         try:
             self._socket.send(payload, zmq.NOBLOCK)
-        except zmq.Again:      # every subscriber is full: they lose this frame
+        except zmq.Again:  # every subscriber is full: they lose this frame
             return
         self.frames += 1
 

@@ -19,19 +19,30 @@ HTTP_SCHEMES = ("http", "https")
 # An http(s) URL with one of these endings is a file on a web server, not a stream.
 FILE_SUFFIXES = (".mp4", ".m4v", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg")
 # Muxer per output scheme: what OBS's Media Source and stream servers expect.
-STREAM_MUXERS = {"rtmp": "flv", "rtmps": "flv", "udp": "mpegts", "tcp": "mpegts",
-                 "srt": "mpegts"}
+STREAM_MUXERS = {
+    "rtmp": "flv",
+    "rtmps": "flv",
+    "udp": "mpegts",
+    "tcp": "mpegts",
+    "srt": "mpegts",
+}
 RTSP_TRANSPORTS = ("tcp", "udp")
 RTSP_FOREVER = "86400"
 # No input buffering and a short probe: the packets read while probing are dropped
 # instead of delivered late, and (re)connecting takes well under a second instead of
 # FFmpeg's default 5 s analysis, which RTMP always pays because its FLV header
 # announces an audio stream that never comes.
-LOW_LATENCY = {"fflags": "nobuffer", "flags": "low_delay", "analyzeduration": "200000",
-               "probesize": "500000"}
-SRT_MISSING = ("srt:// needs FFmpeg with libsrt, which PyAV's wheels lack: install "
-               "PyAV built against an FFmpeg with --enable-libsrt, or use udp://, "
-               "tcp:// or rtmp:// instead")
+LOW_LATENCY = {
+    "fflags": "nobuffer",
+    "flags": "low_delay",
+    "analyzeduration": "200000",
+    "probesize": "500000",
+}
+SRT_MISSING = (
+    "srt:// needs FFmpeg with libsrt, which PyAV's wheels lack: install "
+    "PyAV built against an FFmpeg with --enable-libsrt, or use udp://, "
+    "tcp:// or rtmp:// instead"
+)
 
 
 def scheme(location: str) -> str:
@@ -50,7 +61,9 @@ def is_live(location: str) -> bool:
 
 
 def input_options(
-    location: str, rtsp_transport: str = "tcp", listen: bool = False,
+    location: str,
+    rtsp_transport: str = "tcp",
+    listen: bool = False,
     listen_timeout_s: float | None = None,
 ) -> dict[str, str]:
     """FFmpeg demuxer/protocol options for reading `location`.
@@ -63,8 +76,10 @@ def input_options(
     if kind == "srt" and not protocol_available("srt"):
         raise StageError(SRT_MISSING)
     if rtsp_transport not in RTSP_TRANSPORTS:
-        raise StageError(f"unknown RTSP transport '{rtsp_transport}' "
-                         f"(use {' or '.join(RTSP_TRANSPORTS)})")
+        raise StageError(
+            f"unknown RTSP transport '{rtsp_transport}' "
+            f"(use {' or '.join(RTSP_TRANSPORTS)})"
+        )
     options = dict(LOW_LATENCY) if is_live(location) else {}
     if kind in ("rtsp", "rtsps"):
         options["rtsp_transport"] = rtsp_transport
@@ -72,11 +87,13 @@ def input_options(
         wait = None if listen_timeout_s is None else str(max(1, int(listen_timeout_s)))
         if kind in ("rtmp", "rtmps"):
             options.update(listen="1", timeout=wait or "-1")
-        elif kind in ("rtsp", "rtsps"):       # RTSP rejects -1: "forever" is a day
+        elif kind in ("rtsp", "rtsps"):  # RTSP rejects -1: "forever" is a day
             options.update(rtsp_flags="listen", listen_timeout=wait or RTSP_FOREVER)
         else:
-            raise StageError(f"--listen works with rtmp:// and rtsp:// sources, "
-                             f"not {kind or 'files'}")
+            raise StageError(
+                f"--listen works with rtmp:// and rtsp:// sources, "
+                f"not {kind or 'files'}"
+            )
     return options
 
 
@@ -84,8 +101,10 @@ def stream_muxer(location: str) -> str:
     """The container format a stream output at `location` is sent in."""
     kind = scheme(location)
     if kind not in STREAM_MUXERS:
-        raise StageError(f"cannot stream to {location}: use "
-                         + ", ".join(f"{k}://" for k in STREAM_MUXERS))
+        raise StageError(
+            f"cannot stream to {location}: use "
+            + ", ".join(f"{k}://" for k in STREAM_MUXERS)
+        )
     if kind == "srt" and not protocol_available("srt"):
         raise StageError(SRT_MISSING)
     return STREAM_MUXERS[kind]
@@ -128,8 +147,9 @@ def connect_output(location: str, timeout_s: float = 3.0) -> socket.socket | Non
     try:
         upstream = socket.create_connection((parsed.hostname, port), timeout=timeout_s)
     except TimeoutError as exc:
-        raise StageError(f"cannot open output {location}: no answer in "
-                         f"{timeout_s:.0f} s") from exc
+        raise StageError(
+            f"cannot open output {location}: no answer in {timeout_s:.0f} s"
+        ) from exc
     except OSError as exc:
         why = exc.strerror or type(exc).__name__
         raise StageError(f"cannot open output {location}: {why}") from exc

@@ -30,8 +30,8 @@ import threading
 import time
 from urllib.parse import urlparse, urlunparse
 
-BUFFER = 256 * 1024   # bytes held per direction before the relay stops reading
-GRACE_S = 5.0         # after the client is done: wait this long for the receiver
+BUFFER = 256 * 1024  # bytes held per direction before the relay stops reading
+GRACE_S = 5.0  # after the client is done: wait this long for the receiver
 NO_ANSWER = "the receiver accepted the connection but did not answer in {:.0f} s"
 
 
@@ -45,13 +45,22 @@ class Relay:
         self.port = listener.getsockname()[1]
         fds = (listener.fileno(), upstream.fileno())
         self._proc = subprocess.Popen(
-            [sys.executable, "-S", __file__, *map(str, fds), str(answer_s or 0),
-             str(os.getpid())],
-            pass_fds=fds, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE)
+            [
+                sys.executable,
+                "-S",
+                __file__,
+                *map(str, fds),
+                str(answer_s or 0),
+                str(os.getpid()),
+            ],
+            pass_fds=fds,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         listener.close()
         upstream.close()
-        self._lock = threading.Lock()      # the sending thread asks, the stage closes
+        self._lock = threading.Lock()  # the sending thread asks, the stage closes
         self._why: str | None = None
 
     def reason(self, wait_s: float = 1.0) -> str | None:
@@ -111,13 +120,13 @@ def _accept(listener: socket.socket, parent: int) -> socket.socket | None:
             if stopping:
                 return None
         if sys.stdin in readable or os.getppid() != parent:
-            stopping = True     # one more look: a client may have just connected
+            stopping = True  # one more look: a client may have just connected
 
 
 def _pump(client: socket.socket, upstream: socket.socket, answer_s: float) -> str:
     """Copy both ways until one side is done; returns why it stopped."""
     other = {client: upstream, upstream: client}
-    held = {client: bytearray(), upstream: bytearray()}   # bytes waiting for the key
+    held = {client: bytearray(), upstream: bytearray()}  # bytes waiting for the key
     reading = {client, upstream}
     asked_at = heard = None
     done_at = None
@@ -147,15 +156,19 @@ def _pump(client: socket.socket, upstream: socket.socket, answer_s: float) -> st
                 return "closed"
             del held[s][:sent]
         if upstream not in reading and not held[client]:
-            return "the receiver closed"        # closing the client tells PyAV
+            return "the receiver closed"  # closing the client tells PyAV
         if client not in reading and not held[upstream]:
             if done_at is None:
                 upstream.shutdown(socket.SHUT_WR)
                 done_at = time.monotonic()
             elif time.monotonic() - done_at > GRACE_S:
                 return "done"
-        if answer_s and not heard and asked_at is not None \
-                and time.monotonic() - asked_at > answer_s:
+        if (
+            answer_s
+            and not heard
+            and asked_at is not None
+            and time.monotonic() - asked_at > answer_s
+        ):
             return NO_ANSWER.format(answer_s)
 
 
@@ -169,7 +182,7 @@ def main(argv: list[str]) -> int:
         upstream.close()
         return 0
     why = _pump(client, upstream, float(answer_s))
-    if why.startswith("the receiver accepted"):   # said before PyAV sees the close
+    if why.startswith("the receiver accepted"):  # said before PyAV sees the close
         print(why, file=sys.stderr, flush=True)
     for s in (client, upstream):
         s.close()

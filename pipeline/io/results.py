@@ -82,10 +82,12 @@ class ResultsSink(Sink):
                 "file_name": name, "frame": index, "track_id": int(ids[k]),
                 "instance": k + 1,
             })  # fmt: skip
-        cv2.imwrite(str(self._maps_partial / f"{stem}_parts.png"),
-                    p.parts.astype(np.uint8))
-        cv2.imwrite(str(self._maps_partial / f"{stem}_people.png"),
-                    instances.astype(np.uint16))
+        cv2.imwrite(
+            str(self._maps_partial / f"{stem}_parts.png"), p.parts.astype(np.uint8)
+        )
+        cv2.imwrite(
+            str(self._maps_partial / f"{stem}_people.png"), instances.astype(np.uint16)
+        )
         self.frames += 1
 
     def close(self) -> dict[str, Any]:
@@ -101,5 +103,8 @@ class ResultsSink(Sink):
             self._maps_partial.rename(self.maps)
         else:
             shutil.rmtree(self._maps_partial, ignore_errors=True)
-        return {"path": str(self.path), "frames": self.frames,
-                "people": len(self.records)}
+        return {
+            "path": str(self.path),
+            "frames": self.frames,
+            "people": len(self.records),
+        }

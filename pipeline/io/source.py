@@ -58,8 +58,13 @@ class CameraSource:
     info: dict[str, Any] | None = None
     live = True
 
-    def __init__(self, index: int, max_frames: int | None = None,
-                 size: tuple[int, int] | None = None, fps: float | None = None) -> None:
+    def __init__(
+        self,
+        index: int,
+        max_frames: int | None = None,
+        size: tuple[int, int] | None = None,
+        fps: float | None = None,
+    ) -> None:
         self.index = index
         self.max_frames = max_frames
         self.total = max_frames
@@ -97,8 +102,9 @@ class CameraSource:
             if not ok:
                 return
             capture = time.time()
-            msg = frame_message(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), index, capture,
-                                None, self.fps)
+            msg = frame_message(
+                cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), index, capture, None, self.fps
+            )
             msg.stage_time(self.name, 1000.0 * (time.perf_counter() - start))
             yield msg
             index += 1
@@ -154,15 +160,17 @@ class SyntheticSource:
         from trainers.synth import generate_video
 
         pacer = _Pacer(self.fps, self.pace)
-        scenes = generate_video(self.seed, self.size, self.total, self.people, self.fps,
-                                **self.options)
+        scenes = generate_video(
+            self.seed, self.size, self.total, self.people, self.fps, **self.options
+        )
         for index in range(self.total):
             start = time.perf_counter()
             scene = next(scenes)
             ms = 1000.0 * (time.perf_counter() - start)
             pacer.wait(index)
-            msg = frame_message(scene.image, index, time.time(), index / self.fps,
-                                self.fps)
+            msg = frame_message(
+                scene.image, index, time.time(), index / self.fps, self.fps
+            )
             msg.stage_time(self.name, ms)
             if self.truth:
                 msg.truth["instances"] = scene.instances
@@ -186,8 +194,9 @@ def image_paths(spec: str) -> list[Path] | None:
         return [path] if path.is_file() else []
     else:
         return None
-    return sorted(p for p in found if p.suffix.lower() in IMAGE_SUFFIXES
-                  and p.is_file())
+    return sorted(
+        p for p in found if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+    )
 
 
 class ImageSource:
@@ -207,9 +216,11 @@ class ImageSource:
     def check(self) -> None:
         """Before the model loads: something to read."""
         if not self.paths:
-            raise StageError(f"no images in {self.spec}" if Path(self.spec).is_dir()
-                             or glob.has_magic(self.spec)
-                             else f"no such image file: {self.spec}")
+            raise StageError(
+                f"no images in {self.spec}"
+                if Path(self.spec).is_dir() or glob.has_magic(self.spec)
+                else f"no such image file: {self.spec}"
+            )
 
     def open(self) -> None:
         self.check()
@@ -219,14 +230,19 @@ class ImageSource:
 
         for index, path in enumerate(self.paths):
             start = time.perf_counter()
-            data = np.fromfile(path, np.uint8)    # imdecode: no OpenCV log lines
+            data = np.fromfile(path, np.uint8)  # imdecode: no OpenCV log lines
             bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
             if bgr is None:
                 log.warning("cannot read image %s; skipped", path)
                 self.skipped += 1
                 continue
-            msg = frame_message(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), index,
-                                time.time(), None, DEFAULT_FPS)
+            msg = frame_message(
+                cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
+                index,
+                time.time(),
+                None,
+                DEFAULT_FPS,
+            )
             msg.header["name"] = path.name
             msg.stage_time(self.name, 1000.0 * (time.perf_counter() - start))
             yield msg

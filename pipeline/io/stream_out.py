@@ -38,9 +38,11 @@ from pipeline.io.video_file import even, fit_frame
 from pipeline.io.watchdog import reason
 
 ENCODER = {"preset": "ultrafast", "tune": "zerolatency", "threads": "1"}
-MUXER_OPTIONS = {"flv": {"flvflags": "no_duration_filesize"},
-                 "mpegts": {"flush_packets": "1"}}
-UDP_PACKET = 1316        # 7 MPEG-TS packets: one datagram within a 1500-byte MTU
+MUXER_OPTIONS = {
+    "flv": {"flvflags": "no_duration_filesize"},
+    "mpegts": {"flush_packets": "1"},
+}
+UDP_PACKET = 1316  # 7 MPEG-TS packets: one datagram within a 1500-byte MTU
 
 
 def stream_url(location: str) -> str:
@@ -55,8 +57,14 @@ def stream_url(location: str) -> str:
 class StreamSink(Sink):
     """Sends rendered frames to a stream URL (a `pipeline.engine.stage.Sink`)."""
 
-    def __init__(self, location: str, key: str = "rendered", bitrate_kbps: int = 4000,
-                 gop_s: float = 1.0, stall_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        location: str,
+        key: str = "rendered",
+        bitrate_kbps: int = 4000,
+        gop_s: float = 1.0,
+        stall_s: float = 5.0,
+    ) -> None:
         self.location = location
         self.name = f"stream:{location}"
         self.key = key
@@ -67,12 +75,12 @@ class StreamSink(Sink):
         self.dropped = 0
         self._muxer = ""
         self._mailbox: tuple[np.ndarray, int, float] | None = None
-        self._wake: Any = None            # made in open(): a sink must pickle before
+        self._wake: Any = None  # made in open(): a sink must pickle before
         self._closing = False
         self._busy_since: float | None = None
         self._error: str | None = None
         self._thread: threading.Thread | None = None
-        self._relay: Relay | None = None    # in the process that connected
+        self._relay: Relay | None = None  # in the process that connected
         self._relay_port: int | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -98,8 +106,9 @@ class StreamSink(Sink):
     def open(self) -> None:
         self.check()
         self._wake = threading.Condition()
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name=f"partstream-{self.name}")
+        self._thread = threading.Thread(
+            target=self._run, daemon=True, name=f"partstream-{self.name}"
+        )
         self._thread.start()
 
     def write(self, msg: Message) -> None:
@@ -109,8 +118,11 @@ class StreamSink(Sink):
         if busy is not None and time.monotonic() - busy > self.stall_s:
             raise StageError(f"no progress for {self.stall_s:.0f} s")
         image = msg.pixels(self.key)
-        item = (image, int(msg.header.get("index", 0)),
-                float(msg.header.get("fps") or 30.0))
+        item = (
+            image,
+            int(msg.header.get("index", 0)),
+            float(msg.header.get("fps") or 30.0),
+        )
         with self._wake:
             if self._mailbox is not None:
                 self.dropped += 1
@@ -173,8 +185,12 @@ class StreamSink(Sink):
         target = self.location
         if self._relay_port is not None:
             target = via(target, self._relay_port)
-        container = av.open(stream_url(target), "w", format=self._muxer,
-                            container_options=MUXER_OPTIONS[self._muxer])
+        container = av.open(
+            stream_url(target),
+            "w",
+            format=self._muxer,
+            container_options=MUXER_OPTIONS[self._muxer],
+        )
         stream = container.add_stream("libx264", rate=rate)
         stream.width, stream.height = even(image.shape[1]), even(image.shape[0])
         stream.pix_fmt = "yuv420p"
@@ -190,4 +206,3 @@ def _cause(exc: BaseException) -> str:
     if isinstance(exc, BrokenPipeError | ConnectionResetError) or "Broken pipe" in text:
         return f"the receiver went away ({text})"
     return text
-

@@ -28,7 +28,6 @@ CONTAINERS: dict[str, tuple[str, tuple[str, str] | None]] = {
 }
 
 
-
 def even(n: int) -> int:
     """The even size H.264's 4:2:0 chroma needs (odd sizes are padded up)."""
     return n + (n % 2)
@@ -39,8 +38,11 @@ def fit_frame(image: np.ndarray, width: int, height: int, pix_fmt: str) -> np.nd
     if pix_fmt == "yuv420p" and image.shape[2] == 4:
         image = image[..., :3]
     if image.shape[1] != width or image.shape[0] != height:
-        image = np.pad(image, ((0, height - image.shape[0]),
-                               (0, width - image.shape[1]), (0, 0)), mode="edge")
+        image = np.pad(
+            image,
+            ((0, height - image.shape[0]), (0, width - image.shape[1]), (0, 0)),
+            mode="edge",
+        )
     return np.ascontiguousarray(image)
 
 
@@ -53,9 +55,15 @@ class FileSink(Sink):
     with the zerolatency tune on one thread, keeps the encoder off the network's core
     (issue 14: 4.7-6.1 ms a frame, against 10.2 for veryfast)."""
 
-    def __init__(self, path: str | Path, key: str = "rendered", crf: int = 20,
-                 preset: str = "ultrafast", tune: str = "zerolatency",
-                 threads: int = 1) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        key: str = "rendered",
+        crf: int = 20,
+        preset: str = "ultrafast",
+        tune: str = "zerolatency",
+        threads: int = 1,
+    ) -> None:
         self.path = Path(path)
         self.name = f"file:{self.path}"
         self.key, self.crf, self.preset = key, crf, preset
@@ -75,15 +83,17 @@ class FileSink(Sink):
 
     def check(self) -> None:
         if self.path.suffix.lower() not in CONTAINERS:
-            raise StageError(f"output {self.path}: unsupported file type (use "
-                             f"{', '.join(CONTAINERS)}, or a stream URL)")
+            raise StageError(
+                f"output {self.path}: unsupported file type (use "
+                f"{', '.join(CONTAINERS)}, or a stream URL)"
+            )
         check_writable(self.path)
 
     def open(self) -> None:
         import av
 
         self.check()
-        self._partial = partial_path(self.path)     # this process's pid
+        self._partial = partial_path(self.path)  # this process's pid
         try:
             self._container = av.open(str(self._partial), "w")
         except (OSError, av.error.FFmpegError) as exc:
@@ -98,11 +108,17 @@ class FileSink(Sink):
             codec, pix_fmt = rgb_codec, "yuv420p"
         self._stream = self._container.add_stream(codec, rate=rate)
         self._stream.pix_fmt = pix_fmt
-        self._stream.width, self._stream.height = even(image.shape[1]), even(
-            image.shape[0])
+        self._stream.width, self._stream.height = (
+            even(image.shape[1]),
+            even(image.shape[0]),
+        )
         if codec == "libx264":
-            self._stream.options = {"crf": str(self.crf), "preset": self.preset,
-                                    "tune": self.tune, "threads": str(self.threads)}
+            self._stream.options = {
+                "crf": str(self.crf),
+                "preset": self.preset,
+                "tune": self.tune,
+                "threads": str(self.threads),
+            }
         self._time_base = 1 / rate
 
     def write(self, msg: Message) -> None:
@@ -111,10 +127,12 @@ class FileSink(Sink):
         image = msg.pixels(self.key)
         if self._stream is None:
             self._start(image, float(msg.header.get("fps") or 30.0))
-        image = fit_frame(image, self._stream.width, self._stream.height,
-                     self._stream.pix_fmt)
-        frame = av.VideoFrame.from_ndarray(image, format="rgba" if image.shape[2] == 4
-                                           else "rgb24")
+        image = fit_frame(
+            image, self._stream.width, self._stream.height, self._stream.pix_fmt
+        )
+        frame = av.VideoFrame.from_ndarray(
+            image, format="rgba" if image.shape[2] == 4 else "rgb24"
+        )
         # pts = source frame index: dropped frames leave gaps, the timing stays true
         self._last_pts = max(int(msg.header.get("index", 0)), self._last_pts + 1)
         frame.pts, frame.time_base = self._last_pts, self._time_base

@@ -26,9 +26,11 @@ from configs.errors import StageError
 from pipeline.engine.messages import Message
 from pipeline.engine.stage import Sink
 
-PROBE_SIZE = (640, 480)    # what `open` tries the device with, before frames exist
-NO_PACKAGE = ("--virtual-cam needs pyvirtualcam: pip install 'partstream[virtualcam]' "
-              "(or pip install pyvirtualcam)")
+PROBE_SIZE = (640, 480)  # what `open` tries the device with, before frames exist
+NO_PACKAGE = (
+    "--virtual-cam needs pyvirtualcam: pip install 'partstream[virtualcam]' "
+    "(or pip install pyvirtualcam)"
+)
 HOW_TO_GET_ONE = {
     "linux": "load v4l2loopback: sudo modprobe v4l2loopback devices=1 exclusive_caps=1",
     "win32": "install OBS Studio and start its virtual camera once",
@@ -75,8 +77,9 @@ class VirtualCamSink(Sink):
         except ImportError as exc:
             raise StageError(NO_PACKAGE) from exc
         try:
-            return pyvirtualcam.Camera(width, height, fps, device=self.device,
-                                       fmt=pyvirtualcam.PixelFormat.RGB)
+            return pyvirtualcam.Camera(
+                width, height, fps, device=self.device, fmt=pyvirtualcam.PixelFormat.RGB
+            )
         except RuntimeError as exc:
             hint = HOW_TO_GET_ONE.get(sys.platform, "install a virtual camera")
             why = str(exc).split(". ")[0].split(": ", 1)[-1].rstrip(".")
@@ -88,12 +91,16 @@ def display_problem() -> str | None:
     import cv2
 
     if re.search(r"GUI:\s+NONE", cv2.getBuildInformation()):
-        return ("--show needs OpenCV with a window; the base install's has none: "
-                'pip install -e ".[gui]"')
+        return (
+            "--show needs OpenCV with a window; the base install's has none: "
+            'pip install -e ".[gui]"'
+        )
     on_x = sys.platform.startswith("linux") or sys.platform.startswith("freebsd")
     if on_x and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        return ("--show needs a display and there is none (DISPLAY is not set); use "
-                "--output, --virtual-cam or a stream instead")
+        return (
+            "--show needs a display and there is none (DISPLAY is not set); use "
+            "--output, --virtual-cam or a stream instead"
+        )
     return None
 
 
@@ -126,7 +133,7 @@ class WindowSink(Sink):
         cv2.imshow(self.title, cv2.cvtColor(image, code))
         self.frames += 1
         if cv2.waitKey(1) & 0xFF in STOP_KEYS:
-            parent = mp.parent_process()          # the runner, if we are a worker
+            parent = mp.parent_process()  # the runner, if we are a worker
             os.kill(parent.pid if parent else os.getpid(), signal.SIGINT)
 
     def close(self) -> dict[str, Any]:

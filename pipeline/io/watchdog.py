@@ -41,8 +41,8 @@ from pipeline.io.source import DEFAULT_FPS, _Pacer
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_S = 0.1      # longest frames() goes without yielding while it waits
-LIVE_QUEUE = 2         # decoded frames a live reader may hold (older ones are dropped)
+HEARTBEAT_S = 0.1  # longest frames() goes without yielding while it waits
+LIVE_QUEUE = 2  # decoded frames a live reader may hold (older ones are dropped)
 FILE_QUEUE = 8
 
 
@@ -107,8 +107,13 @@ class _Reader(threading.Thread):
     ("end", None), ("error", message, cause). After `abandon()` it only closes up.
     """
 
-    def __init__(self, location: str, options: dict[str, str],
-                 timeout: tuple[float | None, float], keep_all: bool) -> None:
+    def __init__(
+        self,
+        location: str,
+        options: dict[str, str],
+        timeout: tuple[float | None, float],
+        keep_all: bool,
+    ) -> None:
         super().__init__(name="partstream-reader", daemon=True)
         self.location = location
         self.options = options
@@ -126,16 +131,21 @@ class _Reader(threading.Thread):
         import av
 
         try:
-            container = av.open(self.location, options=self.options,
-                                timeout=self.timeout)
+            container = av.open(
+                self.location, options=self.options, timeout=self.timeout
+            )
         except av.error.InvalidDataError:
-            what = ("a video PyAV can read (damaged, truncated or another kind of file)"
-                    if not scheme(self.location) else "a video stream")
+            what = (
+                "a video PyAV can read (damaged, truncated or another kind of file)"
+                if not scheme(self.location)
+                else "a video stream"
+            )
             self._put(("error", f"{self.location} is not {what}", "not a stream"))
             return
         except (av.error.FFmpegError, OSError) as exc:
-            self._put(("error", f"cannot open {self.location}: {reason(exc)}",
-                       reason(exc)))
+            self._put(
+                ("error", f"cannot open {self.location}: {reason(exc)}", reason(exc))
+            )
             return
         try:
             self._decode(container)
@@ -148,16 +158,23 @@ class _Reader(threading.Thread):
         import av
 
         if not container.streams.video:
-            self._put(("error", f"{self.location} has no video stream",
-                       "no video stream"))
+            self._put(
+                ("error", f"{self.location} has no video stream", "no video stream")
+            )
             return
         stream = container.streams.video[0]
         # frame threading holds back one frame per thread: fine for files, not live
         stream.thread_type = "AUTO" if self.keep_all else "SLICE"
         rate = stream.average_rate or stream.guessed_rate
         duration = container.duration / 1e6 if container.duration else None
-        self._put(("open", float(rate) if rate else DEFAULT_FPS, stream.frames or None,
-                   duration))
+        self._put(
+            (
+                "open",
+                float(rate) if rate else DEFAULT_FPS,
+                stream.frames or None,
+                duration,
+            )
+        )
         for packet in container.demux(stream):
             if self.abandoned.is_set():
                 return
@@ -225,13 +242,13 @@ class WatchedSource:
         self.total: int | None = max_frames if loop else None
         self.fps = DEFAULT_FPS
         self.duration: float | None = None
-        self.listed = 0                   # frames the container's index promises
+        self.listed = 0  # frames the container's index promises
         self.lost = 0
         self.reconnects = 0
         self.corrupt = 0
         self.dropped = 0
         self._reader: _Reader | None = None
-        self._options = options        # None: chosen from the URL (protocols.py)
+        self._options = options  # None: chosen from the URL (protocols.py)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -242,14 +259,15 @@ class WatchedSource:
         if self.loop and self.is_url:
             raise StageError("--loop is for files; live sources reconnect instead")
         if self._options is None:
-            self._options = input_options(self.location, self.rtsp_transport,
-                                          self.listen, self.listen_timeout_s)
+            self._options = input_options(
+                self.location, self.rtsp_transport, self.listen, self.listen_timeout_s
+            )
 
     def open(self) -> None:
         self.check()
         self._reader = self._start_reader()
         if self.listen:
-            return                      # the publisher may come later: frames() waits
+            return  # the publisher may come later: frames() waits
         event = self._wait_open(self._reader)
         if event[0] == "error":
             raise StageError(event[1])
@@ -258,9 +276,13 @@ class WatchedSource:
     def close(self) -> dict[str, Any]:
         if self._reader is not None:
             self._retire(self._reader)
-            self._reader = None           # threads do not pickle (process transports)
-        return {"corrupt_packets": self.corrupt, "source_lost": self.lost,
-                "reconnects": self.reconnects, "source_dropped": self.dropped}
+            self._reader = None  # threads do not pickle (process transports)
+        return {
+            "corrupt_packets": self.corrupt,
+            "source_lost": self.lost,
+            "reconnects": self.reconnects,
+            "source_dropped": self.dropped,
+        }
 
     # -- frames ----------------------------------------------------------------------
 
@@ -278,7 +300,7 @@ class WatchedSource:
                 event = reader.events.get(timeout=HEARTBEAT_S)
             except queue.Empty:
                 if time.monotonic() < deadline:
-                    if self.is_url:         # files never wait long: no heartbeats
+                    if self.is_url:  # files never wait long: no heartbeats
                         yield None
                     continue
                 silence = f"no frame for {self._silence_s():.0f} s"
@@ -288,8 +310,11 @@ class WatchedSource:
                 image, seconds = event[1], event[2]
                 # media time never goes back, whatever a reconnected stream restarts at
                 now_time = offset + (seconds or 0.0)
-                last_time = (now_time if index == 0 or now_time > last_time
-                             else last_time + 1.0 / self.fps)
+                last_time = (
+                    now_time
+                    if index == 0 or now_time > last_time
+                    else last_time + 1.0 / self.fps
+                )
                 ms = 1000.0 * (time.perf_counter() - start)
                 pacer.wait(index)
                 msg = frame_message(image, index, time.time(), last_time, self.fps)
@@ -309,14 +334,20 @@ class WatchedSource:
             if not self.is_url or (kind == "end" and self.duration is not None):
                 if index == 0:
                     cause = f" ({event[2]})" if kind == "error" else ""
-                    raise StageError(f"{self.location}: no frame could be decoded"
-                                     f"{cause}; the file may be damaged or truncated")
+                    raise StageError(
+                        f"{self.location}: no frame could be decoded"
+                        f"{cause}; the file may be damaged or truncated"
+                    )
                 if kind == "error":
                     log.warning("%s; stopping after %d frames", event[1], index)
                 elif not self.loop and self.listed and index < self.listed - 1:
-                    log.warning("%s ended after %d of the %d frames its index lists: "
-                                "the file looks truncated or damaged", self.location,
-                                index, self.listed)
+                    log.warning(
+                        "%s ended after %d of the %d frames its index lists: "
+                        "the file looks truncated or damaged",
+                        self.location,
+                        index,
+                        self.listed,
+                    )
                 if not (self.loop and kind == "end"):
                     return
                 offset = last_time + 1.0 / self.fps
@@ -338,17 +369,23 @@ class WatchedSource:
         log.warning("source %s lost (%s); reconnecting", self.location, why)
         while True:
             wait = self.backoff.delay(attempt)
-            if attempt & (attempt - 1) == 0 and attempt > 1:     # 2, 4, 8...: no spam
-                log.warning("source %s: still reconnecting (attempt %d, %s)",
-                            self.location, attempt, why)
+            if attempt & (attempt - 1) == 0 and attempt > 1:  # 2, 4, 8...: no spam
+                log.warning(
+                    "source %s: still reconnecting (attempt %d, %s)",
+                    self.location,
+                    attempt,
+                    why,
+                )
             end = time.monotonic() + wait
             while time.monotonic() < end:
                 yield None
                 time.sleep(min(HEARTBEAT_S, max(0.0, end - time.monotonic())))
             silent = time.monotonic() - lost_at
             if self.give_up_s is not None and silent > self.give_up_s:
-                raise StageError(f"source {self.location} lost for more than "
-                                 f"{self.give_up_s:.0f} s ({why}); giving up")
+                raise StageError(
+                    f"source {self.location} lost for more than "
+                    f"{self.give_up_s:.0f} s ({why}); giving up"
+                )
             reader = self._reader = self._start_reader()
             limit = self.listen_timeout_s if self.listen else self.deadlines.open_s
             if self.give_up_s is not None:
@@ -357,8 +394,11 @@ class WatchedSource:
             if event[0] == "open":
                 self._opened(event)
                 self.reconnects += 1
-                log.warning("source %s reconnected after %.1f s", self.location,
-                            time.monotonic() - lost_at)
+                log.warning(
+                    "source %s reconnected after %.1f s",
+                    self.location,
+                    time.monotonic() - lost_at,
+                )
                 return reader
             self._retire(reader)
             why = event[2]
@@ -376,41 +416,59 @@ class WatchedSource:
 
     def _start_reader(self) -> _Reader:
         open_s = None if self.listen else self.deadlines.open_s
-        reader = _Reader(self.location, self._options or {},
-                         (open_s, self.deadlines.read_s), keep_all=not self.live)
+        reader = _Reader(
+            self.location,
+            self._options or {},
+            (open_s, self.deadlines.read_s),
+            keep_all=not self.live,
+        )
         reader.start()
         return reader
 
     def _wait_open(self, reader: _Reader) -> tuple:
         try:
-            return reader.events.get(timeout=self.deadlines.open_s
-                                     + self.deadlines.grace_s)
+            return reader.events.get(
+                timeout=self.deadlines.open_s + self.deadlines.grace_s
+            )
         except queue.Empty:
             reader.abandon()
-            return ("error", f"cannot open {self.location}: no answer in "
-                             f"{self.deadlines.open_s:.0f} s", "no answer")
+            return (
+                "error",
+                f"cannot open {self.location}: no answer in "
+                f"{self.deadlines.open_s:.0f} s",
+                "no answer",
+            )
 
     def _wait_open_yielding(
         self, reader: _Reader, limit_s: float | None
     ) -> Generator[None, None, tuple]:
         """Like `_wait_open` but yields heartbeats; limit_s None waits forever."""
-        end = None if limit_s is None else (
-            time.monotonic() + limit_s + self.deadlines.grace_s)
+        end = (
+            None
+            if limit_s is None
+            else (time.monotonic() + limit_s + self.deadlines.grace_s)
+        )
         while end is None or time.monotonic() < end:
             try:
                 return reader.events.get(timeout=HEARTBEAT_S)
             except queue.Empty:
                 yield None
         reader.abandon()
-        return ("error", f"no answer from {self.location} in {limit_s:.0f} s",
-                "no answer")
+        return (
+            "error",
+            f"no answer from {self.location} in {limit_s:.0f} s",
+            "no answer",
+        )
 
     def _opened(self, event: tuple) -> None:
         _, self.fps, frames, self.duration = event
         self.listed = frames or 0
         if not self.loop:
-            self.total = (min(frames, self.max_frames) if frames and self.max_frames
-                          else frames or self.max_frames)
+            self.total = (
+                min(frames, self.max_frames)
+                if frames and self.max_frames
+                else frames or self.max_frames
+            )
 
     def _retire(self, reader: _Reader) -> None:
         reader.abandon()
@@ -420,4 +478,3 @@ class WatchedSource:
 
     def _silence_s(self) -> float:
         return self.deadlines.read_s + self.deadlines.grace_s
-

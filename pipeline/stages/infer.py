@@ -67,8 +67,11 @@ def _load(checkpoint: str | None, config: dict[str, Any]) -> tuple[Any, dict, st
         model, cfg = load_model(checkpoint, config)
     except CheckpointError as exc:
         raise StageError(str(exc)) from exc
-    identity = (f"random{RANDOM_SEED}" if path is None
-                else hashlib.sha256(path.read_bytes()).hexdigest())
+    identity = (
+        f"random{RANDOM_SEED}"
+        if path is None
+        else hashlib.sha256(path.read_bytes()).hexdigest()
+    )
     return model.eval(), cfg, identity
 
 
@@ -90,7 +93,7 @@ class Infer:
     other stages use the second core; 2 with the graph engine)."""
 
     name = "infer"
-    bottleneck = True     # live sources drop frames before this stage, not after
+    bottleneck = True  # live sources drop frames before this stage, not after
     info: dict[str, Any] | None = None
 
     def __init__(
@@ -124,8 +127,9 @@ class Infer:
 
             backend = auto_runtime(self.device, engine)
         if self.device == "cuda" and backend not in ("torch", "tensorrt"):
-            raise StageError(f"--device cuda runs the torch or tensorrt backend, "
-                             f"not {backend}")
+            raise StageError(
+                f"--device cuda runs the torch or tensorrt backend, not {backend}"
+            )
         self.info = {"backend": backend, "engine": engine, "threads": threads}
         if self.device == "cuda" and backend == "torch":
             self._open_torch_cuda(module)
@@ -136,9 +140,12 @@ class Infer:
             if backend == "torch":
                 self.runtime = make_runtime("torch", module, threads)
             else:
-                self.runtime = make_runtime(backend, self._export(module, backend,
-                                                                  identity, engine),
-                                            threads, size=self.size)
+                self.runtime = make_runtime(
+                    backend,
+                    self._export(module, backend, identity, engine),
+                    threads,
+                    size=self.size,
+                )
         except (ImportError, RuntimeError, ValueError, OSError) as exc:
             raise StageError(f"backend {backend}: {exc}") from exc
 
@@ -162,21 +169,24 @@ class Infer:
             path = folder / "model.onnx"
             make = export.export_onnx
         if not path.is_file():
-            print(f"exporting the model for {backend} (once; cached in {folder})",
-                  file=sys.stderr)
+            print(
+                f"exporting the model for {backend} (once; cached in {folder})",
+                file=sys.stderr,
+            )
             tmp = folder / f"tmp-{os.getpid()}" / path.name
             try:
                 make(module, tmp, self.size)
             except Exception as exc:
-                raise StageError(f"exporting the model for {backend} failed: "
-                                 f"{describe(exc)}") from exc
+                raise StageError(
+                    f"exporting the model for {backend} failed: {describe(exc)}"
+                ) from exc
             for f in tmp.parent.iterdir():
                 f.replace(folder / f.name)
             tmp.parent.rmdir()
         return path
 
     def process(self, msg: Message) -> Message:
-        if self.module is not None:                  # GPU: letterbox on the device
+        if self.module is not None:  # GPU: letterbox on the device
             import torch
 
             box = Letterbox.from_dict(msg.header["transform"])

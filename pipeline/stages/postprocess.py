@@ -72,7 +72,7 @@ def _axis(n_out: int, frame_to_input: float, stride: float, n_cells: int, xp: An
     """Neighbouring cells and weight of the second one along one axis, for output
     pixel centres 0.5 .. n_out - 0.5 of a grid that is `frame_to_input` input px/px."""
     centres = (xp.arange(n_out, dtype=xp.float32) + 0.5) * frame_to_input
-    u = centres / stride - 0.5                      # cell centres at (j + 0.5) s
+    u = centres / stride - 0.5  # cell centres at (j + 0.5) s
     lo = xp.floor(u)
     w = (u - lo).astype(xp.float32)
     lo = lo.astype(xp.int64)
@@ -104,7 +104,7 @@ def resample_labels(labels: Any, s: Sampler, xp: ModuleType) -> Any:
     Most pixels see one label in all four neighbouring cells; only the others (the
     edges) are voted on.
     """
-    left, right = labels[:, s.x0], labels[:, s.x1]   # columns first: h rows, cheap
+    left, right = labels[:, s.x0], labels[:, s.x1]  # columns first: h rows, cheap
     cand = (left[s.y0], right[s.y0], left[s.y1], right[s.y1])
     out = cand[0]
     edge = xp.flatnonzero((out != cand[1]) | (out != cand[2]) | (out != cand[3]))
@@ -147,15 +147,29 @@ def boxes_from_cells(
     first_r, first_c = xp.argmax(rows, 1), xp.argmax(cols, 1)
     last_r = h - 1 - xp.argmax(rows[:, ::-1], 1)
     last_c = instances.shape[1] - 1 - xp.argmax(cols[:, ::-1], 1)
-    cell_box = xp.stack([first_c / box.sx, first_r / box.sy,
-                         (last_c + 1) / box.sx, (last_r + 1) / box.sy], 1) * stride
+    cell_box = (
+        xp.stack(
+            [
+                first_c / box.sx,
+                first_r / box.sy,
+                (last_c + 1) / box.sx,
+                (last_r + 1) / box.sy,
+            ],
+            1,
+        )
+        * stride
+    )
     seen = keypoints[..., 2] > 0
     big, small = xp.float32(1e9), xp.float32(-1e9)
-    kp_box = xp.stack([
-        xp.where(seen, keypoints[..., 0], big).min(1),
-        xp.where(seen, keypoints[..., 1], big).min(1),
-        xp.where(seen, keypoints[..., 0], small).max(1),
-        xp.where(seen, keypoints[..., 1], small).max(1)], 1)
+    kp_box = xp.stack(
+        [
+            xp.where(seen, keypoints[..., 0], big).min(1),
+            xp.where(seen, keypoints[..., 1], big).min(1),
+            xp.where(seen, keypoints[..., 0], small).max(1),
+            xp.where(seen, keypoints[..., 1], small).max(1),
+        ],
+        1,
+    )
     out = xp.where(has[:, None], cell_box, kp_box)
     limit = xp.asarray([box.width, box.height, box.width, box.height], xp.float32)
     return xp.clip(out, 0, limit).astype(xp.float32)
@@ -172,7 +186,7 @@ class Postprocess:
     def __init__(self, device: str = "cpu", max_pixels: int = 640 * 480) -> None:
         self.device = device
         self.max_pixels = max_pixels
-        self.xp: ModuleType | None = None    # set in open(): modules do not pickle
+        self.xp: ModuleType | None = None  # set in open(): modules do not pickle
 
     def open(self) -> None:
         self.xp = get_array_module(self.device)
@@ -188,15 +202,19 @@ class Postprocess:
         scores = xp.asarray(m.person_scores)[rows].astype(xp.float32)
         n_parts = int(parts.max()) + 1 if parts.size else 1
         sampler = make_sampler(box, tuple(instances.shape), self.max_pixels, xp)
-        joint = resample_labels((instances * n_parts + parts).astype(xp.int16),
-                                sampler, xp)
+        joint = resample_labels(
+            (instances * n_parts + parts).astype(xp.int16), sampler, xp
+        )
         msg.model = msg.input = None
         msg.people = FramePeople(
-            keypoints=to_host(keypoints), scores=to_host(scores),
+            keypoints=to_host(keypoints),
+            scores=to_host(scores),
             boxes=to_host(boxes_from_cells(instances, count, box, keypoints, xp)),
-            instances=to_host(to_frame_size((joint // n_parts).astype(xp.uint16),
-                                            sampler)),
-            parts=to_host(to_frame_size((joint % n_parts).astype(xp.uint8), sampler)))
+            instances=to_host(
+                to_frame_size((joint // n_parts).astype(xp.uint16), sampler)
+            ),
+            parts=to_host(to_frame_size((joint % n_parts).astype(xp.uint8), sampler)),
+        )
         return msg
 
     def close(self) -> dict[str, Any] | None:

@@ -28,8 +28,13 @@ def letterbox_tensor(image: Any, box: Letterbox, device: str) -> Any:
 
     x = torch.from_numpy(np.ascontiguousarray(image)).to(device, non_blocking=True)
     x = x.permute(2, 0, 1)[None].float().mul_(1 / 255)
-    x = F.interpolate(x, size=(box.new_h, box.new_w), mode="bilinear",
-                      align_corners=False, antialias=box.shrinks)
+    x = F.interpolate(
+        x,
+        size=(box.new_h, box.new_w),
+        mode="bilinear",
+        align_corners=False,
+        antialias=box.shrinks,
+    )
     return F.pad(x, (0, box.size - box.new_w, 0, box.size - box.new_h))
 
 

@@ -38,7 +38,7 @@ def part_lut(tax: str, tint: float) -> np.ndarray:
     parts = np.asarray(taxonomy(tax)["colors"], np.float32)
     people = person_colours().astype(np.float32)
     lut = (1 - tint) * parts[None] + tint * people[:, None]
-    lut[:, 0] = people                     # person pixels without a part label
+    lut[:, 0] = people  # person pixels without a part label
     return np.clip(lut, 0, 255).astype(np.uint8)
 
 
@@ -100,8 +100,9 @@ class Render:
         parts = p.parts
         shown = np.asarray(p.scores) >= self.display_threshold
         # people below the display threshold become background for the drawing
-        instances = np.where(np.concatenate([[False], shown])[p.instances],
-                             p.instances, 0)
+        instances = np.where(
+            np.concatenate([[False], shown])[p.instances], p.instances, 0
+        )
         ids = p.ids()
         slot = colour_slots(ids)
         slot_of_label = np.concatenate([colour_slots([-1]), slot])
@@ -115,8 +116,9 @@ class Render:
         if self.mode == "overlay":
             out = image.copy()
             flat = out.reshape(-1, 3)
-            flat[where] = (flat[where] * (1 - self.alpha) + colour * self.alpha
-                           + 0.5).astype(np.uint8)
+            flat[where] = (
+                flat[where] * (1 - self.alpha) + colour * self.alpha + 0.5
+            ).astype(np.uint8)
             edge = np.flatnonzero(_edges(instances, fg, line_thickness(image.shape)))
             flat[edge] = self.people[slot_of_label[instances.ravel()[edge]]]
             self._skeletons(out, p.keypoints[shown], slot[shown])
@@ -133,15 +135,17 @@ class Render:
         msg.rendered = out
         return msg
 
-    def _skeletons(self, out: np.ndarray, keypoints: np.ndarray,
-                   slot: np.ndarray) -> None:
+    def _skeletons(
+        self, out: np.ndarray, keypoints: np.ndarray, slot: np.ndarray
+    ) -> None:
         t = line_thickness(out.shape)
         for kps, s in zip(keypoints, slot, strict=True):
             colour = tuple(int(c) for c in self.people[s])
             draw_skeleton(out, kps, colour, kps[:, 2] > self.keypoint_threshold, t)
 
-    def _labels(self, out: np.ndarray, boxes: np.ndarray, ids: np.ndarray,
-                slot: np.ndarray) -> None:
+    def _labels(
+        self, out: np.ndarray, boxes: np.ndarray, ids: np.ndarray, slot: np.ndarray
+    ) -> None:
         scale = max(0.4, out.shape[0] / 720)
         for box, tid, s in zip(boxes, ids, slot, strict=True):
             if tid < 0:
@@ -152,8 +156,16 @@ class Render:
             y = int(np.clip(box[1] - 4, th + base + 2, out.shape[0] - 2))
             colour = tuple(int(c) for c in self.people[s])
             cv2.rectangle(out, (x, y - th - base - 2), (x + tw + 4, y), colour, -1)
-            cv2.putText(out, text, (x + 2, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                        (0, 0, 0), max(1, round(scale)), cv2.LINE_AA)
+            cv2.putText(
+                out,
+                text,
+                (x + 2, y - base),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                scale,
+                (0, 0, 0),
+                max(1, round(scale)),
+                cv2.LINE_AA,
+            )
 
     def _draw_hud(self, out: np.ndarray, msg: Message, people: int) -> None:
         now = time.time()
@@ -170,8 +182,16 @@ class Render:
         panel[..., :3] = (panel[..., :3] * 0.35).astype(np.uint8)
         if out.shape[2] == 4:
             panel[..., 3] = 255
-        cv2.putText(out, text, (8, th + 6), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                    (255,) * out.shape[2], max(1, round(scale)), cv2.LINE_AA)
+        cv2.putText(
+            out,
+            text,
+            (8, th + 6),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            scale,
+            (255,) * out.shape[2],
+            max(1, round(scale)),
+            cv2.LINE_AA,
+        )
 
     def close(self) -> dict[str, Any] | None:
         return None

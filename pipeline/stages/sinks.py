@@ -50,8 +50,11 @@ class SinkStage:
             except Exception as exc:
                 if len(self.sinks) == 1:
                     raise StageError(f"{sink.name} failed: {describe(exc)}") from exc
-                log.warning("%s failed (%s); the other outputs continue", sink.name,
-                            describe(exc))
+                log.warning(
+                    "%s failed (%s); the other outputs continue",
+                    sink.name,
+                    describe(exc),
+                )
                 self.failed.append(sink.name)
                 self.sinks.remove(sink)
                 _quiet_close(sink)

@@ -32,16 +32,16 @@ class TrackerConfig:
     max_lost: int = 15
     oks_weight: float = 0.5
     min_similarity: float = 0.15
-    mask_step: int = 4          # IoU on every 4th pixel: plenty, 16 x cheaper
+    mask_step: int = 4  # IoU on every 4th pixel: plenty, 16 x cheaper
     velocity_decay: float = 0.5
 
 
 @dataclass
 class Track:
-    keypoints: np.ndarray              # 17 x 3, frame px
-    box: np.ndarray                    # 4
-    mask: np.ndarray                   # bool, subsampled frame grid
-    track_id: int = -1                 # -1 until confirmed
+    keypoints: np.ndarray  # 17 x 3, frame px
+    box: np.ndarray  # 4
+    mask: np.ndarray  # bool, subsampled frame grid
+    track_id: int = -1  # -1 until confirmed
     hits: int = 1
     misses: int = 0
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))
@@ -67,8 +67,9 @@ def _shift(mask: np.ndarray, shift_px: np.ndarray, step: int) -> np.ndarray:
     h, w = mask.shape
     if abs(dx) >= w or abs(dy) >= h:
         return out
-    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
-        mask[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = mask[
+        max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+    ]
     return out
 
 
@@ -99,7 +100,7 @@ class Tracker:
 
     def __init__(self, config: TrackerConfig | None = None, smooth: dict | None = None):
         self.config = config or TrackerConfig()
-        self.smooth = smooth            # One-Euro parameters, None = off
+        self.smooth = smooth  # One-Euro parameters, None = off
         self.tracks: list[Track] = []
         self.next_id = 0
 
@@ -117,7 +118,7 @@ class Tracker:
         count = len(scores)
         if self.smooth is not None:
             keypoints = keypoints.copy()
-        labels = np.ascontiguousarray(instances[::c.mask_step, ::c.mask_step])
+        labels = np.ascontiguousarray(instances[:: c.mask_step, :: c.mask_step])
         if self.tracks and self.tracks[0].mask.shape != labels.shape:
             self.tracks = []  # a picture of another size (photos): a new scene
         keep = np.nonzero(scores >= c.keep_score)[0]
@@ -130,8 +131,9 @@ class Tracker:
                 if sim[ti, dj] >= c.min_similarity:
                     matched_t.add(ti)
                     matched_d.add(int(keep[dj]))
-                    self._update(self.tracks[ti], int(keep[dj]), keypoints, boxes,
-                                 labels)
+                    self._update(
+                        self.tracks[ti], int(keep[dj]), keypoints, boxes, labels
+                    )
                     ids[keep[dj]] = self.tracks[ti].track_id
                     self._smooth(self.tracks[ti], keypoints, int(keep[dj]), t)
         survivors = []
@@ -152,30 +154,43 @@ class Tracker:
         return ids, keypoints
 
     def _similarity(
-        self, kps: np.ndarray, boxes: np.ndarray, labels: np.ndarray,
-        keep: np.ndarray, count: int,
+        self,
+        kps: np.ndarray,
+        boxes: np.ndarray,
+        labels: np.ndarray,
+        keep: np.ndarray,
+        count: int,
     ) -> np.ndarray:
         if not self.tracks or not len(keep):
             return np.zeros((len(self.tracks), len(keep)), np.float32)
         # Where the track should be now, and where it was last seen: the better of
         # the two, so a poor velocity estimate (a person half in view) cannot hurt.
         predicted = [t.predicted(self.config.mask_step) for t in self.tracks]
-        det_area = np.array([person_area(k, b)
-                             for k, b in zip(kps, boxes, strict=True)])
+        det_area = np.array(
+            [person_area(k, b) for k, b in zip(kps, boxes, strict=True)]
+        )
         track_area = np.array([person_area(t.keypoints, t.box) for t in self.tracks])
         areas = np.maximum(track_area[:, None], det_area[None, :])
-        pose = np.maximum(oks(np.stack([p[0] for p in predicted]), kps, areas),
-                          oks(np.stack([t.keypoints for t in self.tracks]), kps, areas))
-        remap = np.zeros(count + 1, np.int64)     # kept detections -> 1..len(keep)
+        pose = np.maximum(
+            oks(np.stack([p[0] for p in predicted]), kps, areas),
+            oks(np.stack([t.keypoints for t in self.tracks]), kps, areas),
+        )
+        remap = np.zeros(count + 1, np.int64)  # kept detections -> 1..len(keep)
         remap[keep + 1] = np.arange(1, len(keep) + 1)
         labels = remap[labels]
-        iou = np.maximum(mask_iou([p[1] for p in predicted], labels, len(keep)),
-                         mask_iou([t.mask for t in self.tracks], labels, len(keep)))
+        iou = np.maximum(
+            mask_iou([p[1] for p in predicted], labels, len(keep)),
+            mask_iou([t.mask for t in self.tracks], labels, len(keep)),
+        )
         w = self.config.oks_weight
         return (w * pose + (1 - w) * iou).astype(np.float32)
 
     def _update(
-        self, track: Track, d: int, kps: np.ndarray, boxes: np.ndarray,
+        self,
+        track: Track,
+        d: int,
+        kps: np.ndarray,
+        boxes: np.ndarray,
         labels: np.ndarray,
     ) -> None:
         step = _displacement(track.keypoints, kps[d], track.box, boxes[d])
@@ -205,8 +220,9 @@ class Tracker:
 class OneEuroFilter:
     """Adaptive low-pass filter for an array signal sampled at times t (seconds)."""
 
-    def __init__(self, min_cutoff: float = 1.0, beta: float = 0.05,
-                 d_cutoff: float = 1.0) -> None:
+    def __init__(
+        self, min_cutoff: float = 1.0, beta: float = 0.05, d_cutoff: float = 1.0
+    ) -> None:
         self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
         self.x: np.ndarray | None = None
         self.dx: np.ndarray | None = None
@@ -240,8 +256,11 @@ class TrackStage:
     bottleneck = False
     info: dict[str, Any] | None = None
 
-    def __init__(self, config: TrackerConfig | None = None,
-                 smooth: dict[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        config: TrackerConfig | None = None,
+        smooth: dict[str, float] | None = None,
+    ) -> None:
         self.config = config or TrackerConfig()
         self.smooth = smooth
         self.tracker: Tracker | None = None
@@ -253,8 +272,9 @@ class TrackStage:
         p = msg.people
         t = msg.header.get("pts")
         t = msg.header["capture_ts"] if t is None else t
-        p.track_ids, p.keypoints = self.tracker.update(p.keypoints, p.scores, p.boxes,
-                                                       p.instances, t)
+        p.track_ids, p.keypoints = self.tracker.update(
+            p.keypoints, p.scores, p.boxes, p.instances, t
+        )
         return msg
 
     def close(self) -> dict[str, Any] | None:

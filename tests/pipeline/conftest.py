@@ -15,5 +15,11 @@ def tiny(tmp_path_factory) -> dict[str, str]:
 
 def cli(tiny: dict[str, str]) -> list[str]:
     """run_stream.py arguments that select the tiny network on eager torch."""
-    return ["--config", tiny["config"], "--checkpoint", tiny["checkpoint"],
-            "--backend", "torch"]
+    return [
+        "--config",
+        tiny["config"],
+        "--checkpoint",
+        tiny["checkpoint"],
+        "--backend",
+        "torch",
+    ]

@@ -35,7 +35,7 @@ def pattern(index: int, height: int = 48, width: int = 64) -> np.ndarray:
     image[..., 0] = np.arange(width, dtype=np.uint8)[None] * 3
     image[..., 1] = (index * 7) % 256
     x = (index * 3) % (width - 8)
-    image[10:18, x:x + 8] = 255
+    image[10:18, x : x + 8] = 255
     return image
 
 
@@ -45,8 +45,13 @@ class PatternSource:
     name = "source"
     info: dict[str, Any] | None = None
 
-    def __init__(self, frames: int = 20, live: bool = False, fps: float = 0.0,
-                 shape: tuple[int, int] = (48, 64)) -> None:
+    def __init__(
+        self,
+        frames: int = 20,
+        live: bool = False,
+        fps: float = 0.0,
+        shape: tuple[int, int] = (48, 64),
+    ) -> None:
         self.total, self.live, self.fps, self.shape = frames, live, fps, shape
 
     def check(self) -> None:
@@ -71,8 +76,9 @@ class Slow:
     bottleneck = True
     info: dict[str, Any] | None = None
 
-    def __init__(self, name: str = "slow", delay: float = 0.0,
-                 fail_at: int | None = None) -> None:
+    def __init__(
+        self, name: str = "slow", delay: float = 0.0, fail_at: int | None = None
+    ) -> None:
         self.name, self.delay, self.fail_at = name, delay, fail_at
 
     def open(self) -> None:
@@ -113,8 +119,9 @@ class Collect:
         return {"seen": self.seen, "sums": self.sums}
 
 
-def write_clip(path: Path, frames: int, size: tuple[int, int] = (48, 64),
-               fps: int = 10) -> Path:
+def write_clip(
+    path: Path, frames: int, size: tuple[int, int] = (48, 64), fps: int = 10
+) -> Path:
     """An H.264 clip of the stand-in frames."""
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=fps)

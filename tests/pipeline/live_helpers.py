@@ -32,13 +32,13 @@ import numpy as np
 from tests.loopback import stamp
 
 FPS = 25
-SIZE = (64, 256)           # height, width: room for the 16-bit index stamp
-GOP = 5                    # a keyframe every 0.2 s: a (re)connecting reader starts fast
+SIZE = (64, 256)  # height, width: room for the 16-bit index stamp
+GOP = 5  # a keyframe every 0.2 s: a (re)connecting reader starts fast
 
 
 def frame(index: int) -> np.ndarray:
     image = np.full((*SIZE, 3), 90, np.uint8)
-    image[SIZE[0] // 2:, :, 1] = (index * 5) % 256
+    image[SIZE[0] // 2 :, :, 1] = (index * 5) % 256
     return stamp(image, index)
 
 
@@ -70,7 +70,7 @@ def publish(url: str, fmt: str, frames: int, first: int) -> None:
         except (av.error.FFmpegError, OSError):
             if time.monotonic() > deadline:
                 raise
-            time.sleep(0.05)        # the listener is not up yet
+            time.sleep(0.05)  # the listener is not up yet
 
 
 def serve(port: int, frames: int, first: int) -> None:
@@ -98,7 +98,7 @@ def receive(url: str) -> None:
         try:
             for _ in clip.decode(video=0):
                 got += 1
-        except av.error.OSError:     # FFmpeg's RTMP server: a publisher leaving is EIO
+        except av.error.OSError:  # FFmpeg's RTMP server: a publisher leaving is EIO
             if not url.startswith("rtmp"):
                 raise
     print(got, flush=True)
@@ -122,7 +122,11 @@ def start_receiver(url: str, port: int) -> subprocess.Popen:
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.pipeline.live_helpers", "receive", url],
-        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 30
     while not listening(port):
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -136,8 +140,19 @@ def start_server(port: int, frames: int, first: int) -> subprocess.Popen:
     """`serve` in its own process, returned once it listens (the caller kills it)."""
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.pipeline.live_helpers", "serve", str(port),
-         str(frames), str(first)], cwd=root, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "tests.pipeline.live_helpers",
+            "serve",
+            str(port),
+            str(frames),
+            str(first),
+        ],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout.readline().strip() == "listening"
     return proc
 

@@ -15,21 +15,24 @@ def masks(*boxes):
 
 def test_pairing_by_iou():
     truth = masks((0, 10), (20, 30))
-    pred = masks((21, 30), (0, 10), (35, 40))        # shuffled, plus a false one
+    pred = masks((21, 30), (0, 10), (35, 40))  # shuffled, plus a false one
     pairs = match_truth(pred, np.array([8, 4, 9]), truth, np.array([100, 200]))
     assert pairs == {100: 4, 200: 8}
-    shifted = masks((6, 16))                          # IoU 4/16 < 0.5: no pair
+    shifted = masks((6, 16))  # IoU 4/16 < 0.5: no pair
     assert match_truth(shifted, np.array([1]), masks((0, 10)), np.array([5])) == {}
     assert match_truth(masks(), np.array([], int), truth, np.array([1, 2])) == {}
 
 
-@pytest.mark.parametrize("frames, switches, coverage", [
-    ([{1: 7}, {1: 7}, {1: 7}], 0, 1.0),
-    ([{1: 7}, {1: 8}, {1: 7}], 2, 1.0),              # swapped away and back
-    ([{1: 7}, {}, {1: 7}], 0, 2 / 3),                 # missed once, same id after
-    ([{1: -1}, {1: 7}, {1: 7}], 0, 2 / 3),            # unconfirmed is not a switch
-    ([{1: 7, 2: 8}, {1: 8, 2: 7}], 2, 1.0),           # two people exchange ids
-])
+@pytest.mark.parametrize(
+    "frames, switches, coverage",
+    [
+        ([{1: 7}, {1: 7}, {1: 7}], 0, 1.0),
+        ([{1: 7}, {1: 8}, {1: 7}], 2, 1.0),  # swapped away and back
+        ([{1: 7}, {}, {1: 7}], 0, 2 / 3),  # missed once, same id after
+        ([{1: -1}, {1: 7}, {1: 7}], 0, 2 / 3),  # unconfirmed is not a switch
+        ([{1: 7, 2: 8}, {1: 8, 2: 7}], 2, 1.0),  # two people exchange ids
+    ],
+)
 def test_switch_counting(frames, switches, coverage):
     counter = IdSwitches()
     for pairs in frames:

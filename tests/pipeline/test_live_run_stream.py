@@ -25,7 +25,7 @@ from tests.pipeline.live_helpers import start_receiver, start_server
 ROOT = Path(__file__).resolve().parents[2]
 
 
-FIRST = 30          # frames the first HTTP server sends before it goes away
+FIRST = 30  # frames the first HTTP server sends before it goes away
 
 
 def kill(*procs: subprocess.Popen | None) -> None:
@@ -35,8 +35,9 @@ def kill(*procs: subprocess.Popen | None) -> None:
             p.wait()
 
 
-def reconnected_once(proc: subprocess.Popen, stdout: str, stderr: str,
-                     out: Path, code: int = 0) -> int:
+def reconnected_once(
+    proc: subprocess.Popen, stdout: str, stderr: str, out: Path, code: int = 0
+) -> int:
     """Checks a finished run_stream.py that lost its source once and got it back;
     returns how many frames it wrote (all of them playable)."""
     assert proc.returncode == code, stderr
@@ -61,8 +62,9 @@ def subscribe(address: str, got: list[dict], stop: threading.Event) -> None:
     ctx.term()
 
 
-def await_record(records: list[dict], proc: subprocess.Popen, first_frame: int,
-                 timeout_s: float) -> bool:
+def await_record(
+    records: list[dict], proc: subprocess.Popen, first_frame: int, timeout_s: float
+) -> bool:
     """Waits until the feed has carried frame `first_frame` or a later one. Which
     frames are processed depends on the machine (latest frame wins), so the test
     waits for one instead of assuming it among a fixed number of frames."""
@@ -87,13 +89,29 @@ def test_stream_drops_and_comes_back_while_file_and_feed_keep_going(tiny, tmp_pa
     first = start_server(port, FIRST, 0)
     second = None
     proc = subprocess.Popen(
-        [sys.executable, "run_stream.py", *cli(tiny), "--source",
-         f"http://127.0.0.1:{port}/live.ts", "--timeout", "2",
-         "--output", str(out), "--publish", feed, "--no-hud", "--quiet"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "run_stream.py",
+            *cli(tiny),
+            "--source",
+            f"http://127.0.0.1:{port}/live.ts",
+            "--timeout",
+            "2",
+            "--output",
+            str(out),
+            "--publish",
+            feed,
+            "--no-hud",
+            "--quiet",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        first.wait(timeout=60)                 # sent its frames and went away
-        second = start_server(port, 25 * 300, 1000)   # the same URL comes back
+        first.wait(timeout=60)  # sent its frames and went away
+        second = start_server(port, 25 * 300, 1000)  # the same URL comes back
         resumed = await_record(records, proc, FIRST, timeout_s=180)
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=120)
@@ -112,9 +130,20 @@ def test_stream_drops_and_comes_back_while_file_and_feed_keep_going(tiny, tmp_pa
 def publish(url: str, fmt: str, frames: int, first: int) -> subprocess.Popen:
     """A publisher process (retries until the listener is up), like OBS streaming."""
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.pipeline.live_helpers", "publish", url, fmt,
-         str(frames), str(first)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "tests.pipeline.live_helpers",
+            "publish",
+            url,
+            fmt,
+            str(frames),
+            str(first),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 @pytest.mark.parametrize("protocol", ["rtmp", "rtsp"])
@@ -124,9 +153,24 @@ def test_publishers_push_to_run_stream_listening(tiny, tmp_path, protocol):
     url, fmt, _ = endpoint(protocol)
     out = tmp_path / "pushed.mp4"
     proc = subprocess.Popen(
-        [sys.executable, "run_stream.py", *cli(tiny), "--listen", "--source", url,
-         "--max-frames", "40", "--output", str(out), "--quiet"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "run_stream.py",
+            *cli(tiny),
+            "--listen",
+            "--source",
+            url,
+            "--max-frames",
+            "40",
+            "--output",
+            str(out),
+            "--quiet",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     publishers = [publish(url, fmt, 25, 0)]
     try:
         publishers[0].wait(timeout=60)
@@ -144,15 +188,31 @@ def test_single_shot_listener_started_first_gets_every_frame(tiny, kind):
     run_stream.py --output to it: the start-up check must not use up its one
     connection."""
     port = free_port()
-    url = (f"tcp://127.0.0.1:{port}" if kind == "tcp"
-           else f"rtmp://127.0.0.1:{port}/live/key")
+    url = (
+        f"tcp://127.0.0.1:{port}"
+        if kind == "tcp"
+        else f"rtmp://127.0.0.1:{port}/live/key"
+    )
     receiver = start_receiver(url + "?listen" if kind == "tcp" else url, port)
     proc = None
     try:
         proc = subprocess.run(
-            [sys.executable, "run_stream.py", *cli(tiny), "--max-frames", "20",
-             "--output", url, "--quiet"],
-            cwd=ROOT, capture_output=True, text=True, timeout=180, check=False)
+            [
+                sys.executable,
+                "run_stream.py",
+                *cli(tiny),
+                "--max-frames",
+                "20",
+                "--output",
+                url,
+                "--quiet",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
         got, err = receiver.communicate(timeout=30)
     finally:
         kill(receiver)

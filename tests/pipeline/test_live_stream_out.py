@@ -24,8 +24,12 @@ from tests.pipeline.helpers import decode_frames
 from tests.pipeline.live_helpers import start_receiver
 
 
-def message(index: int, size: tuple[int, int] = (63, 256), alpha: bool = False,
-            noise: np.random.Generator | None = None):
+def message(
+    index: int,
+    size: tuple[int, int] = (63, 256),
+    alpha: bool = False,
+    noise: np.random.Generator | None = None,
+):
     channels = 4 if alpha else 3
     image = np.full((*size, channels), 80, np.uint8)
     if noise is not None:
@@ -50,16 +54,18 @@ def test_udp_mpegts_out_is_read_back_by_pyav():
 
     def read() -> None:
         options = {"analyzeduration": "100000"}
-        with (av.open(url, options=options, timeout=(5, 1)) as clip,
-              contextlib.suppress(av.error.ExitError)):      # silence: read timeout
+        with (
+            av.open(url, options=options, timeout=(5, 1)) as clip,
+            contextlib.suppress(av.error.ExitError),
+        ):  # silence: read timeout
             got.extend(f.to_ndarray(format="rgb24") for f in clip.decode(video=0))
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     sink = StreamSink(url)
     sink.open()
-    sent = 0          # until the reader (which may start late on a busy machine) has 25
-    while sent < 400 and len(got) < 25:     # RGBA in: alpha dropped, odd height padded
+    sent = 0  # until the reader (which may start late on a busy machine) has 25
+    while sent < 400 and len(got) < 25:  # RGBA in: alpha dropped, odd height padded
         sink.write(message(sent, alpha=True))
         sent += 1
         time.sleep(0.02)
@@ -68,7 +74,7 @@ def test_udp_mpegts_out_is_read_back_by_pyav():
     assert report == {"path": url, "frames": sent, "dropped": 0}
     stamps = [read_stamp(f) for f in got]
     assert len(got) >= 25 and got[0].shape == (64, 256, 3)
-    assert stamps == sorted(set(stamps))             # in order, no frame twice
+    assert stamps == sorted(set(stamps))  # in order, no frame twice
 
 
 @pytest.mark.parametrize("kind", ["tcp", "rtmp"])
@@ -76,14 +82,17 @@ def test_single_shot_listener_receives_every_frame(kind):
     """FFmpeg as OBS's Media Source runs it takes the first connection as the stream:
     the start-up check must not be that connection (docs/OBS.md)."""
     port = free_port()
-    url = (f"tcp://127.0.0.1:{port}" if kind == "tcp"
-           else f"rtmp://127.0.0.1:{port}/live/key")
+    url = (
+        f"tcp://127.0.0.1:{port}"
+        if kind == "tcp"
+        else f"rtmp://127.0.0.1:{port}/live/key"
+    )
     receiver = start_receiver(url + "?listen" if kind == "tcp" else url, port)
     try:
         sink = StreamSink(url)
-        sink.check()                        # start-up, then the worker opens it
+        sink.check()  # start-up, then the worker opens it
         sink.open()
-        for i in range(30):                 # one at a time: nothing dropped
+        for i in range(30):  # one at a time: nothing dropped
             sink.write(message(i))
             deadline = time.monotonic() + 10
             while sink.frames <= i and time.monotonic() < deadline:
@@ -129,22 +138,24 @@ class Receiver:
             peer.close()
 
 
-@pytest.mark.parametrize("keep, why", [(20000, "the receiver went away"),
-                                       (None, "no progress for 1 s")])
-def test_dead_stream_is_dropped_and_the_file_keeps_every_frame(tmp_path, capsys,
-                                                               keep, why):
+@pytest.mark.parametrize(
+    "keep, why", [(20000, "the receiver went away"), (None, "no progress for 1 s")]
+)
+def test_dead_stream_is_dropped_and_the_file_keeps_every_frame(
+    tmp_path, capsys, keep, why
+):
     receiver = Receiver(keep)
     path = tmp_path / "out.mkv"
     stream = StreamSink(receiver.url, bitrate_kbps=50000, stall_s=1.0)
     stage = SinkStage([FileSink(path), stream])
     stage.open()
-    noise = np.random.default_rng(0)        # incompressible: buffers fill quickly
+    noise = np.random.default_rng(0)  # incompressible: buffers fill quickly
     frames, deadline = 0, time.monotonic() + 20
     while len(stage.sinks) == 2 and time.monotonic() < deadline:
         stage.process(message(frames, size=(240, 320), noise=noise))
         frames += 1
         time.sleep(0.01)
-    for _ in range(5):                      # the run goes on without it
+    for _ in range(5):  # the run goes on without it
         stage.process(message(frames, size=(240, 320), noise=noise))
         frames += 1
     report = stage.close()
@@ -177,14 +188,15 @@ def test_rtmp_server_that_never_answers_is_an_error_not_a_hang():
 
 def test_outputs_that_cannot_be_opened_fail_at_start():
     closed = free_port()
-    cases = [(f"rtmp://127.0.0.1:{closed}/live/key", "Connection refused"),
-             (f"tcp://127.0.0.1:{closed}", "Connection refused"),
-             ("http://127.0.0.1/out.ts", "cannot stream to http://127.0.0.1/out.ts"),
-             ("tcp://nohost", "needs a host and a port")]
+    cases = [
+        (f"rtmp://127.0.0.1:{closed}/live/key", "Connection refused"),
+        (f"tcp://127.0.0.1:{closed}", "Connection refused"),
+        ("http://127.0.0.1/out.ts", "cannot stream to http://127.0.0.1/out.ts"),
+        ("tcp://nohost", "needs a host and a port"),
+    ]
     if not protocol_available("srt"):
         cases.append(("srt://127.0.0.1:9000", "libsrt"))
     for url, message in cases:
         with pytest.raises(StageError) as err:
             StreamSink(url).open()
         assert message in str(err.value) and "\n" not in str(err.value), url
-

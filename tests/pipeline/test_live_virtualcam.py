@@ -23,8 +23,9 @@ def open_error(sink) -> str:
 
 def test_virtual_camera_missing_is_one_line():
     if sys.platform.startswith("linux") and any(
-            "loopback" in p.read_text().lower()
-            for p in Path("/sys/class/video4linux").glob("*/name")):
+        "loopback" in p.read_text().lower()
+        for p in Path("/sys/class/video4linux").glob("*/name")
+    ):
         pytest.skip("a v4l2loopback device exists here")
     message = open_error(VirtualCamSink())
     if not HAS_PYVIRTUALCAM:
@@ -34,7 +35,8 @@ def test_virtual_camera_missing_is_one_line():
     if sys.platform.startswith("linux"):
         assert "modprobe v4l2loopback" in message
         assert "/dev/video63 does not exist" in open_error(
-            VirtualCamSink(device="/dev/video63"))
+            VirtualCamSink(device="/dev/video63")
+        )
 
 
 def test_window_without_gui_or_display_is_one_line(monkeypatch):

@@ -42,13 +42,20 @@ def test_backoff_doubles_up_to_its_cap():
     assert delays == [0.5, 1.0, 2.0, 4.0, 4.0]
 
 
-@pytest.mark.parametrize("location, live", [
-    ("clip.mp4", False), ("C:/videos/clip.mp4", False),
-    ("rtsp://cam/stream", True), ("rtmp://host/live/key", True),
-    ("udp://127.0.0.1:5000", True), ("srt://host:9000", True),
-    ("http://host/live.ts", True), ("http://host/stream", True),
-    ("https://host/videos/clip.mp4", False),
-])
+@pytest.mark.parametrize(
+    "location, live",
+    [
+        ("clip.mp4", False),
+        ("C:/videos/clip.mp4", False),
+        ("rtsp://cam/stream", True),
+        ("rtmp://host/live/key", True),
+        ("udp://127.0.0.1:5000", True),
+        ("srt://host:9000", True),
+        ("http://host/live.ts", True),
+        ("http://host/stream", True),
+        ("https://host/videos/clip.mp4", False),
+    ],
+)
 def test_live_schemes(location, live):
     assert is_live(location) is live
 
@@ -58,9 +65,13 @@ def test_input_options_per_scheme():
     assert rtsp["rtsp_transport"] == "udp" and rtsp["fflags"] == "nobuffer"
     assert rtsp["flags"] == "low_delay"
     assert input_options("clip.mp4") == {}
-    assert input_options("rtmp://0.0.0.0:1935/live/x", listen=True,
-                         listen_timeout_s=7)["listen"] == "1"
-    rtsp = input_options("rtsp://0.0.0.0:8554/x", listen=True)    # wait "forever"
+    assert (
+        input_options("rtmp://0.0.0.0:1935/live/x", listen=True, listen_timeout_s=7)[
+            "listen"
+        ]
+        == "1"
+    )
+    rtsp = input_options("rtsp://0.0.0.0:8554/x", listen=True)  # wait "forever"
     assert rtsp["rtsp_flags"] == "listen" and rtsp["listen_timeout"] == "86400"
     with pytest.raises(StageError, match="--listen works with rtmp:// and rtsp://"):
         input_options("udp://127.0.0.1:5000", listen=True)
@@ -71,8 +82,10 @@ def test_input_options_per_scheme():
 def test_srt_without_libsrt_is_one_clear_line():
     if protocol_available("srt"):
         pytest.skip("this FFmpeg has libsrt")
-    for call in (lambda: input_options("srt://127.0.0.1:9000"),
-                 lambda: stream_muxer("srt://127.0.0.1:9000")):
+    for call in (
+        lambda: input_options("srt://127.0.0.1:9000"),
+        lambda: stream_muxer("srt://127.0.0.1:9000"),
+    ):
         with pytest.raises(StageError) as err:
             call()
         assert str(err.value) == SRT_MISSING
@@ -92,18 +105,19 @@ def test_file_plays_to_its_end_and_loops(tmp_path):
     looped.close()
     assert [m.header["index"] for m in got] == list(range(30))
     for m in got:
-        np.testing.assert_array_equal(m.image,
-                                      expected[m.header["index"] % 12])
+        np.testing.assert_array_equal(m.image, expected[m.header["index"] % 12])
     pts = [m.header["pts"] for m in got]
     assert all(b > a for a, b in zip(pts, pts[1:], strict=False))
 
 
 def test_bad_sources_are_one_line_errors(tmp_path):
     (tmp_path / "notes.mp4").write_text("hello\n" * 50)
-    cases = [(str(tmp_path / "nope.mp4"), {}, "no such video file"),
-             (str(tmp_path / "notes.mp4"), {}, "is not a video PyAV can read"),
-             ("rtsp://127.0.0.1:9/x", {"loop": True}, "--loop is for files"),
-             (f"rtsp://127.0.0.1:{free_port()}/x", {}, "Connection refused")]
+    cases = [
+        (str(tmp_path / "nope.mp4"), {}, "no such video file"),
+        (str(tmp_path / "notes.mp4"), {}, "is not a video PyAV can read"),
+        ("rtsp://127.0.0.1:9/x", {"loop": True}, "--loop is for files"),
+        (f"rtsp://127.0.0.1:{free_port()}/x", {}, "Connection refused"),
+    ]
     for location, kwargs, message in cases:
         with pytest.raises(StageError) as err:
             WatchedSource(location, deadlines=FAST, **kwargs).open()
@@ -118,7 +132,7 @@ def test_damaged_files_give_every_frame_they_can(tmp_path):
     corrupt = tmp_path / "corrupt.ts"
     garbage = np.random.default_rng(0).integers(0, 256, 4000, np.uint8).tobytes()
     cut = len(data) // 3
-    corrupt.write_bytes(data[:cut] + garbage + data[cut + len(garbage):])
+    corrupt.write_bytes(data[:cut] + garbage + data[cut + len(garbage) :])
     counts = {}
     for path in (truncated, corrupt):
         source = WatchedSource(str(path))
@@ -127,7 +141,7 @@ def test_damaged_files_give_every_frame_they_can(tmp_path):
         source.close()
     assert 5 < counts["truncated"] < 40 and 20 < counts["corrupt"] <= 40, counts
     mp4 = write_clip(tmp_path / "in.mp4", 40, size=(96, 128))
-    (tmp_path / "cut.mp4").write_bytes(mp4.read_bytes()[:-2000])   # index lost
+    (tmp_path / "cut.mp4").write_bytes(mp4.read_bytes()[:-2000])  # index lost
     with pytest.raises(StageError, match="cut.mp4 is not a video PyAV can read"):
         WatchedSource(str(tmp_path / "cut.mp4")).open()
 
@@ -138,10 +152,12 @@ def test_silent_server_is_noticed_within_the_deadline():
     server.bind(("127.0.0.1", 0))
     server.listen(4)
     accepted = []
-    threading.Thread(target=lambda: accepted.append(server.accept()),
-                     daemon=True).start()
-    source = WatchedSource(f"http://127.0.0.1:{server.getsockname()[1]}/live.ts",
-                           deadlines=FAST)
+    threading.Thread(
+        target=lambda: accepted.append(server.accept()), daemon=True
+    ).start()
+    source = WatchedSource(
+        f"http://127.0.0.1:{server.getsockname()[1]}/live.ts", deadlines=FAST
+    )
     start = time.monotonic()
     with pytest.raises(StageError, match="cannot open"):
         source.open()
@@ -157,8 +173,9 @@ def test_frozen_stream_is_dropped_and_reconnected(caplog):
     port = free_port()
     first = start_server(port, 400, 0)
     second = None
-    source = WatchedSource(f"http://127.0.0.1:{port}/live.ts", deadlines=FAST,
-                           backoff=QUICK, give_up_s=20)
+    source = WatchedSource(
+        f"http://127.0.0.1:{port}/live.ts", deadlines=FAST, backoff=QUICK, give_up_s=20
+    )
     stamps, indices, frozen_at, noticed_at = [], [], None, None
     try:
         source.open()
@@ -188,7 +205,7 @@ def test_frozen_stream_is_dropped_and_reconnected(caplog):
     before = [s for s in stamps if s < 1000]
     after = [s for s in stamps if s >= 1000]
     assert before == sorted(before) and after == sorted(after) and len(after) == 5
-    assert indices == list(range(len(stamps)))       # the index just keeps counting
+    assert indices == list(range(len(stamps)))  # the index just keeps counting
     assert "reconnected" in caplog.text
 
 
@@ -202,7 +219,7 @@ def test_truncated_file_with_its_index_first_says_so(tmp_path, caplog):
         stream = out.add_stream("libx264", rate=10)
         stream.height, stream.width = 96, 128
         stream.pix_fmt = "yuv420p"
-        noise = np.random.default_rng(0)      # incompressible: data spread evenly
+        noise = np.random.default_rng(0)  # incompressible: data spread evenly
         for _ in range(40):
             image = noise.integers(0, 256, (96, 128, 3), np.uint8)
             out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
@@ -219,8 +236,8 @@ def test_truncated_file_with_its_index_first_says_so(tmp_path, caplog):
     assert 0 < got < 40
     assert [r.getMessage() for r in caplog.records] == [
         f"{cut} ended after {got} of the 40 frames its index lists: the file looks "
-        "truncated or damaged"]
-
+        "truncated or damaged"
+    ]
 
 
 def test_live_reader_keeps_the_open_event_while_nobody_reads(tmp_path):
@@ -230,14 +247,14 @@ def test_live_reader_keeps_the_open_event_while_nobody_reads(tmp_path):
     frame as the stream's description (ValueError under load, the RTMP test)."""
     clip = write_clip(tmp_path / "in.mp4", 12)
     source = WatchedSource(str(clip), pace=True, listen=True, options={})
-    source.open()                      # listening: returns before the stream opens
+    source.open()  # listening: returns before the stream opens
     reader = source._reader
     deadline = time.monotonic() + 30
-    while reader.dropped < 11 and time.monotonic() < deadline:   # all 12 decoded
+    while reader.dropped < 11 and time.monotonic() < deadline:  # all 12 decoded
         time.sleep(0.01)
     assert reader.dropped == 11
     got = frames_of(source)
     source.close()
-    assert source.fps == 10.0                        # from the "open" event
+    assert source.fps == 10.0  # from the "open" event
     assert [m.header["index"] for m in got] == [0]
     np.testing.assert_array_equal(got[0].image, decode_frames(clip)[11])

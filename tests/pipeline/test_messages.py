@@ -18,15 +18,30 @@ from pipeline.engine.messages import (
 
 def test_round_trip_keeps_fields_dtypes_shapes_and_header():
     maps = np.zeros((2, 3), np.uint8)
-    model = ModelPeople(np.zeros((2, 17, 3), np.float32), np.array([0.5, 0.25]),
-                        np.array([True, False]), maps, maps + 1)
-    people = FramePeople(np.zeros((0, 17, 3), np.float32), np.zeros(0, np.float32),
-                         np.zeros((0, 4), np.float32), maps.astype(np.uint16), maps,
-                         track_ids=np.array([3, -1], np.int64))
-    msg = Message(FRAME, {"index": 7, "pts": None, "stage_ms": {"a": 1.5}},
-                  image=np.arange(24, dtype=np.uint8).reshape(2, 4, 3),
-                  maps={"heatmap": np.ones((17, 2, 3), np.float32)}, model=model,
-                  people=people, truth={"track_ids": np.array([1], np.int64)})
+    model = ModelPeople(
+        np.zeros((2, 17, 3), np.float32),
+        np.array([0.5, 0.25]),
+        np.array([True, False]),
+        maps,
+        maps + 1,
+    )
+    people = FramePeople(
+        np.zeros((0, 17, 3), np.float32),
+        np.zeros(0, np.float32),
+        np.zeros((0, 4), np.float32),
+        maps.astype(np.uint16),
+        maps,
+        track_ids=np.array([3, -1], np.int64),
+    )
+    msg = Message(
+        FRAME,
+        {"index": 7, "pts": None, "stage_ms": {"a": 1.5}},
+        image=np.arange(24, dtype=np.uint8).reshape(2, 4, 3),
+        maps={"heatmap": np.ones((17, 2, 3), np.float32)},
+        model=model,
+        people=people,
+        truth={"track_ids": np.array([1], np.int64)},
+    )
     back = unpack(pack(msg))
     assert back.kind == FRAME and back.header == msg.header
     assert back.input is None and back.rendered is None

@@ -27,9 +27,25 @@ def test_every_flag_is_a_field_with_the_flags_default():
 
 
 def test_from_args_takes_the_flags():
-    args = parsed(["--source", "clip.mp4", "--output", "a.mp4", "--output", "b.mkv",
-                   "--timeout", "2", "--quiet", "--backend", "torch"])
+    args = parsed(
+        [
+            "--source",
+            "clip.mp4",
+            "--output",
+            "a.mp4",
+            "--output",
+            "b.mkv",
+            "--timeout",
+            "2",
+            "--quiet",
+            "--backend",
+            "torch",
+        ]
+    )
     opts = StreamOptions.from_args(args)
-    assert (opts.source, opts.outputs, opts.timeout_s) == ("clip.mp4",
-                                                          ["a.mp4", "b.mkv"], 2.0)
+    assert (opts.source, opts.outputs, opts.timeout_s) == (
+        "clip.mp4",
+        ["a.mp4", "b.mkv"],
+        2.0,
+    )
     assert opts.progress is False and opts.backend == "torch"

@@ -9,8 +9,15 @@ from pipeline.engine.messages import frame_message
 from pipeline.stages.preprocess import Preprocess, letterbox_tensor
 
 
-@pytest.mark.parametrize("w, h, new", [(640, 480, (384, 288)), (426, 240, (384, 216)),
-                                       (240, 426, (216, 384)), (384, 384, (384, 384))])
+@pytest.mark.parametrize(
+    "w, h, new",
+    [
+        (640, 480, (384, 288)),
+        (426, 240, (384, 216)),
+        (240, 426, (216, 384)),
+        (384, 384, (384, 384)),
+    ],
+)
 def test_fit_long_side_and_map_back(w, h, new):
     box = Letterbox.fit(w, h, 384)
     assert (box.new_w, box.new_h) == new
@@ -31,7 +38,7 @@ def test_image_lands_top_left_and_padding_is_black():
 def test_torch_path_matches_cpu_path():
     rng = np.random.default_rng(1)
     coarse = rng.integers(0, 256, (9, 12, 3), dtype=np.uint8)
-    image = cv2.resize(coarse, (480, 360), interpolation=cv2.INTER_CUBIC)   # smooth
+    image = cv2.resize(coarse, (480, 360), interpolation=cv2.INTER_CUBIC)  # smooth
     for box in (Letterbox.fit(480, 360, 128), Letterbox.fit(480, 360, 640)):
         cpu = letterbox_image(image, box)
         dev = letterbox_tensor(image, box, "cpu")[0].numpy()
@@ -44,5 +51,6 @@ def test_stage_attaches_input_and_transform():
     assert out.input.shape == (3, 64, 64)
     assert Letterbox.from_dict(out.header["transform"]) == Letterbox.fit(40, 30, 64)
     gpu = Preprocess(64, on_device=True).process(
-        frame_message(np.zeros((30, 40, 3), np.uint8), 0, 0.0, None, 10))
+        frame_message(np.zeros((30, 40, 3), np.uint8), 0, 0.0, None, 10)
+    )
     assert gpu.input is None and "transform" in gpu.header

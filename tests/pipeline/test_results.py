@@ -33,10 +33,13 @@ def people_frame(index: int, name: str | None) -> object:
     kps = np.zeros((2, 17, 3), np.float32)
     kps[0, 0] = (12.5, 6.0, 0.8)
     msg.people = FramePeople(
-        instances=instances, parts=parts, keypoints=kps,
+        instances=instances,
+        parts=parts,
+        keypoints=kps,
         scores=np.array([0.9, 0.2], np.float32),
         boxes=np.array([[10, 5, 20, 25], [40, 30, 45, 35]], np.float32),
-        track_ids=np.array([4, -1]))
+        track_ids=np.array([4, -1]),
+    )
     return msg
 
 
@@ -48,7 +51,7 @@ def test_results_sink_writes_coco_records_and_maps(tmp_path):
     sink.open()
     sink.write(people_frame(0, "000000000785.jpg"))
     sink.write(people_frame(1, "holiday.png"))
-    sink.write(people_frame(7, None))                    # a video frame
+    sink.write(people_frame(7, None))  # a video frame
     assert sink.close() == {"path": str(path), "frames": 3, "people": 6}
     records = json.loads(path.read_text())
     assert [r["image_id"] for r in records] == [785, 785, 1, 1, 7, 7]
@@ -97,11 +100,14 @@ def test_image_source_reads_a_file_a_folder_or_a_glob(tmp_path):
     assert not source.live and source.total == 2
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("missing.jpg", "no such image file: "),
-    ("empty", "no images in "),
-    ("empty/*.png", "no images in "),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("missing.jpg", "no such image file: "),
+        ("empty", "no images in "),
+        ("empty/*.png", "no images in "),
+    ],
+)
 def test_no_images_is_one_line(tmp_path, capsys, monkeypatch, spec, message):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "empty").mkdir()
@@ -118,8 +124,9 @@ def test_a_folder_of_coco_images_scores_with_pycocotools(tmp_path, capsys):
     from pycocotools.cocoeval import COCOeval
 
     out = tmp_path / "results.json"
-    code = run_stream.main(["--source", str(COCO_DIR), "--results-json", str(out),
-                            "--quiet"])
+    code = run_stream.main(
+        ["--source", str(COCO_DIR), "--results-json", str(out), "--quiet"]
+    )
     assert code == 0
     assert f"wrote {out} (4 frames)" in capsys.readouterr().out
     records = json.loads(out.read_text())
@@ -135,6 +142,7 @@ def test_a_folder_of_coco_images_scores_with_pycocotools(tmp_path, capsys):
         assert 0.0 <= ev.stats[0] <= 1.0, iou_type
     for image in gt.dataset["images"]:
         stem = Path(image["file_name"]).stem
-        parts = cv2.imread(str(tmp_path / "results_maps" / f"{stem}_parts.png"),
-                           cv2.IMREAD_UNCHANGED)
+        parts = cv2.imread(
+            str(tmp_path / "results_maps" / f"{stem}_parts.png"), cv2.IMREAD_UNCHANGED
+        )
         assert parts.shape == (image["height"], image["width"])

@@ -24,10 +24,27 @@ from tests.pipeline.helpers import decode_frames, write_clip
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data" / "video"
-STATS_KEYS = {"frames", "dropped", "fps", "latency_ms", "stages", "people_mean",
-              "people_threshold", "processing_ms", "queue_ms"}
-STAGES = {"source", "preprocess", "infer", "decode", "postprocess", "track", "render",
-          "sink"}
+STATS_KEYS = {
+    "frames",
+    "dropped",
+    "fps",
+    "latency_ms",
+    "stages",
+    "people_mean",
+    "people_threshold",
+    "processing_ms",
+    "queue_ms",
+}
+STAGES = {
+    "source",
+    "preprocess",
+    "infer",
+    "decode",
+    "postprocess",
+    "track",
+    "render",
+    "sink",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -42,15 +59,30 @@ def count_frames(path: Path) -> int:
 
 def test_synthetic_crowd_transcodes_every_frame_and_writes_stats(tiny, tmp_path):
     out, stats = tmp_path / "overlay.mp4", tmp_path / "stats.json"
-    opts = StreamOptions(**tiny, backend="torch", outputs=[str(out)], hud=False,
-                         progress=False, synthetic={"frames": 6, "size": 128})
+    opts = StreamOptions(
+        **tiny,
+        backend="torch",
+        outputs=[str(out)],
+        hud=False,
+        progress=False,
+        synthetic={"frames": 6, "size": 128},
+    )
     result = run_pipeline(opts)
     assert result.errors == []
     assert count_frames(out) == 6 == result.stats["frames"]
     assert result.stats["dropped"] == 0
-    run_stream.main([*cli(tiny), "--source",
-                     str(write_clip(tmp_path / "in.mp4", 5)), "--output",
-                     str(tmp_path / "o.mkv"), "--stats-json", str(stats), "--quiet"])
+    run_stream.main(
+        [
+            *cli(tiny),
+            "--source",
+            str(write_clip(tmp_path / "in.mp4", 5)),
+            "--output",
+            str(tmp_path / "o.mkv"),
+            "--stats-json",
+            str(stats),
+            "--quiet",
+        ]
+    )
     data = json.loads(stats.read_text())
     assert set(data) == STATS_KEYS and set(data["stages"]) == STAGES
     assert set(data["latency_ms"]) == {"p50", "p95", "p99"}
@@ -58,16 +90,26 @@ def test_synthetic_crowd_transcodes_every_frame_and_writes_stats(tiny, tmp_path)
     assert data["frames"] == 5 == count_frames(tmp_path / "o.mkv")
 
 
-@pytest.mark.parametrize("name", ["vtest.avi", "two_people_occlusion.mp4",
-                                  "basketball_240p.mp4"])
+@pytest.mark.parametrize(
+    "name", ["vtest.avi", "two_people_occlusion.mp4", "basketball_240p.mp4"]
+)
 def test_shared_clips_keep_frame_count(tiny, tmp_path, name):
     clip = SHARED / name
     if not clip.is_file():
         pytest.skip(f"{clip} is not here (../shared is only on the dev machines)")
     out = tmp_path / "out.mp4"
-    code = run_stream.main([*cli(tiny), "--source",
-                            str(clip), "--output", str(out), "--max-frames", "4",
-                            "--quiet"])
+    code = run_stream.main(
+        [
+            *cli(tiny),
+            "--source",
+            str(clip),
+            "--output",
+            str(out),
+            "--max-frames",
+            "4",
+            "--quiet",
+        ]
+    )
     assert code == 0
     frames = decode_frames(out)
     with av.open(str(clip)) as src:
@@ -81,10 +123,18 @@ def test_threads_and_processes_give_identical_outputs(tiny, tmp_path):
     outputs = {}
     for transport in ("inproc", "ipc"):
         out = tmp_path / f"{transport}.mp4"
-        result = run_pipeline(StreamOptions(
-            source=str(clip), **tiny, backend="torch", outputs=[str(out)],
-            hud=False, transport=transport, progress=False,
-            display_threshold=0.0))       # draw every person the tiny network finds
+        result = run_pipeline(
+            StreamOptions(
+                source=str(clip),
+                **tiny,
+                backend="torch",
+                outputs=[str(out)],
+                hud=False,
+                transport=transport,
+                progress=False,
+                display_threshold=0.0,
+            )
+        )  # draw every person the tiny network finds
         assert result.errors == [] and result.stats["people_mean"] > 0
         outputs[transport] = decode_frames(out)
     assert len(outputs["inproc"]) == len(outputs["ipc"]) == 6
@@ -97,22 +147,40 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-@pytest.mark.parametrize("sent, launcher_ignores_sigint, code", [
-    (signal.SIGINT, False, 130),
-    (signal.SIGINT, True, 130),
-    (signal.SIGTERM, False, 143),
-])
-def test_signal_finalises_a_playable_file(tiny, tmp_path, sent,
-                                          launcher_ignores_sigint, code):
+@pytest.mark.parametrize(
+    "sent, launcher_ignores_sigint, code",
+    [
+        (signal.SIGINT, False, 130),
+        (signal.SIGINT, True, 130),
+        (signal.SIGTERM, False, 143),
+    ],
+)
+def test_signal_finalises_a_playable_file(
+    tiny, tmp_path, sent, launcher_ignores_sigint, code
+):
     clip = write_clip(tmp_path / "in.mp4", 400, size=(96, 128), fps=25)
     out = tmp_path / "cut.mp4"
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     proc = subprocess.Popen(
-        [sys.executable, "run_stream.py", *cli(tiny),
-         "--source", str(clip), "--realtime", "--output", str(out), "--quiet"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=_ignore_sigint if launcher_ignores_sigint else None)
-    for line in proc.stderr:                 # wait until frames flow
+        [
+            sys.executable,
+            "run_stream.py",
+            *cli(tiny),
+            "--source",
+            str(clip),
+            "--realtime",
+            "--output",
+            str(out),
+            "--quiet",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_ignore_sigint if launcher_ignores_sigint else None,
+    )
+    for line in proc.stderr:  # wait until frames flow
         if line.startswith("running:"):
             break
     time.sleep(3.0)
@@ -135,34 +203,57 @@ def folder(tmp_path: Path, name: str) -> str:
     return str(tmp_path / name)
 
 
-@pytest.mark.parametrize("args, message", [
-    (lambda t: ["--source", str(t / "nope.mp4")], "no such video file"),
-    (lambda t: ["--source", write(t, "notes.mp4", "hello")], "not a video"),
-    (lambda t: ["--config", write(t, "bad.yaml", "model: [unclosed")],
-     "not valid YAML"),
-    (lambda t: ["--config", write(t, "typo.yaml", "input_sise: 256")],
-     "unknown config key"),
-    (lambda t: ["--checkpoint", write(t, "model.pt", "not a checkpoint")],
-     "corrupt or not a checkpoint"),
-    (lambda t: ["--output", str(t / "out.gif")], "unsupported file type"),
-    (lambda t: ["--output", write(t, "a_file", "") + "/out.mp4"],
-     "is a file, not a folder"),
-    (lambda t: ["--stats-json", write(t, "a_file", "") + "/s.json"],
-     "is a file, not a folder"),
-    (lambda t: ["--output", folder(t, "clips.mp4")], "it is a folder"),
-    # checked before the model loads: the corrupt checkpoint is never read
-    (lambda t: ["--output", write(t, "a_file", "") + "/out.mp4", "--checkpoint",
-                write(t, "model.pt", "not a checkpoint")], "cannot write"),
-    (lambda t: ["--backend", "tensorrt"], "TensorRT"),
-    (lambda t: ["--camera", "57"], "camera 57 does not exist"),
-    (lambda t: ["--output", "rtmp://127.0.0.1:9/live/x"], "Connection refused"),
-    (lambda t: ["--publish", "tcp://0.0.0.0:5555"], "refusing to publish"),
-    (lambda t: ["--virtual-cam"], "no virtual camera device"),
-    (lambda t: ["--source", "rtsp://127.0.0.1:9/x", "--backend", "torch"],
-     "Connection refused"),     # (streams are opened once, by their worker)
-])
-def test_bad_input_is_one_line_and_nonzero(tmp_path, capsys, monkeypatch, args,
-                                           message):
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (lambda t: ["--source", str(t / "nope.mp4")], "no such video file"),
+        (lambda t: ["--source", write(t, "notes.mp4", "hello")], "not a video"),
+        (
+            lambda t: ["--config", write(t, "bad.yaml", "model: [unclosed")],
+            "not valid YAML",
+        ),
+        (
+            lambda t: ["--config", write(t, "typo.yaml", "input_sise: 256")],
+            "unknown config key",
+        ),
+        (
+            lambda t: ["--checkpoint", write(t, "model.pt", "not a checkpoint")],
+            "corrupt or not a checkpoint",
+        ),
+        (lambda t: ["--output", str(t / "out.gif")], "unsupported file type"),
+        (
+            lambda t: ["--output", write(t, "a_file", "") + "/out.mp4"],
+            "is a file, not a folder",
+        ),
+        (
+            lambda t: ["--stats-json", write(t, "a_file", "") + "/s.json"],
+            "is a file, not a folder",
+        ),
+        (lambda t: ["--output", folder(t, "clips.mp4")], "it is a folder"),
+        # checked before the model loads: the corrupt checkpoint is never read
+        (
+            lambda t: [
+                "--output",
+                write(t, "a_file", "") + "/out.mp4",
+                "--checkpoint",
+                write(t, "model.pt", "not a checkpoint"),
+            ],
+            "cannot write",
+        ),
+        (lambda t: ["--backend", "tensorrt"], "TensorRT"),
+        (lambda t: ["--camera", "57"], "camera 57 does not exist"),
+        (lambda t: ["--output", "rtmp://127.0.0.1:9/live/x"], "Connection refused"),
+        (lambda t: ["--publish", "tcp://0.0.0.0:5555"], "refusing to publish"),
+        (lambda t: ["--virtual-cam"], "no virtual camera device"),
+        (
+            lambda t: ["--source", "rtsp://127.0.0.1:9/x", "--backend", "torch"],
+            "Connection refused",
+        ),  # (streams are opened once, by their worker)
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero(
+    tmp_path, capsys, monkeypatch, args, message
+):
     """...and costs no earlier output: the default out/overlay.mp4 (here in a folder
     of its own, never the repository's out/) is the one a previous run made."""
     monkeypatch.chdir(tmp_path)

@@ -18,8 +18,9 @@ def run(stages, **options):
 
 @pytest.mark.parametrize("transport", ["inproc", "ipc", "tcp"])
 def test_every_frame_arrives_in_order(transport):
-    result = run([PatternSource(25), Slow("a"), Slow("b"), Collect()],
-                 transport=transport)
+    result = run(
+        [PatternSource(25), Slow("a"), Slow("b"), Collect()], transport=transport
+    )
     assert result.errors == []
     assert result.reports["sink"]["seen"] == list(range(25))
     assert result.reports["sink"]["sums"] == [int(pattern(i).sum()) for i in range(25)]
@@ -28,8 +29,9 @@ def test_every_frame_arrives_in_order(transport):
 
 
 def test_live_source_drops_stale_frames_and_counts_them():
-    result = run([PatternSource(60, live=True, fps=200), Slow("infer", 0.03),
-                  Collect()])
+    result = run(
+        [PatternSource(60, live=True, fps=200), Slow("infer", 0.03), Collect()]
+    )
     seen = result.reports["sink"]["seen"]
     assert seen == sorted(seen) and 0 < len(seen) < 60
     assert result.stats["dropped"] == 60 - len(seen)
@@ -47,7 +49,7 @@ def test_latest_policy_only_up_to_the_bottleneck():
 def test_error_mid_run_stops_cleanly_with_one_line():
     result = run([PatternSource(200, fps=100), Slow("a", fail_at=5), Collect()])
     assert result.errors == ["a: RuntimeError: boom"]
-    assert result.reports["sink"]["seen"] == list(range(5))   # earlier frames written
+    assert result.reports["sink"]["seen"] == list(range(5))  # earlier frames written
 
 
 def test_failure_while_starting_aborts_at_once():

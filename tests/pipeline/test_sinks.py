@@ -34,7 +34,7 @@ def test_every_frame_written_and_playable(tmp_path, suffix):
 def test_dropped_frames_keep_their_time(tmp_path):
     path = tmp_path / "gaps.mp4"
     with FileSink(path) as sink:
-        for i in (0, 1, 5, 6):                       # 2..4 were dropped upstream
+        for i in (0, 1, 5, 6):  # 2..4 were dropped upstream
             sink.write(rendered(i, pattern(i)))
     with av.open(str(path)) as clip:
         times = [round(f.time, 2) for f in clip.decode(video=0)]
@@ -48,8 +48,9 @@ def test_odd_sizes_are_padded(tmp_path):
     assert decode_frames(path)[0].shape == (48, 64, 3)
 
 
-@pytest.mark.parametrize("suffix, kept", [(".mkv", True), (".mov", True),
-                                          (".mp4", False)])
+@pytest.mark.parametrize(
+    "suffix, kept", [(".mkv", True), (".mov", True), (".mp4", False)]
+)
 def test_alpha(tmp_path, suffix, kept):
     rgba = np.zeros((32, 32, 4), np.uint8)
     rgba[8:24, 8:24] = (200, 50, 20, 255)

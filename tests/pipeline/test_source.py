@@ -35,7 +35,7 @@ def test_max_frames_and_pacing(tmp_path):
     source.open()
     start = time.monotonic()
     assert len(list(source.frames())) == 5 and source.total == 5 and source.live
-    assert time.monotonic() - start >= 0.35        # 5 frames at 10 fps
+    assert time.monotonic() - start >= 0.35  # 5 frames at 10 fps
     source.close()
 
 

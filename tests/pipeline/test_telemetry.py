@@ -23,9 +23,17 @@ def test_summary_fields_and_values():
         t.observe(msg, now=100.0 + i + 0.05 + 0.01 * i)
     t.end(eof_message(dropped=5))
     stats = t.summary()
-    assert set(stats) == {"frames", "dropped", "fps", "latency_ms", "stages",
-                          "people_mean", "people_threshold", "processing_ms",
-                          "queue_ms"}
+    assert set(stats) == {
+        "frames",
+        "dropped",
+        "fps",
+        "latency_ms",
+        "stages",
+        "people_mean",
+        "people_threshold",
+        "processing_ms",
+        "queue_ms",
+    }
     assert set(stats["latency_ms"]) == {"p50", "p95", "p99"}
     assert set(stats["stages"]) == {"infer", "render"}
     assert set(stats["stages"]["infer"]) == {"p50", "p99"}
@@ -40,7 +48,7 @@ def test_summary_fields_and_values():
     assert abs(stats["queue_ms"]["p50"] - 89.5) < 1e-6
     text = format_summary(stats)
     assert "p95" in text and "waiting in queues p50 89.5" in text
-    assert "--realtime" in text             # queueing dominates: say why
+    assert "--realtime" in text  # queueing dominates: say why
 
 
 def test_people_are_counted_as_the_overlay_shows_them():

@@ -9,10 +9,28 @@ from pipeline.stages.track import OneEuroFilter, Tracker, TrackerConfig
 
 H, W = 240, 320
 # A standing figure's 17 joints relative to its box (x, y in box units), COCO order.
-POSE = np.array([
-    [.5, .08], [.55, .06], [.45, .06], [.6, .08], [.4, .08], [.7, .22], [.3, .22],
-    [.8, .4], [.2, .4], [.85, .55], [.15, .55], [.62, .55], [.38, .55], [.62, .75],
-    [.38, .75], [.62, .95], [.38, .95]], np.float32)
+POSE = np.array(
+    [
+        [0.5, 0.08],
+        [0.55, 0.06],
+        [0.45, 0.06],
+        [0.6, 0.08],
+        [0.4, 0.08],
+        [0.7, 0.22],
+        [0.3, 0.22],
+        [0.8, 0.4],
+        [0.2, 0.4],
+        [0.85, 0.55],
+        [0.15, 0.55],
+        [0.62, 0.55],
+        [0.38, 0.55],
+        [0.62, 0.75],
+        [0.38, 0.75],
+        [0.62, 0.95],
+        [0.38, 0.95],
+    ],
+    np.float32,
+)
 
 
 def draw(people: list[tuple[float, float, float]]) -> tuple:
@@ -34,10 +52,12 @@ def draw(people: list[tuple[float, float, float]]) -> tuple:
     visible = [i for i in range(len(kps)) if (instances == i + 1).any()]
     relabel = np.zeros(len(kps) + 1, np.uint16)
     relabel[[i + 1 for i in visible]] = np.arange(1, len(visible) + 1)
-    return (np.array([kps[i] for i in visible], np.float32).reshape(-1, 17, 3),
-            np.array([scores[i] for i in visible], np.float32),
-            np.array([boxes[i] for i in visible], np.float32).reshape(-1, 4),
-            relabel[instances])
+    return (
+        np.array([kps[i] for i in visible], np.float32).reshape(-1, 17, 3),
+        np.array([scores[i] for i in visible], np.float32),
+        np.array([boxes[i] for i in visible], np.float32).reshape(-1, 4),
+        relabel[instances],
+    )
 
 
 def run(frames: list[list[tuple[float, float, float]]], **config) -> list[np.ndarray]:
@@ -63,26 +83,48 @@ def ids_of(out: list[np.ndarray], frame: int) -> list[int]:
     return sorted(int(i) for i in out[frame] if i >= 0)
 
 
-@pytest.mark.parametrize("frames, check", [
-    # crossing: the walker in front keeps its id throughout, the hidden one gets its
-    # id back when it re-appears; no third id is ever made
-    (crossing(), lambda out: (ids_of(out, 5) == ids_of(out, 29) == [0, 1])),
-    # short occlusion (5 frames < max_lost): same id after it
-    (occluded(5), lambda out: ids_of(out, 9) == ids_of(out, 22) == [0]),
-    # long occlusion (20 frames > max_lost): a new id once re-confirmed
-    (occluded(20), lambda out: ids_of(out, 9) == [0] and ids_of(out, 37) == [1]),
-    # birth hysteresis: no id before min_hits frames, then one
-    ([[(100, 120, 0.9)]] * 4, lambda out: [len(ids_of(out, i)) for i in range(4)]
-     == [0, 0, 1, 1]),
-    # a one-frame flicker never gets an id
-    ([[(100, 120, 0.9)], [(100, 120, 0.9), (250, 120, 0.9)], [(100, 120, 0.9)],
-      [(100, 120, 0.9)]], lambda out: max(max(o, default=-1) for o in out) == 0),
-    # a weak detection cannot start a track, but it can continue one
-    ([[(100, 120, 0.05)]] * 5, lambda out: all((o < 0).all() for o in out)),
-    ([[(100, 120, 0.9)]] * 3 + [[(104, 120, 0.15)]] * 3,
-     lambda out: [ids_of(out, i) for i in (2, 5)] == [[0], [0]]),
-], ids=["crossing", "short-occlusion", "long-occlusion", "birth-hysteresis",
-        "flicker", "weak-birth", "weak-continue"])
+@pytest.mark.parametrize(
+    "frames, check",
+    [
+        # crossing: the walker in front keeps its id throughout, the hidden one gets its
+        # id back when it re-appears; no third id is ever made
+        (crossing(), lambda out: ids_of(out, 5) == ids_of(out, 29) == [0, 1]),
+        # short occlusion (5 frames < max_lost): same id after it
+        (occluded(5), lambda out: ids_of(out, 9) == ids_of(out, 22) == [0]),
+        # long occlusion (20 frames > max_lost): a new id once re-confirmed
+        (occluded(20), lambda out: ids_of(out, 9) == [0] and ids_of(out, 37) == [1]),
+        # birth hysteresis: no id before min_hits frames, then one
+        (
+            [[(100, 120, 0.9)]] * 4,
+            lambda out: [len(ids_of(out, i)) for i in range(4)] == [0, 0, 1, 1],
+        ),
+        # a one-frame flicker never gets an id
+        (
+            [
+                [(100, 120, 0.9)],
+                [(100, 120, 0.9), (250, 120, 0.9)],
+                [(100, 120, 0.9)],
+                [(100, 120, 0.9)],
+            ],
+            lambda out: max(max(o, default=-1) for o in out) == 0,
+        ),
+        # a weak detection cannot start a track, but it can continue one
+        ([[(100, 120, 0.05)]] * 5, lambda out: all((o < 0).all() for o in out)),
+        (
+            [[(100, 120, 0.9)]] * 3 + [[(104, 120, 0.15)]] * 3,
+            lambda out: [ids_of(out, i) for i in (2, 5)] == [[0], [0]],
+        ),
+    ],
+    ids=[
+        "crossing",
+        "short-occlusion",
+        "long-occlusion",
+        "birth-hysteresis",
+        "flicker",
+        "weak-birth",
+        "weak-continue",
+    ],
+)
 def test_tracker_scenarios(frames, check):
     out = run(frames, max_lost=10)
     assert check(out), [o.tolist() for o in out]
@@ -95,9 +137,9 @@ def test_crossing_ids_follow_people():
     last = draw(crossing()[29])[2]
     assert out[5].tolist() == [0, 1] and first == {80: 0, 240: 1}
     # at t=29 A is at x=272, B at x=48
-    assert {round((b[0] + b[2]) / 2): int(i) for b, i in zip(last, out[29],
-                                                           strict=True)} == {272: 0,
-                                                                             48: 1}
+    assert {
+        round((b[0] + b[2]) / 2): int(i) for b, i in zip(last, out[29], strict=True)
+    } == {272: 0, 48: 1}
 
 
 def test_oks_and_iou_basics():
@@ -112,10 +154,10 @@ def test_one_euro_smooths_jitter_and_follows_motion():
     rng = np.random.default_rng(0)
     f = OneEuroFilter(min_cutoff=1.0, beta=0.05)
     still = [f(np.array([100.0]) + rng.normal(0, 2, 1), t / 30) for t in range(60)]
-    assert np.std(still[30:]) < 1.0          # raw jitter has std 2
+    assert np.std(still[30:]) < 1.0  # raw jitter has std 2
     g = OneEuroFilter(min_cutoff=1.0, beta=0.05)
     moving = [g(np.array([10.0 * t]), t / 30) for t in range(60)]
-    assert abs(moving[-1][0] - 590) < 10       # little lag at speed
+    assert abs(moving[-1][0] - 590) < 10  # little lag at speed
 
 
 def test_track_stage_smooths_received_read_only_keypoints():
@@ -129,12 +171,12 @@ def test_track_stage_smooths_received_read_only_keypoints():
         k, s, b, inst = draw([(x, 120, 0.9)])
         people = FramePeople(k, s, b, inst, np.zeros_like(inst, np.uint8))
         msg = Message("frame", {"pts": i / 30, "capture_ts": 0.0}, people=people)
-        msg = stage.process(unpack(pack(msg)))      # arrays as a socket gives them
+        msg = stage.process(unpack(pack(msg)))  # arrays as a socket gives them
         out.append(msg.people.keypoints[0, 0, 0])
         assert msg.people.track_ids.tolist() == [0]
     raw = draw([(110.0, 120, 0.9)])[0][0, 0, 0]
     assert out[0] == draw([(100.0, 120, 0.9)])[0][0, 0, 0]
-    assert abs(out[3] - raw) > 1                      # jitter damped
+    assert abs(out[3] - raw) > 1  # jitter damped
 
 
 def scene_detections(scene, step: int = 1):
@@ -157,8 +199,8 @@ def test_tracker_on_ground_truth_of_a_synthetic_video():
                 pairs.setdefault(gt, set()).add(tid)
                 owners.setdefault(tid, set()).add(gt)
     assert len(pairs) >= 3
-    assert all(len(v) == 1 for v in pairs.values()), pairs      # no id switch
-    assert all(len(v) == 1 for v in owners.values()), owners    # no id shared
+    assert all(len(v) == 1 for v in pairs.values()), pairs  # no id switch
+    assert all(len(v) == 1 for v in owners.values()), owners  # no id shared
 
 
 def test_a_frame_of_another_size_starts_a_new_scene():

@@ -24,7 +24,7 @@ def test_keep_all_delivers_every_frame_in_order(transport):
     got = []
     for i in range(30):
         assert tx.send(frame(i))
-        if i % 3 == 2:                        # the consumer lags, the producer waits
+        if i % 3 == 2:  # the consumer lags, the producer waits
             while rx.ready():
                 got.append(rx.recv().header["index"])
     tx.send(eof_message())
@@ -41,13 +41,13 @@ def test_latest_frame_wins_and_drops_are_counted():
     address = Endpoints("inproc").address("link")
     rx = Receiver(ctx, address, "latest", 2)
     tx = Sender(ctx, address, "latest", 2)
-    sent = sum(tx.send(frame(i)) for i in range(10))   # nobody reads: most are dropped
+    sent = sum(tx.send(frame(i)) for i in range(10))  # nobody reads: most are dropped
     assert sent < 10 and tx.dropped == 10 - sent
     msg = rx.recv()
-    assert msg.header["index"] == sent - 1               # the newest that got through
-    assert msg.header["dropped"] == sent - 1             # older ones queued: skipped
+    assert msg.header["index"] == sent - 1  # the newest that got through
+    assert msg.header["dropped"] == sent - 1  # older ones queued: skipped
     tx.send(eof_message())
-    eof = rx.recv()                         # the end marker carries the final count
+    eof = rx.recv()  # the end marker carries the final count
     assert eof.is_eof and eof.header["dropped"] == 9
     tx.close()
     rx.close()

@@ -135,10 +135,18 @@ def test_a_continued_run_keeps_the_learned_loss_weights(tmp_path):
     train(cfg, tmp_path / "first")
     first = torch.load(tmp_path / "first" / "final.pt", weights_only=True)["meta"]
     assert first["loss_terms"][0] == "parts"
-    assert first["loss_weights"].abs().sum() > 0           # they moved from 0
-    train(tiny_cfg(step1_iters=1, step2_iters=0, lr=0.0, warmup_iters=0,
-                   weight_decay=0.0, init=str(tmp_path / "first" / "final.pt")),
-          tmp_path / "second")
+    assert first["loss_weights"].abs().sum() > 0  # they moved from 0
+    train(
+        tiny_cfg(
+            step1_iters=1,
+            step2_iters=0,
+            lr=0.0,
+            warmup_iters=0,
+            weight_decay=0.0,
+            init=str(tmp_path / "first" / "final.pt"),
+        ),
+        tmp_path / "second",
+    )
     second = torch.load(tmp_path / "second" / "final.pt", weights_only=True)["meta"]
     assert second["loss_terms"] == first["loss_terms"]
     torch.testing.assert_close(second["loss_weights"], first["loss_weights"])
@@ -151,8 +159,9 @@ def test_a_fresh_part_learns_on_frozen_features(tmp_path):
     first, _ = load_checkpoint(tmp_path / "first" / "final.pt")
     frozen = ["backbone", "fpn", "part_head", "pose_head"]
     init = str(tmp_path / "first" / "final.pt")
-    cfg = tiny_cfg(step1_iters=2, step2_iters=0, init=init, fresh=["dspf"],
-                   freeze=frozen)
+    cfg = tiny_cfg(
+        step1_iters=2, step2_iters=0, init=init, fresh=["dspf"], freeze=frozen
+    )
     cfg["model"]["dspf"].update(residual=False, warping=False)
     torch.manual_seed(cfg["train"]["seed"])  # train() builds its network after this
     start = build_model(cfg).dspf.state_dict()
@@ -161,15 +170,30 @@ def test_a_fresh_part_learns_on_frozen_features(tmp_path):
     before, after = first.state_dict(), probe.state_dict()
     for key, value in after.items():
         if key.startswith("dspf."):
-            assert key not in before or value.shape != before[key].shape or not (
-                torch.equal(value, before[key]))
+            assert (
+                key not in before
+                or value.shape != before[key].shape
+                or not (torch.equal(value, before[key]))
+            )
         else:
             torch.testing.assert_close(value, before[key], rtol=0, atol=0)
-    moved = [k for k, v in probe.dspf.state_dict().items()
-             if v.is_floating_point() and not torch.equal(v, start[k])]
+    moved = [
+        k
+        for k, v in probe.dspf.state_dict().items()
+        if v.is_floating_point() and not torch.equal(v, start[k])
+    ]
     assert moved  # the fresh part learned
-    assert main(["--config", str(_yaml(tmp_path, fresh=["head"])),
-                 "--out", str(tmp_path / "bad")]) == 2
+    assert (
+        main(
+            [
+                "--config",
+                str(_yaml(tmp_path, fresh=["head"])),
+                "--out",
+                str(tmp_path / "bad"),
+            ]
+        )
+        == 2
+    )
 
 
 def test_init_that_does_not_fit_outside_fresh_is_a_one_line_error(tmp_path, capsys):
@@ -183,7 +207,8 @@ def test_init_that_does_not_fit_outside_fresh_is_a_one_line_error(tmp_path, caps
 
 
 CONFIGS = sorted(
-    p for p in (Path(__file__).resolve().parents[2] / "configs").glob("*.yaml")
+    p
+    for p in (Path(__file__).resolve().parents[2] / "configs").glob("*.yaml")
     if p.stem not in ("body", "parts", "real_clips")  # tables, not run configs
 )
 
