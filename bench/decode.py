@@ -15,9 +15,7 @@ engine's wall p50 at 1 and 30 people and their ratio (goals: <= 3 ms, <= 1.05).
 
 from __future__ import annotations
 
-import io
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +26,13 @@ from tqdm import tqdm
 from bench.common import machine, machine_line, main_guard, parser, write_json
 from bench.report import table, update_section
 from configs import load_config
-from nets.decode import decode_fixed
+from nets.export import DECODE_INPUTS, decode_onnx
 from nets.native import NativeDecoder
 from tests.clips import squeezed_frames
 from trainers.synth import generate_scene
 from trainers.targets import encode, perfect_maps
 
-KEYS = ("parts", "heatmap", "offsets", "limbs", "hough", "dspf")
-OUTPUTS = ("keypoints", "person_scores", "person_valid", "instances", "parts")
+KEYS = DECODE_INPUTS
 CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "vtest.avi"
 GOAL_MS, GOAL_RATIO = 3.0, 1.05
 
@@ -64,41 +61,15 @@ def real_maps(cfg: dict[str, Any]) -> dict[str, np.ndarray] | None:
     return {k: np.ascontiguousarray(maps[k].numpy()) for k in KEYS}
 
 
-class GraphDecode(torch.nn.Module):
-    """The graph engine's decode alone, maps in, five tensors out (for export)."""
-
-    def __init__(self, cfg: dict[str, Any]):
-        super().__init__()
-        self.cfg = cfg
-
-    def forward(self, *maps: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = decode_fixed(dict(zip(KEYS, maps, strict=True)), self.cfg)
-        return tuple(out[k] for k in OUTPUTS)
-
-
 def graph_engine(cfg: dict[str, Any], example: dict[str, np.ndarray]) -> Any:
     """A callable maps -> outputs running the exported decode in ONNX Runtime."""
     import onnxruntime as ort
 
-    buffer = io.BytesIO()
-    inputs = tuple(torch.from_numpy(example[k]) for k in KEYS)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            GraphDecode(cfg),
-            inputs,
-            buffer,
-            input_names=[f"in_{k}" for k in KEYS],
-            output_names=list(OUTPUTS),
-            opset_version=17,
-            dynamo=False,
-        )
+    graph = decode_onnx(cfg, tuple(torch.from_numpy(example[k]) for k in KEYS))
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
-    session = ort.InferenceSession(
-        buffer.getvalue(), options, providers=["CPUExecutionProvider"]
-    )
+    session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
     return lambda maps: session.run(None, {f"in_{k}": maps[k] for k in KEYS})
 
 

@@ -22,6 +22,7 @@ warning while it does not exist).
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import sys
@@ -36,7 +37,7 @@ from torch import nn
 from configs.cli import add_checkpoint, setup_logging
 from configs.errors import CheckpointError
 from configs.extras import require
-from nets.decode import ENGINES, decode_engine
+from nets.decode import ENGINES, decode_engine, decode_fixed
 from nets.matching import MATCHERS
 from nets.model import InferenceModel, NetworkModel, load_model
 
@@ -69,6 +70,40 @@ class _Flat(nn.Module):
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         flat = flatten_outputs(self.module(images))
         return tuple(flat[n] for n in self.names)
+
+
+DECODE_INPUTS = ("parts", "heatmap", "offsets", "limbs", "hough", "dspf")
+DECODE_OUTPUTS = ("keypoints", "person_scores", "person_valid", "instances", "parts")
+
+
+class DecodeGraph(nn.Module):
+    """The graph engine's decode alone: the maps in DECODE_INPUTS order in, the
+    DECODE_OUTPUTS tensors out (to export and time it apart from the network)."""
+
+    def __init__(self, cfg: dict[str, Any]):
+        super().__init__()
+        self.cfg = cfg
+
+    def forward(self, *maps: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = decode_fixed(dict(zip(DECODE_INPUTS, maps, strict=True)), self.cfg)
+        return tuple(out[k] for k in DECODE_OUTPUTS)
+
+
+def decode_onnx(cfg: dict[str, Any], maps: tuple[torch.Tensor, ...]) -> bytes:
+    """`DecodeGraph` traced on `maps` as ONNX bytes; its inputs are named in_<map>."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer and legacy-exporter notices
+        torch.onnx.export(
+            DecodeGraph(cfg),
+            maps,
+            buffer,
+            input_names=[f"in_{k}" for k in DECODE_INPUTS],
+            output_names=list(DECODE_OUTPUTS),
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    return buffer.getvalue()
 
 
 def _example(size: int) -> torch.Tensor:

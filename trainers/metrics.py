@@ -144,8 +144,10 @@ def _check(pred: Prediction, gt: Scene, n_classes: int) -> None:
 
 
 def _pairs(
-    preds: list[Prediction], gts: list[Scene], name: str
+    preds: list[Prediction], gts: list[Scene], name: str, protocol: str = "ours"
 ) -> tuple[list[tuple[Prediction, Scene, np.ndarray]], int]:
+    """Check the inputs (and the protocol) and pair each prediction with its truth."""
+    _check_protocol(protocol)
     if len(preds) != len(gts):
         raise ValueError(f"{len(preds)} predictions for {len(gts)} ground-truth scenes")
     n_classes = len(taxonomy_table(name)["classes"])
@@ -259,8 +261,7 @@ def part_ap(
     protocol: str = "ours",
 ) -> dict[str, float]:
     """MHP v2 instance-level metrics: APp50, APpvol (mean over 0.1..0.9) and PCP50."""
-    _check_protocol(protocol)
-    pairs, c = _pairs(preds, gts, taxonomy)
+    pairs, c = _pairs(preds, gts, taxonomy, protocol)
     first_part = 1 if protocol == "official" else 0  # MHP: all-part-0 is no person
     scores, ious, images, class_ious, n_gt, gt_classes = [], [], [], [], [], []
     for image, (pred, gt, gt_parts) in enumerate(pairs):
@@ -304,9 +305,8 @@ def region_ap(
     protocol: str = "ours",
 ) -> dict[str, float]:
     """PASCAL-Person-Part / CIHP AP^r at IoU 0.5, 0.6, 0.7 and vol (0.1..0.9)."""
-    _check_protocol(protocol)
     official = protocol == "official"
-    pairs, c = _pairs(preds, gts, taxonomy)
+    pairs, c = _pairs(preds, gts, taxonomy, protocol)
     overlaps = [_overlap(p, g, gp, c) for p, g, gp in pairs]
     per_class = []  # C-1 rows of AP at each threshold
     for part in range(1, c):

@@ -5,41 +5,28 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_json_contract(tmp_path: Path, tiny: dict[str, str]) -> None:
+def test_json_contract(tmp_path: Path, run_bench: Callable[..., None]) -> None:
     out = tmp_path / "latency.json"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.latency_vs_people",
-            "--quick",
-            "--json",
-            str(out),
-            "--people",
-            "2,1",
-            "--frames",
-            "1",
-            "--fps",
-            "20",
-            "--peer",
-            "off",
-            "--no-clips",
-            "--backend",
-            "torch",
-            "--config",
-            tiny["config"],
-            "--checkpoint",
-            tiny["checkpoint"],
-        ],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        timeout=300,
+    run_bench(
+        "latency_vs_people",
+        "--quick",
+        "--json",
+        str(out),
+        "--people",
+        "2,1",
+        "--frames",
+        "1",
+        "--fps",
+        "20",
+        "--peer",
+        "off",
+        "--no-clips",
     )
     record = json.loads(out.read_text())
     assert set(record) == {"people", "p50_ms", "p99_ms", "peer_p50_ms"}

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import av
 import numpy as np
 
 from bench.memory import growth
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def write_clip(path: Path, frames: int = 4) -> None:
@@ -36,32 +33,10 @@ def test_growth_uses_second_and_last_tenths() -> None:
     assert abs(rel - 0.1) < 1e-9
 
 
-def test_json_contract(tmp_path: Path, tiny: dict[str, str]) -> None:
+def test_json_contract(tmp_path: Path, run_bench: Callable[..., None]) -> None:
     clip, out = tmp_path / "clip.mp4", tmp_path / "memory.json"
     write_clip(clip)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.memory",
-            "--json",
-            str(out),
-            "--clip",
-            str(clip),
-            "--seconds",
-            "8",
-            "--backend",
-            "torch",
-            "--config",
-            tiny["config"],
-            "--checkpoint",
-            tiny["checkpoint"],
-        ],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    run_bench("memory", "--json", str(out), "--clip", str(clip), "--seconds", "8")
     record = json.loads(out.read_text())
     assert record["loops"] >= 1 and record["frames"] > 4  # it looped
     assert record["peak_mb"] >= record["late_mb"] > 0

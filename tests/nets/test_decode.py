@@ -2,8 +2,6 @@
 shapes, ONNX export, and the decode oracle (encoded ground truth -> decode -> people).
 """
 
-import io
-
 import numpy as np
 import pytest
 import torch
@@ -19,12 +17,11 @@ from nets.decode import (
     to_predictions,
     upsample_parts,
 )
+from nets.export import DECODE_INPUTS, DECODE_OUTPUTS, DecodeGraph, decode_onnx
 from nets.hough import hough_vote
 from trainers.metrics import evaluate
 from trainers.synth.compose import generate_scene
 from trainers.targets import encode, output_grid, perfect_maps
-
-OUTPUTS = ("keypoints", "person_scores", "person_valid", "instances", "parts")
 
 
 def small_config(size: int = 128) -> dict:
@@ -190,32 +187,15 @@ def test_decode_exports_to_onnx_and_matches_torch():
     cfg = small_config()
     cfg["decode"].update(top_k=8, max_people=6)
     cfg["decode"]["pgd"] = {"steps": 3, "inner_steps": 2, "alpha": 1.0, "swaps": 2}
-    keys = ("parts", "heatmap", "offsets", "limbs", "hough", "dspf")
-
-    class Decode(torch.nn.Module):
-        def forward(self, *maps):
-            out = decode_fixed(dict(zip(keys, maps, strict=True)), cfg)
-            return tuple(out[k] for k in OUTPUTS)
-
     scene = generate_scene(7, size=128, people=(3, 3))
     maps = perfect_maps([encode(scene, cfg)], cfg)
-    inputs = tuple(maps[k] for k in keys)
-    buffer = io.BytesIO()
-    torch.onnx.export(
-        Decode(),
-        inputs,
-        buffer,
-        input_names=[f"in_{k}" for k in keys],
-        output_names=list(OUTPUTS),
-        opset_version=17,
-        dynamo=False,
-    )
-    session = ort.InferenceSession(buffer.getvalue())
+    inputs = tuple(maps[k] for k in DECODE_INPUTS)
+    session = ort.InferenceSession(decode_onnx(cfg, inputs))
     got = session.run(
-        None, {f"in_{k}": m.numpy() for k, m in zip(keys, inputs, strict=True)}
+        None, {f"in_{k}": m.numpy() for k, m in zip(DECODE_INPUTS, inputs, strict=True)}
     )
-    want = Decode()(*inputs)
-    for name, a, b in zip(OUTPUTS, got, want, strict=True):
+    want = DecodeGraph(cfg)(*inputs)
+    for name, a, b in zip(DECODE_OUTPUTS, got, want, strict=True):
         np.testing.assert_allclose(
             a.astype(float), b.numpy().astype(float), atol=1e-4, err_msg=name
         )

@@ -28,6 +28,19 @@ pipeline:
   queue_hwm: 2
 """
 
+# The documented fields of the stats record (docs and the CLI's --stats JSON).
+STATS_KEYS = {
+    "frames",
+    "dropped",
+    "fps",
+    "latency_ms",
+    "stages",
+    "people_mean",
+    "people_threshold",
+    "processing_ms",
+    "queue_ms",
+}
+
 
 def pattern(index: int, height: int = 48, width: int = 64) -> np.ndarray:
     """Frame `index` of the stand-in video: a bright square moving over a ramp."""

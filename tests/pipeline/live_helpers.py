@@ -29,6 +29,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from pipeline.engine.transport import free_port
 from tests.loopback import stamp
 
 FPS = 25
@@ -134,6 +135,17 @@ def start_receiver(url: str, port: int) -> subprocess.Popen:
             raise RuntimeError(f"receiver did not listen: {proc.communicate()[1]}")
         time.sleep(0.02)
     return proc
+
+
+def single_shot_listener(kind: str) -> tuple[str, subprocess.Popen]:
+    """A `receive` peer on a free port for `kind` ("tcp" or "rtmp"), started: the URL
+    a sender writes to, and the receiver process."""
+    port = free_port()
+    if kind == "tcp":
+        url = f"tcp://127.0.0.1:{port}"
+        return url, start_receiver(url + "?listen", port)
+    url = f"rtmp://127.0.0.1:{port}/live/key"
+    return url, start_receiver(url, port)
 
 
 def start_server(port: int, frames: int, first: int) -> subprocess.Popen:

@@ -20,7 +20,7 @@ from pipeline.engine.transport import free_port
 from pipeline.io.feed import SCHEMA, unpack_record
 from tests.loopback import endpoint
 from tests.pipeline.conftest import cli
-from tests.pipeline.live_helpers import start_receiver, start_server
+from tests.pipeline.live_helpers import single_shot_listener, start_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -187,13 +187,7 @@ def test_single_shot_listener_started_first_gets_every_frame(tiny, kind):
     """`ffmpeg -i 'tcp://127.0.0.1:PORT?listen'` (or `-listen 1` RTMP), then
     run_stream.py --output to it: the start-up check must not use up its one
     connection."""
-    port = free_port()
-    url = (
-        f"tcp://127.0.0.1:{port}"
-        if kind == "tcp"
-        else f"rtmp://127.0.0.1:{port}/live/key"
-    )
-    receiver = start_receiver(url + "?listen" if kind == "tcp" else url, port)
+    url, receiver = single_shot_listener(kind)
     proc = None
     try:
         proc = subprocess.run(

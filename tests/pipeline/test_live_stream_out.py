@@ -21,7 +21,7 @@ from pipeline.io.video_file import FileSink
 from pipeline.stages.sinks import SinkStage
 from tests.loopback import read_stamp, stamp
 from tests.pipeline.helpers import decode_frames
-from tests.pipeline.live_helpers import start_receiver
+from tests.pipeline.live_helpers import single_shot_listener
 
 
 def message(
@@ -81,13 +81,7 @@ def test_udp_mpegts_out_is_read_back_by_pyav():
 def test_single_shot_listener_receives_every_frame(kind):
     """FFmpeg as OBS's Media Source runs it takes the first connection as the stream:
     the start-up check must not be that connection (docs/OBS.md)."""
-    port = free_port()
-    url = (
-        f"tcp://127.0.0.1:{port}"
-        if kind == "tcp"
-        else f"rtmp://127.0.0.1:{port}/live/key"
-    )
-    receiver = start_receiver(url + "?listen" if kind == "tcp" else url, port)
+    url, receiver = single_shot_listener(kind)
     try:
         sink = StreamSink(url)
         sink.check()  # start-up, then the worker opens it

@@ -20,21 +20,10 @@ import run_stream
 from pipeline.options import StreamOptions
 from pipeline.runner import run_stream as run_pipeline
 from tests.pipeline.conftest import cli
-from tests.pipeline.helpers import decode_frames, write_clip
+from tests.pipeline.helpers import STATS_KEYS, decode_frames, write_clip
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data" / "video"
-STATS_KEYS = {
-    "frames",
-    "dropped",
-    "fps",
-    "latency_ms",
-    "stages",
-    "people_mean",
-    "people_threshold",
-    "processing_ms",
-    "queue_ms",
-}
 STAGES = {
     "source",
     "preprocess",

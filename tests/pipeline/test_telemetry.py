@@ -6,6 +6,7 @@ import numpy as np
 
 from pipeline.engine.messages import FramePeople, eof_message, frame_message
 from pipeline.engine.telemetry import Telemetry, format_summary
+from tests.pipeline.helpers import STATS_KEYS
 
 
 def scored(scores: np.ndarray) -> FramePeople:
@@ -23,17 +24,7 @@ def test_summary_fields_and_values():
         t.observe(msg, now=100.0 + i + 0.05 + 0.01 * i)
     t.end(eof_message(dropped=5))
     stats = t.summary()
-    assert set(stats) == {
-        "frames",
-        "dropped",
-        "fps",
-        "latency_ms",
-        "stages",
-        "people_mean",
-        "people_threshold",
-        "processing_ms",
-        "queue_ms",
-    }
+    assert set(stats) == STATS_KEYS
     assert set(stats["latency_ms"]) == {"p50", "p95", "p99"}
     assert set(stats["stages"]) == {"infer", "render"}
     assert set(stats["stages"]["infer"]) == {"p50", "p99"}

@@ -51,23 +51,15 @@ def _empty() -> Prediction:
 
 
 TWO = [{1: [0, 1], 3: [2, 3, 4]}, {3: [6, 7], 4: [8, 9, 10]}]
+# Every instance-level score `evaluate` reports (the category-level one is mIoU).
+AP_KEYS = ("APp50", "APpvol", "PCP50", "APr50", "APr60", "APr70", "APrvol", "OKS_AP")
 
 
 def test_perfect_prediction_scores_one_everywhere():
     gts = [_scene(TWO), _scene([{1: [3], 4: [4, 5]}])]
     preds = [_perfect(gts[0], [0.9, 0.8]), _perfect(gts[1], [0.7])]
     out = evaluate(preds, gts)
-    for key in (
-        "mIoU",
-        "APp50",
-        "APpvol",
-        "PCP50",
-        "APr50",
-        "APr60",
-        "APr70",
-        "APrvol",
-        "OKS_AP",
-    ):
+    for key in ("mIoU", *AP_KEYS):
         assert out[key] == pytest.approx(1.0), key
     assert set(out["per_class_iou"]) == {
         "background",
@@ -81,16 +73,7 @@ def test_perfect_prediction_scores_one_everywhere():
 def test_empty_prediction_scores_zero():
     gt = _scene(TWO)
     out = evaluate([_empty()], [gt])
-    for key in (
-        "APp50",
-        "APpvol",
-        "PCP50",
-        "APr50",
-        "APr60",
-        "APr70",
-        "APrvol",
-        "OKS_AP",
-    ):
+    for key in AP_KEYS:
         assert out[key] == 0.0, key
     # Everything predicted background: every part class has IoU 0 and background's IoU
     # is its GT share, 400 - 100 person px = 300 of 400 -> 0.75; mean over 4 classes.

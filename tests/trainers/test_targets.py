@@ -39,6 +39,19 @@ def _random_scene(seed: int, people: int = 4) -> Scene:
     return Scene(image, parts, inst, kps, np.arange(people))
 
 
+def _blank_scene(inst: np.ndarray, kps: np.ndarray) -> Scene:
+    """A black, all-background-parts scene of instance map `inst`, one person a row
+    of `kps`."""
+    people = np.arange(len(kps), dtype=np.int64)
+    return Scene(
+        np.zeros((SIZE, SIZE, 3), np.uint8),
+        np.zeros_like(inst, np.uint8),
+        inst,
+        kps,
+        people,
+    )
+
+
 def _cells(stride: int):
     n = SIZE // stride
     for i in range(n):
@@ -101,13 +114,7 @@ def test_limb_shape_along_and_across():
     kps[0, 1] = (30, 42, 2)
     inst = np.zeros((SIZE, SIZE), np.uint16)
     inst[8:44, 26:34] = 1
-    scene = Scene(
-        np.zeros((SIZE, SIZE, 3), np.uint8),
-        np.zeros_like(inst, np.uint8),
-        inst,
-        kps,
-        np.arange(1),
-    )
+    scene = _blank_scene(inst, kps)
     limbs = encode(scene, CFG)["limbs"]
     assert limbs[0, 6, 7] == pytest.approx(1.0)
     assert limbs[0, 2, 7] == pytest.approx(np.exp(-0.5), rel=1e-5)  # end (30, 10)
@@ -147,13 +154,7 @@ def test_dspf_points_to_its_own_person_not_the_nearest_joint():
     kps = np.zeros((2, 17, 3), np.float32)
     kps[0, 9] = (2, 30, 1)
     kps[1, 0] = (33, 30, 2)
-    scene = Scene(
-        np.zeros((SIZE, SIZE, 3), np.uint8),
-        np.zeros_like(inst, np.uint8),
-        inst,
-        kps,
-        np.arange(2),
-    )
+    scene = _blank_scene(inst, kps)
     t = encode(scene, CFG)
     # Cell (7, 7) is person 1 at (30, 30): its target is (2, 30), not (33, 30).
     np.testing.assert_allclose(t["dspf_4"][:, 7, 7], [(2 - 30) / 4, 0])
@@ -211,12 +212,8 @@ def test_part_shares_are_class_fractions_of_labelled_pixels():
 
 
 def test_shapes_dtypes_and_empty_scene():
-    empty = Scene(
-        np.zeros((SIZE, SIZE, 3), np.uint8),
-        np.zeros((SIZE, SIZE), np.uint8),
-        np.zeros((SIZE, SIZE), np.uint16),
-        np.zeros((0, 17, 3), np.float32),
-        np.zeros(0, np.int64),
+    empty = _blank_scene(
+        np.zeros((SIZE, SIZE), np.uint16), np.zeros((0, 17, 3), np.float32)
     )
     t = encode(empty, CFG)
     h = SIZE // 4

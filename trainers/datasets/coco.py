@@ -246,6 +246,12 @@ class CocoDataset(SceneDataset):
     ) -> np.ndarray | None:
         if self.parts_mode == "none":
             return None
+        return self._derived_parts(mask, keypoints, extras)
+
+    def _derived_parts(
+        self, mask: np.ndarray, keypoints: np.ndarray, extras: dict[str, np.ndarray]
+    ) -> np.ndarray:
+        """Parts drawn from the keypoints inside `mask`, in the dataset's taxonomy."""
         derived = derive_parts(mask, keypoints, extras, self.reach)
         return map_parts(derived, "fine", self.taxonomy)
 

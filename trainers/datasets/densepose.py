@@ -27,7 +27,7 @@ from configs.constants import IGNORE
 from configs.errors import DatasetError
 from trainers.datasets.coco import CocoDataset
 from trainers.datasets.common import check_taxonomy, map_parts
-from trainers.datasets.parts_from_keypoints import capsules, derive_parts, split_head
+from trainers.datasets.parts_from_keypoints import capsules, split_head
 
 NATIVE = "densepose14"
 GRID = 256
@@ -103,14 +103,12 @@ class DensePoseDataset(CocoDataset):
         extras: dict[str, np.ndarray],
     ) -> np.ndarray | None:
         derived = (
-            derive_parts(mask, keypoints, extras)
+            self._derived_parts(mask, keypoints, extras)
             if self.unlabelled == "derive"
             else None
         )
         if not ann.get("dp_masks"):
-            return (
-                None if derived is None else map_parts(derived, "fine", self.taxonomy)
-            )
+            return derived
         h, w = mask.shape
         native = paste_grid(dp_grid(ann["dp_masks"]), ann["bbox"], h, w)
         # The person is its COCO mask and its DensePose parts: grown in place, so the
@@ -121,5 +119,5 @@ class DensePoseDataset(CocoDataset):
         out = map_parts(native, NATIVE, self.taxonomy, head)
         if derived is not None:
             fill = native == IGNORE
-            out[fill] = map_parts(derived, "fine", self.taxonomy)[fill]
+            out[fill] = derived[fill]
         return out
