@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -97,13 +96,13 @@ def build_model(cfg: dict[str, Any]) -> MGParser:
     backbone = build_backbone(m["backbone"], float(m["width_mult"]))
     if m["backbone_weights"]:
         report = load_backbone_weights(backbone, m["backbone_weights"])
-        print(
-            f"backbone weights {m['backbone_weights']}: "
-            + "; ".join(
+        log.info(
+            "backbone weights %s: %s",
+            m["backbone_weights"],
+            "; ".join(
                 f"{len(v)} {k}" + (f" (e.g. {', '.join(v[:3])})" if v else "")
                 for k, v in report.items()
             ),
-            file=sys.stderr,
         )
     return MGParser(
         backbone,

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,8 @@ from configs.letterbox import Letterbox
 from pipeline.engine.messages import Message, ModelPeople
 from pipeline.engine.worker import describe
 from pipeline.stages.preprocess import letterbox_tensor
+
+log = logging.getLogger(__name__)
 
 
 def cache_dir() -> Path:
@@ -169,10 +171,7 @@ class Infer:
             path = folder / "model.onnx"
             make = export.export_onnx
         if not path.is_file():
-            print(
-                f"exporting the model for {backend} (once; cached in {folder})",
-                file=sys.stderr,
-            )
+            log.info("exporting the model for %s (once; cached in %s)", backend, folder)
             tmp = folder / f"tmp-{os.getpid()}" / path.name
             try:
                 make(module, tmp, self.size)
