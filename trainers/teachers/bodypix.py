@@ -36,6 +36,7 @@ import numpy as np
 from scipy.ndimage import maximum_filter
 
 import configs
+from configs.constants import NUM_KEYPOINTS
 from configs.letterbox import Letterbox, letterbox_image
 from trainers.teachers import TeacherError, TeacherOutput
 
@@ -46,7 +47,6 @@ MODEL_FILE = (
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[3] / "shared" / "models"
 STRIDE = 16
 MASK_STEP = 8  # input pixels between the points whose person is decided
-NUM_KEYPOINTS = 17
 # (parent, child) COCO ids, rooted at the nose: the mid offsets' edge order.
 POSE_CHAIN = (
     (0, 1),
