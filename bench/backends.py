@@ -258,14 +258,10 @@ def doc_section(record: dict[str, Any]) -> str:
             machine_line(record["machine"]),
             f"Weights: {record['weights']}; {record['threads']} threads per backend; "
             f"median of {record['repeats']} runs after {record['warmup']} warm-up "
-            "runs; "
-            "parity against "
-            "torch eager on the same 5-person frame: map rel. err is the largest "
-            "difference of the network's activated maps over their range; keypoint px "
-            "the "
-            "worst, over torch's people, mean joint distance to the closest person of "
-            "this "
-            "backend (people matched as sets).",
+            "runs; parity against torch eager on the same 5-person frame: map rel. "
+            "err is the largest difference of the network's activated maps over their "
+            "range; keypoint px the worst, over torch's people, mean joint distance "
+            "to the closest person of this backend (people matched as sets).",
             table(header, rows),
             "Eager-torch decode alone (ms, median) on the network's maps:",
             table(["matcher", "1 person", "30 people"], decode_rows),

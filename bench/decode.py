@@ -157,16 +157,16 @@ def doc_section(r: dict[str, Any]) -> str:
     return "\n\n".join(
         [
             machine_line(r["machine"]),
-            f"`python -m bench.decode`: the decode alone, batch 1, one thread, "
-            f"{r['input_size']} px input (K = {r['top_k']} candidates per type, "
-            f"P = {r['max_people']} person slots). Native: `nets.native` (numba, exact "
-            f"matching); graph: the decode exported alone to ONNX "
-            f"(matcher {r['graph_matcher']}) in ONNX Runtime. Scenes alternate within "
-            f"each engine's run; {r['native']['1 person']['runs']} native and "
+            "`python -m bench.decode`: the decode alone, batch 1, one thread, "
+            f"{r['input_size']} px input (K = {r['top_k']} candidates per type, P = "
+            f"{r['max_people']} person slots). Native: `nets.native` (numba, exact "
+            "matching); graph: the decode exported alone to ONNX (matcher "
+            f"{r['graph_matcher']}) in ONNX Runtime. Scenes alternate within each "
+            f"engine's run; {r['native']['1 person']['runs']} native and "
             f"{r['graph']['1 person']['runs']} graph runs per scene. CPU = the "
-            "thread's "
-            f"CPU time (less sensitive to a shared machine than wall time). The native "
-            f"engine's first call took {r['native_first_call_ms']} ms (numba's cache).",
+            "thread's CPU time (less sensitive to a shared machine than wall time). "
+            f"The native engine's first call took {r['native_first_call_ms']} ms "
+            "(numba's cache).",
             table(
                 [
                     "maps",
@@ -181,12 +181,11 @@ def doc_section(r: dict[str, Any]) -> str:
                 rows,
             ),
             f"Native p50: **{r['native_p50_1']} ms** at 1 person, "
-            f"**{r['native_p50_30']} ms** at 30; ratio **{r['native_ratio']}** "
-            f"(goals <= {GOAL_MS} ms: {'met' if ok_ms else 'not met'}; "
-            f"<= {GOAL_RATIO}: {'met' if ok_ratio else 'not met'}); by thread CPU "
-            f"time the ratio is {r.get('native_cpu_ratio', '-')} (what differs: where "
-            "30 "
-            "people's samples land in memory, top-K insertions, augmenting paths).",
+            f"**{r['native_p50_30']} ms** at 30; ratio **{r['native_ratio']}** (goals "
+            f"<= {GOAL_MS} ms: {'met' if ok_ms else 'not met'}; <= {GOAL_RATIO}: "
+            f"{'met' if ok_ratio else 'not met'}); by thread CPU time the ratio is "
+            f"{r.get('native_cpu_ratio', '-')} (what differs: where 30 people's "
+            "samples land in memory, top-K insertions, augmenting paths).",
         ]
     )
 

@@ -165,9 +165,8 @@ def doc_section(record: dict[str, Any]) -> str:
         [
             machine_line(record["machine"]),
             f"Backend {record['backend']}; threads transport; every frame kept "
-            "(transcode "
-            "mode) into an H.264 file. RSS of the whole process (model, pipeline, "
-            "encoder), sampled twice a second.",
+            "(transcode mode) into an H.264 file. RSS of the whole process (model, "
+            "pipeline, encoder), sampled twice a second.",
             table(
                 [
                     "clip",

@@ -177,13 +177,12 @@ def doc_section(record: dict[str, Any]) -> str:
     return "\n\n".join(
         [
             machine_line(record["machine"]),
-            f"`python -m bench.realtime`: the pipeline of `run_stream.py` (backend "
+            "`python -m bench.realtime`: the pipeline of `run_stream.py` (backend "
             f"{record['backend']}, file sink included) on synthetic frames of n "
-            "people, "
-            f"{record['frames_per_count']} scenes per count, {record['passes']} "
-            "passes. "
-            f"Live: released at most at {record['fps']} FPS, one frame in flight, "
-            "capture to output. File: every frame kept, none paced.",
+            f"people, {record['frames_per_count']} scenes per count, "
+            f"{record['passes']} passes. Live: released at most at {record['fps']} "
+            "FPS, one frame in flight, capture to output. File: every frame kept, "
+            "none paced.",
             table(header, rows),
             f"Per-stage p50 (ms) at {hi} people:",
             table(["px", "engine", "stages"], stage_rows),

@@ -202,14 +202,11 @@ def doc_section(record: dict[str, Any]) -> str:
             f"{record['protocol'].upper()} on 127.0.0.1, {record['size']} px synthetic "
             f"crowd, backend {record['backend']}, about {record['seconds']} s per run. "
             f"Pipeline capacity (every frame kept, unpaced): {record['capacity_fps']} "
-            "FPS. "
-            "Latency is from the publisher handing a frame to its encoder to the end "
-            "of "
-            "the pipeline's sink; 'pipeline' latency starts when the source has "
-            "decoded "
-            f"the frame. Frames sent before the pipeline started and in its first "
-            f"{SETTLE_S:.0f} s are start-up backlog, left out of all columns but "
-            "'dropped (whole run)', the pipeline's own drop counter.",
+            "FPS. Latency is from the publisher handing a frame to its encoder to the "
+            "end of the pipeline's sink; 'pipeline' latency starts when the source "
+            "has decoded the frame. Frames sent before the pipeline started and in "
+            f"its first {SETTLE_S:.0f} s are start-up backlog, left out of all columns "
+            "but 'dropped (whole run)', the pipeline's own drop counter.",
             table(
                 [
                     "run",
