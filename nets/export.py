@@ -121,7 +121,10 @@ def export_onnx(module: nn.Module, path: str | Path, size: int) -> Path:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer and legacy-exporter notices
             torch.onnx.export(
-                _Flat(module, names),
+                # eval: the exporter restores the wrapper's training flag, and a new
+                # module's is True, which left `module` in training mode (batch norm
+                # on batch statistics) for every eager call after an export
+                _Flat(module, names).eval(),
                 (images,),
                 str(path),
                 input_names=["images"],
