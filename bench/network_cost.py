@@ -5,10 +5,11 @@ Part of `python -m bench.backends` (its JSON keys `movenet`, `one_thread`, `part
 - The network alone (activated maps, no decode) of the shipped model beside MoveNet
   MultiPose (`nets.movenet.load_movenet` on ../shared/models/movenet: its raw head
   maps) and beside slimmer-head variants of the shipped architecture
-  (configs/head_variants.yaml: seeded random weights, **speed only, untrained**), in
-  OpenVINO (f32, and bf16 where the CPU has it) on one thread. The networks run in
-  turns, so their ratios to MoveNet compare like with like on a shared CPU: issue 12's
-  budget (12 ms at 256 px, where MoveNet took 11.7) is a ratio where bf16 is missing.
+  (configs/head_variants.yaml: the shipped trunk, random new parts, **speed only,
+  untrained**), in OpenVINO (f32, and bf16 where the CPU has it) on one thread. The
+  networks run in turns, so their ratios to MoveNet compare like with like on a
+  shared CPU: issue 12's budget (12 ms at 256 px, where MoveNet took 11.7) is a ratio
+  where bf16 is missing.
 - The shipped network cut into its parts (trunk, FPN, part head, pose head, DSPF,
   Hough voting; the shared decoder too in a model that has one), each exported alone
   with the inputs it gets inside the network and timed in turns with the whole, in
@@ -77,8 +78,8 @@ def networks(
     variants: Path = VARIANTS,
 ) -> dict[str, dict[str, Any]]:
     """name -> {"module", "label", "trained", columns}: the shipped network, each
-    variant of `variants` over its config (random weights seeded with RANDOM_SEED),
-    and MoveNet when there is a reference."""
+    variant of `variants` over its config (the shipped trunk, new parts with random
+    weights seeded with RANDOM_SEED), and MoveNet when there is a reference."""
     out = {
         SHIPPED: {
             "module": NetworkModel(model).eval(),
@@ -90,8 +91,12 @@ def networks(
     for name, spec in yaml.safe_load(variants.read_text()).items():
         variant = merge(cfg, {"model": {**spec["model"], "backbone_weights": None}})
         torch.manual_seed(RANDOM_SEED)
+        net = build_model(variant)
+        # The shipped trunk, so a variant differs from the shipped network only in
+        # the parts it changes.
+        net.backbone.load_state_dict(model.backbone.state_dict())
         out[name] = {
-            "module": NetworkModel(build_model(variant)).eval(),
+            "module": NetworkModel(net).eval(),
             "label": f"{spec['label']} ({UNTRAINED})",
             "trained": False,
             **channels(variant),

@@ -61,6 +61,8 @@ def test_one_thread_rows_parts_and_doc(tmp_path: Path) -> None:
     assert variants and all(UNTRAINED in nets[n]["label"] for n in variants)
     assert nets["shared_decoder"]["module"].model.shared_decoder is not None
     assert nets["slim_32"]["head_channels"] == 32
+    trunk = nets["slim_32"]["module"].model.backbone.state_dict()
+    assert all(torch.equal(v, model.backbone.state_dict()[k]) for k, v in trunk.items())
     images = np.random.default_rng(0).random((1, 3, 64, 64), dtype=np.float32)
     rows = one_thread_rows(nets, images, repeats=2, warmup=1, tmp=tmp_path)
     by_name = {r["network"]: r for r in rows if r["backend"] == "openvino-f32"}
