@@ -282,7 +282,8 @@ def doc_tables(record: dict[str, Any]) -> list[str]:
             "MoveNet: its raw head maps), the networks timed in turns, median of "
             f"{record['repeats']} runs. Variants are the shipped architecture with "
             f"slimmer stride-4 heads (configs/head_variants.yaml), **{UNTRAINED}**: "
-            "random weights, so their rows say what they cost, not what they find."
+            "the shipped trunk with random new parts, so their rows say what they "
+            "cost, not what they find."
         )
         out.append(
             table(
