@@ -183,7 +183,9 @@ def bench_size(
         )
         p_full = percentiles(times["full"], (50, 90))
         p_net = percentiles(times["net"], (50, 90))
-        movenet = percentiles(times["reference"])["p50"] if reference else None
+        movenet = (
+            percentiles(times["reference"])["p50"] if reference is not None else None
+        )
         rows.append(
             {
                 "size": size,
