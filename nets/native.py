@@ -17,10 +17,12 @@ graph engine's `matcher="hungarian"` people (tests/nets/test_native.py).
 
 Steps and their graph counterparts: `_candidates` (`candidates`), `_limb_scores`
 (`limb_scores`), `max_weight_matching` (`hungarian_match`), `_assemble` (`assemble` and
-`_join`), `_select_people` (`select_people`), `_assign_cells` (`assign_pixels` over
-every cell, then masked by the cell's part argmax). Compiled once per machine
-(cache=True: the first decode compiles, 30 s on a busy 2-core machine; later
-processes load numba's cache in well under a second; `NativeDecoder.warm_up`).
+`_join`), `_select_people` (`select_people`), `drop_duplicates` itself (the graph's own
+code, on numpy: P x P person pairs are too few to gain from compiling), `_assign_cells`
+(`assign_pixels` over every cell, then masked by the cell's part argmax). Compiled
+once per machine (cache=True: the first decode compiles, 30 s on a busy 2-core
+machine; later processes load numba's cache in well under a second;
+`NativeDecoder.warm_up`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import numba
 import numpy as np
 
 from configs import body
-from nets.decode import limb_pairs, limb_profile
+from nets.decode import drop_duplicates, limb_pairs, limb_profile
 
 # Fast-math without the no-NaN / no-infinity promises (the code uses infinities as
 # "none yet"): reassociation and fused multiply-adds let the compiler vectorize the
@@ -426,6 +428,7 @@ def _select_people(
                     keypoints[s, j, 2] = score[j, i]
 
 
+PEOPLE = ("keypoints", "person_scores", "person_valid")  # the per-person outputs
 TILE = 1024  # cells scored together: their arrays stay in the L1 cache
 
 
@@ -576,6 +579,8 @@ class NativeDecoder:
         self.limb_threshold = float(d["limb_threshold"])
         self.person_threshold = float(d["person_threshold"])
         self.min_sigma, self.max_psi = float(d["min_sigma"]), float(d["max_psi"])
+        nms = d["person_nms"]
+        self.person_nms = None if nms is None else float(nms)
         self.pairs = limb_pairs().numpy()
         n_tree = len(body()["limbs"])
         self.tree, self.joins = self.pairs[:n_tree], self.pairs[n_tree:]
@@ -639,6 +644,10 @@ class NativeDecoder:
                 labels, xy, score, self.person_threshold, out["keypoints"][i],
                 out["person_scores"][i], out["person_valid"][i],
             )  # fmt: skip
+            kps, scores, ok = (out[key][i] for key in PEOPLE)
+            kps[...], scores[...], ok[...] = drop_duplicates(
+                kps, scores, ok, self.person_nms
+            )
             _assign_cells(
                 out["keypoints"][i], out["person_valid"][i], parts[i], dspf[i],
                 self.stride, self.min_sigma, self.max_psi, out["instances"][i],
