@@ -13,8 +13,8 @@ Steps: Hough-map peaks -> candidates (`candidates`); limb maps sampled along eve
 candidate pair -> score matrices (`limb_scores`); one-partner-per-limb matching
 (`nets.matching`); candidates joined into people over the tree limbs, then pieces
 of a person missing a tree joint re-joined over the redundant limbs (`assemble`); the
-P best people (`select_people`), less those duplicating a better one (`drop_duplicates`,
-shared with the native engine); part probabilities upsampled bilinearly to the input
+P best people (`select_people`), less those duplicating a better one
+(`drop_duplicates`); part probabilities upsampled bilinearly to the input
 resolution (`upsample_parts`); each foreground cell given to a person by the paper's
 Eq. 17 (`assign_pixels`) and its pixels labelled with that person. Part and instance
 maps come out at the network input's resolution.
@@ -325,22 +325,21 @@ def select_people(
 
 
 def drop_duplicates(
-    keypoints: Any, scores: Any, valid: Any, threshold: float | None
-) -> tuple[Any, Any, Any]:
+    keypoints: Tensor, scores: Tensor, valid: Tensor, threshold: float | None
+) -> tuple[Tensor, Tensor, Tensor]:
     """(keypoints, scores, valid) with the people that duplicate a better-ranked one
-    (`nets.similarity.duplicates`: OKS above `threshold`) made invalid slots, zeros.
+    (`nets.similarity.duplicates`: OKS above `threshold`) made invalid, zero slots.
 
-    Runs between `select_people` and `assign_pixels` in both engines (numpy or torch,
-    batch dims optional), so a dropped duplicate's pixels go by Eq. 17 to the person
-    it copied. None (`decode.person_nms: null`) keeps everyone.
+    Runs between `select_people` and `assign_pixels` (the native engine's
+    `_drop_duplicates` likewise), so a dropped duplicate's pixels go by Eq. 17 to the
+    person it copied. None (`decode.person_nms: null`) keeps everyone.
     """
     if threshold is None:
         return keypoints, scores, valid
-    xp = torch if isinstance(keypoints, torch.Tensor) else np
     keep = valid & ~duplicates(keypoints, valid, threshold)
-    zero = xp.zeros_like(scores)
-    keypoints = xp.where(keep[..., None, None], keypoints, zero[..., None, None])
-    return keypoints, xp.where(keep, scores, zero), keep
+    zero = torch.zeros_like(scores)
+    keypoints = torch.where(keep[..., None, None], keypoints, zero[..., None, None])
+    return keypoints, torch.where(keep, scores, zero), keep
 
 
 def assign_pixels(

@@ -34,7 +34,10 @@ def oks(pred: Any, dets: Any, areas: Any) -> Any:
     (at least 1), broadcasts against [..., T, D] (a [D] vector: each det's own).
     numpy or torch."""
     xp = torch if isinstance(pred, torch.Tensor) else np
-    d2 = ((pred[..., :, None, :, :2] - dets[..., None, :, :, :2]) ** 2).sum(-1)
+    # x and y apart: a sum over a last axis of 2 costs numpy 20x the arithmetic
+    dx = pred[..., :, None, :, 0] - dets[..., None, :, :, 0]
+    dy = pred[..., :, None, :, 1] - dets[..., None, :, :, 1]
+    d2 = dx * dx + dy * dy
     floor = areas.clamp(min=1.0) if xp is torch else np.maximum(areas, 1.0)
     var = (2 * _sigmas(pred)) ** 2 * floor[..., None] * 2
     both = (pred[..., :, None, :, 2] > KP_MIN_SCORE) & (

@@ -1,5 +1,5 @@
-"""nets.similarity's person duplicates and nets.decode.drop_duplicates on hand-made
-people: the same answer from numpy (native engine) and torch (graph engine)."""
+"""Person duplicates on hand-made people: nets.similarity.duplicates (numpy and torch),
+the graph engine's drop_duplicates and the native engine's _drop_duplicates agree."""
 
 import numpy as np
 import pytest
@@ -7,6 +7,7 @@ import torch
 
 from configs import body
 from nets.decode import drop_duplicates
+from nets.native import _drop_duplicates
 from nets.similarity import duplicates, oks, pose_areas
 
 ANKLES = [body()["keypoints"].index(n) for n in ("left_ankle", "right_ankle")]
@@ -52,19 +53,20 @@ def test_duplicates_drop_copies_and_fragments_but_keep_close_people():
     np.testing.assert_array_equal(both[1].numpy(), [0, 0, 0, 0, 1, 1])
 
 
-def test_drop_duplicates_clears_the_dropped_slots_in_either_array_kind():
+def test_both_engines_clear_the_same_dropped_slots():
     kps, valid = people()
     scores = np.linspace(0.9, 0.4, len(kps)).astype(np.float32) * valid
-    out_np = drop_duplicates(kps, scores, valid, 0.5)
-    out_t = drop_duplicates(*(torch.from_numpy(a) for a in (kps, scores, valid)), 0.5)
-    for a, b in zip(out_np, out_t, strict=True):
-        np.testing.assert_array_equal(a, b.numpy())
-    k, s, v = out_np
+    graph = drop_duplicates(*(torch.from_numpy(a) for a in (kps, scores, valid)), 0.5)
+    native = (kps.copy(), scores.copy(), valid.copy())
+    _drop_duplicates(*native, np.asarray(body()["oks_sigmas"], np.float32), 0.5)
+    for a, b in zip(graph, native, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b)
+    k, s, v = native
     np.testing.assert_array_equal(v, [True, False, True, False, False, False])
     assert not k[~v].any() and not s[~v].any()
     np.testing.assert_array_equal(k[v], kps[v])
-    kept = drop_duplicates(kps, scores, valid, None)
-    assert all(a is b for a, b in zip(kept, (kps, scores, valid), strict=True))
+    kept = drop_duplicates(*(torch.from_numpy(a) for a in (kps, scores, valid)), None)
+    np.testing.assert_array_equal(kept[2].numpy(), valid)
 
 
 @pytest.mark.parametrize("xp", [np.asarray, torch.as_tensor])
