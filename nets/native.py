@@ -19,9 +19,8 @@ Steps and their graph counterparts: `_candidates` (`candidates`), `_limb_scores`
 (`limb_scores`), `max_weight_matching` (`hungarian_match`), `_assemble` (`assemble` and
 `_join`), `_select_people` (`select_people`), `_drop_duplicates` (`drop_duplicates`),
 `_assign_cells` (`assign_pixels` over every cell, then masked by the cell's part
-argmax). Compiled
-once per machine (cache=True: the first decode compiles, 30 s on a busy 2-core
-machine; later processes load numba's cache in well under a second;
+argmax). Compiled once per machine (cache=True: the first decode compiles, 30 s on a
+busy 2-core machine; later processes load numba's cache in well under a second;
 `NativeDecoder.warm_up`).
 """
 
@@ -444,7 +443,7 @@ def _drop_duplicates(
     The OKS formula a second time, for this engine only: numba cannot call the
     numpy / torch one, and run as numpy it cost 0.2-0.5 ms a frame, a fifth of this
     decode (measured under load); here it is a few microseconds. tests/nets/
-    test_native.py holds the two to the same people.
+    test_similarity.py and test_native.py hold the two to the same people.
     """
     p, n_types = keypoints.shape[0], keypoints.shape[1]
     area = np.ones(p, np.float32)

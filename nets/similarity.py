@@ -1,10 +1,11 @@
 """How alike two people are: OKS between poses, IoU between instance masks, and which
 decoded people duplicate a better one.
 
-Shared by the tracker (pipeline.stages.track), the teachers (trainers.teachers), both
-decode engines (`nets.decode`, `nets.native`) and their tests, so it lives below them.
+Shared by the tracker (pipeline.stages.track), the teachers (trainers.teachers), the
+graph decode (`nets.decode.drop_duplicates`) and their tests, so it lives below them.
 The pose functions take numpy arrays or torch tensors (the graph decode exports them
-to ONNX: no branching on values), so the OKS formula exists once.
+to ONNX: no branching on values), so the OKS formula exists once in Python; the
+native engine's numba loops have it once more (`nets.native._drop_duplicates`).
 """
 
 from __future__ import annotations
