@@ -39,10 +39,11 @@ import numpy as np
 from tqdm import tqdm
 
 OUTPUTS = ("keypoints", "person_scores", "person_valid", "instances", "parts")
+VIDEO = Path(__file__).resolve().parents[2] / "shared" / "data" / "video"
 DEFAULT_CLIPS = (
-    "../shared/data/video/vtest.avi:0,30,100,200,400,600,790",
-    "../shared/data/video/basketball_240p.mp4:0,50,100,150",
-    "../shared/data/video/two_people_occlusion.mp4:0,35,70",
+    f"{VIDEO / 'vtest.avi'}:0,30,100,200,400,600,790",
+    f"{VIDEO / 'basketball_240p.mp4'}:0,50,100,150",
+    f"{VIDEO / 'two_people_occlusion.mp4'}:0,35,70",
 )
 
 
@@ -66,7 +67,12 @@ def make_inputs(clips: list[str], out: Path, size: int | None) -> None:
             arrays[f"maps/{people} people/{key}"] = value
     for spec in clips:
         path, _, picks = spec.rpartition(":")
-        indices = [int(i) for i in picks.split(",")]
+        try:
+            indices = [int(i) for i in picks.split(",")]
+        except ValueError:
+            raise SystemExit(f"error: --clip {spec}: want PATH:I,J,...") from None
+        if not Path(path).is_file():
+            raise SystemExit(f"error: {path or spec} not found")
         frames = squeezed_frames(Path(path), indices, int(cfg["input_size"]))
         if len(frames) != len(indices):
             raise SystemExit(f"error: {path} has fewer frames than {max(indices) + 1}")
@@ -216,7 +222,10 @@ def record_feed(args: argparse.Namespace) -> None:
     sock = zmq.Context.instance().socket(zmq.SUB)
     sock.setsockopt(zmq.RCVHWM, 0)
     sock.setsockopt(zmq.SUBSCRIBE, b"")
-    sock.connect(args.address)
+    try:
+        sock.connect(args.address)
+    except zmq.ZMQError as exc:
+        raise SystemExit(f"error: cannot connect to {args.address}: {exc}") from None
     count, deadline = 0, time.monotonic() + args.wait
     with open(args.out, "w") as f:
         while time.monotonic() < deadline:
