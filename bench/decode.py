@@ -2,8 +2,9 @@
 
     python -m bench.decode [--quick] --json OUT [--doc]
 
-The decode alone, batch 1, one thread, on the default config's maps (384 px input,
-96 x 96 cells, K = P = 30): decode-oracle maps of 1 and 30 people
+The decode alone, batch 1, one thread, at the shipped model's input size and decode
+settings (its embedded config; the default config without it; K = P = 30):
+decode-oracle maps of 1 and 30 people
 (`trainers.targets.perfect_maps` of `generate_scene(n, people=(n, n))`) and the
 shipped model's maps of a real frame (vtest.avi frame 30, when ../shared is there).
 Engines: native (`nets.native.NativeDecoder`), graph (the decode exported alone to
@@ -48,14 +49,23 @@ def clip_images(indices: list[int], size: int, path: Path = CLIP) -> list[np.nda
     return squeezed_frames(path, indices, size)
 
 
-def real_maps(cfg: dict[str, Any]) -> dict[str, np.ndarray] | None:
-    """The shipped model's activated maps of vtest.avi frame 30 (None without it)."""
-    from nets.model import DEFAULT_WEIGHTS, NetworkModel, load_checkpoint
+def shipped() -> tuple[Any, dict[str, Any]]:
+    """(the shipped model or None, its config or the default one): the decode is
+    measured at the size and settings users run."""
+    from nets.model import DEFAULT_WEIGHTS, load_checkpoint
 
-    if not CLIP.is_file() or not DEFAULT_WEIGHTS.is_file():
+    if not DEFAULT_WEIGHTS.is_file():
+        return None, load_config()
+    return load_checkpoint(DEFAULT_WEIGHTS)
+
+
+def real_maps(model: Any, cfg: dict[str, Any]) -> dict[str, np.ndarray] | None:
+    """The shipped model's activated maps of vtest.avi frame 30 (None without it)."""
+    from nets.model import NetworkModel
+
+    if model is None or not CLIP.is_file():
         return None
-    model, model_cfg = load_checkpoint(DEFAULT_WEIGHTS)
-    images = torch.from_numpy(clip_images([30], int(model_cfg["input_size"]))[0])
+    images = torch.from_numpy(clip_images([30], int(cfg["input_size"]))[0])
     with torch.inference_mode():
         maps = NetworkModel(model.eval())(images)
     return {k: np.ascontiguousarray(maps[k].numpy()) for k in KEYS}
@@ -104,9 +114,9 @@ def _q(values: list[float], q: int) -> float:
 def run(quick: bool) -> dict[str, Any]:
     torch.set_num_threads(1)
     info = machine()
-    cfg = load_config()
+    model, cfg = shipped()
     scenes = {"1 person": oracle_maps(cfg, 1), "30 people": oracle_maps(cfg, 30)}
-    real = None if quick else real_maps(cfg)
+    real = None if quick else real_maps(model, cfg)
     if real is not None:
         scenes["vtest.avi frame 30 (shipped model)"] = real
     decoder = NativeDecoder(cfg)

@@ -458,20 +458,24 @@ def _drop_duplicates(
         if x_hi >= x_lo:
             area[s] = max((x_hi - x_lo) * (y_hi - y_lo), np.float32(1.0))
     drop = np.zeros(p, np.bool_)
+    # every pair and joint is scored, valid or not, then masked: the step costs the
+    # same for one person as for thirty (the decode's fixed-cost contract)
     for s in range(1, p):
         for q in range(s):
-            if not (person_valid[s] and person_valid[q]):
-                continue
             scale = max(area[s], area[q])
-            total, count = np.float32(0.0), 0
+            total, count = np.float32(0.0), np.float32(0.0)
             for j in range(n_types):
-                if min(keypoints[s, j, 2], keypoints[q, j, 2]) > KP_MIN_SCORE:
-                    dx = keypoints[s, j, 0] - keypoints[q, j, 0]
-                    dy = keypoints[s, j, 1] - keypoints[q, j, 1]
-                    var = (2 * sigmas[j]) ** 2 * scale * 2
-                    total += np.exp(-(dx * dx + dy * dy) / var)
-                    count += 1
-            drop[s] = drop[s] or (count > 0 and total / count > threshold)
+                both = min(keypoints[s, j, 2], keypoints[q, j, 2]) > KP_MIN_SCORE
+                dx = keypoints[s, j, 0] - keypoints[q, j, 0]
+                dy = keypoints[s, j, 1] - keypoints[q, j, 1]
+                var = (2 * sigmas[j]) ** 2 * scale * 2
+                weight = np.float32(1.0) if both else np.float32(0.0)
+                # clamped: exp of a far pair underflows through the slow denormal
+                # path (e^-30 ~ 1e-13 still counts as zero against any threshold)
+                total += weight * np.exp(max(-(dx * dx + dy * dy) / var, -30.0))
+                count += weight
+            pair = person_valid[s] and person_valid[q] and count > 0
+            drop[s] = drop[s] or (pair and total / max(count, 1.0) > threshold)
     for s in range(p):
         if drop[s] or not person_valid[s]:  # invalid slots hold zeros, as the graph's
             person_valid[s] = False
