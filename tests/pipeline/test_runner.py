@@ -1,7 +1,6 @@
 """Runner and worker loop with stand-in stages: delivery over every transport, drops
 for live sources, and the shutdown rules (end of stream, errors, SIGINT)."""
 
-import os
 import signal
 import threading
 import time
@@ -60,7 +59,11 @@ def test_failure_while_starting_aborts_at_once():
 
 
 def test_sigint_drains_and_keeps_every_processed_frame():
-    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    # to the main thread itself (as a terminal's Ctrl-C reaches Python's handler):
+    # os.kill lets the kernel pick any thread, and after other tests a runtime's
+    # worker thread (OpenVINO's) took it and the process crashed
+    main = threading.main_thread().ident
+    timer = threading.Timer(1.0, signal.pthread_kill, (main, signal.SIGINT))
     timer.start()
     result = run([PatternSource(1000, fps=50), Slow("a"), Collect()])
     timer.join()
