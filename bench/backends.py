@@ -1,6 +1,6 @@
 """Backends: torch eager, ONNX Runtime, OpenVINO f32 and bf16 on the default model.
 
-    python -m bench.backends [--quick] --json OUT [--doc]
+    python -m bench.backends [--quick] [--threads N] --json OUT [--doc]
 
 For each input size, the shipped model (image in, fused decode, five tensors out) is
 exported once and run by every backend on the same synthetic frame: median and p90
@@ -8,6 +8,11 @@ milliseconds, FPS, and parity with torch (keypoints of people both call valid, p
 validity, part and instance maps). The network alone (activated maps, no decode) is
 exported beside it, so the fused decode's share of each backend's time is measured as
 the difference, and its eager cost is timed directly on 1- and 30-person frames.
+MoveNet MultiPose's network runs beside them in turns (when ../shared has it), so
+every row has the ratio network / MoveNet that issue 12's speed budget is. Then, on
+one thread at 256 and 384 px (`bench.network_cost`): the shipped network beside
+MoveNet and slimmer-head variants (speed only, untrained), and the shipped network's
+time part by part.
 """
 
 from __future__ import annotations
@@ -28,10 +33,19 @@ from bench.common import (
     main_guard,
     parser,
     percentiles,
+    time_alternating,
     time_ms,
     write_json,
 )
 from bench.decode import CLIP, clip_images
+from bench.network_cost import (
+    doc_tables,
+    load_reference,
+    networks,
+    one_thread_rows,
+    part_times,
+    ratio,
+)
 from bench.report import table, update_section
 from configs.cli import add_checkpoint
 from nets.decode import decode_fixed
@@ -53,6 +67,7 @@ from nets.runtimes import (
 from trainers.synth import generate_scene
 
 BACKENDS = ("torch", "onnxruntime", "openvino-f32", "openvino-bf16")
+ONE_THREAD_SIZES = (256, 384)  # issue 12's two budgets (12 and 25 ms)
 
 
 def frame(size: int, people: int, seed: int = 0) -> np.ndarray:
@@ -138,22 +153,39 @@ def bench_size(
     warmup: int,
     threads: int,
     tmp: Path,
+    reference: nn.Module | None = None,
 ) -> list[dict]:
-    full, net = InferenceModel(model, cfg).eval(), NetworkModel(model).eval()
+    """One row per backend at `size`: the fused graph, the network alone and (with a
+    `reference` network, MoveNet) the reference alone, timed in turns."""
+    modules = {
+        "full": InferenceModel(model, cfg).eval(),
+        "net": NetworkModel(model).eval(),
+    }
+    if reference is not None:
+        modules["reference"] = reference
     paths = {
-        "full": export_onnx(full, tmp / f"full_{size}.onnx", size),
-        "net": export_onnx(net, tmp / f"net_{size}.onnx", size),
+        name: export_onnx(module, tmp / f"{name}_{size}.onnx", size)
+        for name, module in modules.items()
     }
     images = frame(size, people=5)
     rows, ref, ref_maps = [], None, None
     for backend in backends:
-        rt_full = runtime(backend, full, paths["full"], threads)
-        rt_net = runtime(backend, net, paths["net"], threads)
-        out, maps = rt_full.run(images), rt_net.run(images)
+        rts = {
+            name: runtime(backend, module, paths[name], threads)
+            for name, module in modules.items()
+        }
+        out, maps = rts["full"].run(images), rts["net"].run(images)
         ref, ref_maps = (out, maps) if ref is None else (ref, ref_maps)
-        full_ms = time_ms(lambda rt=rt_full: rt.run(images), repeats, warmup)
-        net_ms = time_ms(lambda rt=rt_net: rt.run(images), repeats, warmup)
-        p_full, p_net = percentiles(full_ms, (50, 90)), percentiles(net_ms, (50, 90))
+        times = time_alternating(
+            {name: (lambda rt=rt: rt.run(images)) for name, rt in rts.items()},
+            repeats,
+            warmup,
+        )
+        p_full = percentiles(times["full"], (50, 90))
+        p_net = percentiles(times["net"], (50, 90))
+        movenet = (
+            percentiles(times["reference"])["p50"] if reference is not None else None
+        )
         rows.append(
             {
                 "size": size,
@@ -165,6 +197,8 @@ def bench_size(
                 "decode_ms": round(p_full["p50"] - p_net["p50"], 3),
                 "map_rel_err": map_parity(ref_maps, maps),
                 **parity(ref, out),
+                "movenet_ms": movenet,
+                "network_vs_movenet": ratio(p_net["p50"], movenet),
             }
         )
     return rows
@@ -196,16 +230,31 @@ def run(args: Any) -> dict[str, Any]:
     backends = [
         b for b in BACKENDS if b != "openvino-bf16" or openvino_bf16_supported()
     ]
-    rows = []
+    path = weights_path(args.checkpoint)
+    weights = "random" if path is None else args.checkpoint or "nets/weights/default.pt"
+    reference, note = load_reference()
+    nets = networks(model, cfg, reference, trained=path is not None)
+    one_sizes = ONE_THREAD_SIZES[:1] if args.quick else ONE_THREAD_SIZES
+    rows, one_thread, parts = [], [], []
     with tempfile.TemporaryDirectory(prefix="bench-backends-") as tmp:
         for size in tqdm(sizes, desc="sizes"):
             rows += bench_size(
-                model, cfg, size, backends, repeats, warmup, threads, Path(tmp)
+                model,
+                cfg,
+                size,
+                backends,
+                repeats,
+                warmup,
+                threads,
+                Path(tmp),
+                reference,
             )
+        for size in tqdm(one_sizes, desc="one thread"):
+            images = frame(size, people=5)
+            one_thread += one_thread_rows(nets, images, repeats, warmup, Path(tmp))
+            parts.append(part_times(model, images, repeats, warmup, Path(tmp)))
         gate = bf16_gate(model, cfg, 3 if args.quick else 30, Path(tmp))
     decode = eager_decode(model, cfg, int(cfg["input_size"]), repeats, matchers)
-    path = weights_path(args.checkpoint)
-    weights = "random" if path is None else args.checkpoint or "nets/weights/default.pt"
     return {
         "machine": info,
         "weights": weights,
@@ -215,6 +264,9 @@ def run(args: Any) -> dict[str, Any]:
         "rows": rows,
         "eager_decode_ms": decode,
         "bf16_gate": gate,
+        "movenet": {"available": reference is not None, "note": note},
+        "one_thread": one_thread,
+        "parts": parts,
     }
 
 
@@ -226,6 +278,8 @@ def doc_section(record: dict[str, Any]) -> str:
         "p90 ms",
         "FPS",
         "network ms",
+        "MoveNet ms",
+        "network / MoveNet",
         "decode ms",
         "map rel. err",
         "people (torch / this)",
@@ -241,6 +295,10 @@ def doc_section(record: dict[str, Any]) -> str:
             r["p90_ms"],
             r["fps"],
             r["network_ms"],
+            "-" if r.get("movenet_ms") is None else r["movenet_ms"],
+            "-"
+            if r.get("network_vs_movenet") is None
+            else f"{r['network_vs_movenet']:.2f}",
             r["decode_ms"],
             f"{r['map_rel_err']:.1e}",
             f"{r['people']} / {r['people_out']}",
@@ -261,11 +319,14 @@ def doc_section(record: dict[str, Any]) -> str:
             "runs; parity against torch eager on the same 5-person frame: map rel. "
             "err is the largest difference of the network's activated maps over their "
             "range; keypoint px the worst, over torch's people, mean joint distance "
-            "to the closest person of this backend (people matched as sets).",
+            "to the closest person of this backend (people matched as sets). "
+            "MoveNet ms: MoveNet MultiPose's network alone, same backend and "
+            "threads, timed in turns with this model's graphs.",
             table(header, rows),
             "Eager-torch decode alone (ms, median) on the network's maps:",
             table(["matcher", "1 person", "30 people"], decode_rows),
             *([bf16_line(record["bf16_gate"])] if "bf16_gate" in record else []),
+            *(doc_tables(record) if "one_thread" in record else []),
         ]
     )
 

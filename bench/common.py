@@ -93,6 +93,22 @@ def time_ms(fn: Callable[[], Any], repeats: int, warmup: int = 2) -> list[float]
     return out
 
 
+def time_alternating(
+    fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 2
+) -> dict[str, list[float]]:
+    """`time_ms` of several calls taken in turns (one run of each per round), so a
+    change in the machine's load touches them alike and their ratios hold on a
+    shared CPU."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    out: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            out[name] += time_ms(fn, 1, 0)
+    return out
+
+
 def write_json(record: dict[str, Any], path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,8 @@ Steps: Hough-map peaks -> candidates (`candidates`); limb maps sampled along eve
 candidate pair -> score matrices (`limb_scores`); one-partner-per-limb matching
 (`nets.matching`); candidates joined into people over the tree limbs, then pieces
 of a person missing a tree joint re-joined over the redundant limbs (`assemble`); the
-P best people (`select_people`); part probabilities upsampled bilinearly to the input
+P best people (`select_people`), less those duplicating a better one
+(`drop_duplicates`); part probabilities upsampled bilinearly to the input
 resolution (`upsample_parts`); each foreground cell given to a person by the paper's
 Eq. 17 (`assign_pixels`) and its pixels labelled with that person. Part and instance
 maps come out at the network input's resolution.
@@ -31,6 +32,7 @@ import torch.nn.functional as F
 from configs import body
 from configs.records import Prediction
 from nets.matching import greedy_match, hungarian_match, improve_swaps, solve
+from nets.similarity import duplicates
 
 Tensor = torch.Tensor
 # Joining pieces of people over a redundant limb: few pieces are open at once, so a
@@ -298,7 +300,9 @@ def select_people(
 
     A person's score is its joints' score summed over all 17 types and divided by 17
     (the mean joint score with absent joints counted as 0), so a lone stray peak ranks
-    below a body; slots scoring <= `threshold` are invalid and hold zeros.
+    below a body; slots scoring <= `threshold` are invalid and hold zeros. Slots come
+    best first, equal scores in label order as in the native engine (`top_k`), so
+    `drop_duplicates` keeps the same one of two equal people in both.
     """
     b, j, k = labels.shape
     n = j * k
@@ -307,7 +311,7 @@ def select_people(
     ids = torch.arange(n, device=labels.device)
     member = (flat.unsqueeze(-1) == ids).to(score.dtype)  # B, node, label
     total = (member * score.unsqueeze(-1)).sum(1) / j
-    person_score, chosen = total.topk(max_people, dim=-1)
+    person_score, chosen = top_k(total, max_people)  # ties: lower label first
     valid = person_score > threshold
     own = (labels.unsqueeze(1) == chosen.view(b, max_people, 1, 1)) & valid.view(
         b, max_people, 1, 1
@@ -318,6 +322,24 @@ def select_people(
     keypoints = torch.cat([xy, kscore.unsqueeze(-1)], -1)
     person_score = torch.where(valid, person_score, torch.zeros_like(person_score))
     return keypoints, person_score, valid
+
+
+def drop_duplicates(
+    keypoints: Tensor, scores: Tensor, valid: Tensor, threshold: float | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(keypoints, scores, valid) with the people that duplicate a better-ranked one
+    (`nets.similarity.duplicates`: OKS above `threshold`) made invalid, zero slots.
+
+    Runs between `select_people` and `assign_pixels` (the native engine's
+    `_drop_duplicates` likewise), so a dropped duplicate's pixels go by Eq. 17 to the
+    person it copied. None (`decode.person_nms: null`) keeps everyone.
+    """
+    if threshold is None:
+        return keypoints, scores, valid
+    keep = valid & ~duplicates(keypoints, valid, threshold)
+    zero = torch.zeros_like(scores)
+    keypoints = torch.where(keep[..., None, None], keypoints, zero[..., None, None])
+    return keypoints, torch.where(keep, scores, zero), keep
 
 
 def assign_pixels(
@@ -421,8 +443,9 @@ def decode_fixed(
     A = limb_scores(maps["limbs"], cand, d["limb_samples"], stride, d["limb_extend"])
     tree_match, kept = match_limbs(A, cand, matcher, d)
     labels = assemble(tree_match, kept, cand, matcher)
-    keypoints, person_scores, person_valid = select_people(
-        labels, cand, d["max_people"], d["person_threshold"]
+    keypoints, person_scores, person_valid = drop_duplicates(
+        *select_people(labels, cand, d["max_people"], d["person_threshold"]),
+        d["person_nms"],
     )
     parts, foreground = upsample_parts(maps["parts"], stride)
     cells = assign_pixels(

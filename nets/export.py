@@ -67,8 +67,8 @@ class _Flat(nn.Module):
         super().__init__()
         self.module, self.names = module, names
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        flat = flatten_outputs(self.module(images))
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        flat = flatten_outputs(self.module(*inputs))
         return tuple(flat[n] for n in self.names)
 
 
@@ -110,21 +110,34 @@ def _example(size: int) -> torch.Tensor:
     return torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
 
 
-def export_onnx(module: nn.Module, path: str | Path, size: int) -> Path:
-    """Write `module` (images -> dict of tensors) as ONNX, batch 1, size x size."""
+def export_onnx(
+    module: nn.Module,
+    path: str | Path,
+    size: int,
+    inputs: tuple[torch.Tensor, ...] | None = None,
+) -> Path:
+    """Write `module` (images -> dict of tensors) as ONNX, batch 1, size x size; or,
+    given `inputs`, a module of those tensors traced on them (a piece of the network,
+    timed alone by bench.network_cost), inputs named input_0, input_1, ..."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     module = module.eval()
-    images = _example(size)
+    example = (_example(size),) if inputs is None else inputs
+    input_names = (
+        ["images"] if inputs is None else [f"input_{i}" for i in range(len(inputs))]
+    )
     with torch.no_grad():
-        names = list(flatten_outputs(module(images)))
+        names = list(flatten_outputs(module(*example)))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer and legacy-exporter notices
             torch.onnx.export(
-                _Flat(module, names),
-                (images,),
+                # eval: the exporter restores the wrapper's training flag, and a new
+                # module's is True, which left `module` in training mode (batch norm
+                # on batch statistics) for every eager call after an export
+                _Flat(module, names).eval(),
+                example,
                 str(path),
-                input_names=["images"],
+                input_names=input_names,
                 output_names=names,
                 opset_version=OPSET,
                 dynamo=False,

@@ -2,7 +2,10 @@
 
 Both decoders are DeepLabv3+-style: start from the coarsest pyramid level and, at each
 upsampling stage, join the upsampled map with the finer pyramid level and apply a single
-5x5 depthwise-separable conv (paper Sec. 3.4), ending at stride 4.
+5x5 depthwise-separable conv (paper Sec. 3.4), ending at stride 4. With
+`model.shared_decoder` the two heads read one decoder's map instead of each running its
+own (the stride-4 decoders are most of the heads' cost: issue 14); a head built with
+`own_decoder=False` then takes that map in place of the pyramid.
 """
 
 from __future__ import annotations
@@ -56,6 +59,11 @@ class Decoder(nn.Module):
         return x
 
 
+def _decoder(fpn_channels: int, channels: int, own: bool) -> nn.Module:
+    """A head's own decoder, or a pass-through for the shared decoder's map."""
+    return Decoder(fpn_channels, channels) if own else nn.Identity()
+
+
 def _prior_conv(cin: int, cout: int) -> nn.Conv2d:
     conv = nn.Conv2d(cin, cout, 1)
     nn.init.constant_(conv.bias, -math.log((1 - PRIOR) / PRIOR))
@@ -65,27 +73,43 @@ def _prior_conv(cin: int, cout: int) -> nn.Conv2d:
 class PartHead(nn.Module):
     """Part logits B x C x h x w (paper Eq. 1)."""
 
-    def __init__(self, fpn_channels: int, channels: int, num_classes: int):
+    def __init__(
+        self,
+        fpn_channels: int,
+        channels: int,
+        num_classes: int,
+        own_decoder: bool = True,
+    ):
         super().__init__()
-        self.decoder = Decoder(fpn_channels, channels)
+        self.decoder = _decoder(fpn_channels, channels, own_decoder)
         self.classifier = nn.Conv2d(channels, num_classes, 1)
 
-    def forward(self, pyramid: list[torch.Tensor]) -> torch.Tensor:
-        return self.classifier(self.decoder(pyramid))
+    def forward(self, features: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
+        """features: the pyramid, or the shared decoder's map (own_decoder=False)."""
+        return self.classifier(self.decoder(features))
 
 
 class PoseHead(nn.Module):
     """Pose features P (paper Eq. 7) -> keypoint disk logits, offsets, limb logits."""
 
-    def __init__(self, fpn_channels: int, channels: int, num_limbs: int):
+    def __init__(
+        self,
+        fpn_channels: int,
+        channels: int,
+        num_limbs: int,
+        own_decoder: bool = True,
+    ):
         super().__init__()
-        self.decoder = Decoder(fpn_channels, channels)
+        self.decoder = _decoder(fpn_channels, channels, own_decoder)
         self.heatmap = _prior_conv(channels, NUM_KEYPOINTS)
         self.offsets = nn.Conv2d(channels, NUM_KEYPOINTS * 2, 1)
         self.limbs = _prior_conv(channels, num_limbs)
 
-    def forward(self, pyramid: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        p = self.decoder(pyramid)
+    def forward(
+        self, features: list[torch.Tensor] | torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """features: the pyramid, or the shared decoder's map (own_decoder=False)."""
+        p = self.decoder(features)
         return {
             "heatmap": self.heatmap(p),
             "offsets": self.offsets(p).unflatten(1, (NUM_KEYPOINTS, 2)),

@@ -32,7 +32,7 @@ from nets.backbones import build_backbone, load_backbone_weights
 from nets.decode import decode_fixed
 from nets.dspf import DSPF
 from nets.fpn import FPN
-from nets.heads import PartHead, PoseHead
+from nets.heads import Decoder, PartHead, PoseHead
 from nets.hough import hough_vote
 from nets.matching import MATCHERS
 
@@ -56,6 +56,7 @@ class MGParser(nn.Module):
         num_limbs: int,
         hough_radius: float,
         dspf: dict[str, Any],
+        shared_decoder: bool = False,
     ):
         super().__init__()
         mean = getattr(backbone, "input_mean", IMAGENET_MEAN)  # what it was trained on
@@ -68,15 +69,23 @@ class MGParser(nn.Module):
         )
         self.backbone = backbone
         self.fpn = FPN(backbone.channels, fpn_channels)
-        self.part_head = PartHead(fpn_channels, head_channels, num_classes)
-        self.pose_head = PoseHead(fpn_channels, head_channels, num_limbs)
+        # One stride-4 decoder for both heads, or one each (nets/heads.py).
+        self.shared_decoder = (
+            Decoder(fpn_channels, head_channels) if shared_decoder else None
+        )
+        own = not shared_decoder
+        self.part_head = PartHead(fpn_channels, head_channels, num_classes, own)
+        self.pose_head = PoseHead(fpn_channels, head_channels, num_limbs, own)
         self.dspf = DSPF(fpn_channels, **dspf)
         self.hough_radius = hough_radius
 
     def forward(self, images: torch.Tensor) -> dict[str, Any]:
         pyramid = self.fpn(self.backbone((images - self.mean) / self.std))
-        out: dict[str, Any] = {"parts": self.part_head(pyramid)}
-        out.update(self.pose_head(pyramid))
+        heads_in = (
+            pyramid if self.shared_decoder is None else self.shared_decoder(pyramid)
+        )
+        out: dict[str, Any] = {"parts": self.part_head(heads_in)}
+        out.update(self.pose_head(heads_in))
         out["hough"] = hough_vote(
             torch.sigmoid(out["heatmap"]), out["offsets"], self.hough_radius
         )
@@ -112,6 +121,7 @@ def build_model(cfg: dict[str, Any]) -> MGParser:
         num_limbs=len(b["limbs"]) + len(b["redundant_limbs"]),
         hough_radius=float(cfg["targets"]["disk_radius"]) / OUTPUT_STRIDE,
         dspf=dict(m["dspf"]),
+        shared_decoder=bool(m["shared_decoder"]),
     )
 
 

@@ -17,10 +17,11 @@ graph engine's `matcher="hungarian"` people (tests/nets/test_native.py).
 
 Steps and their graph counterparts: `_candidates` (`candidates`), `_limb_scores`
 (`limb_scores`), `max_weight_matching` (`hungarian_match`), `_assemble` (`assemble` and
-`_join`), `_select_people` (`select_people`), `_assign_cells` (`assign_pixels` over
-every cell, then masked by the cell's part argmax). Compiled once per machine
-(cache=True: the first decode compiles, 30 s on a busy 2-core machine; later
-processes load numba's cache in well under a second; `NativeDecoder.warm_up`).
+`_join`), `_select_people` (`select_people`), `_drop_duplicates` (`drop_duplicates`),
+`_assign_cells` (`assign_pixels` over every cell, then masked by the cell's part
+argmax). Compiled once per machine (cache=True: the first decode compiles, 30 s on a
+busy 2-core machine; later processes load numba's cache in well under a second;
+`NativeDecoder.warm_up`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import numpy as np
 
 from configs import body
 from nets.decode import limb_pairs, limb_profile
+from nets.similarity import KP_MIN_SCORE
 
 # Fast-math without the no-NaN / no-infinity promises (the code uses infinities as
 # "none yet"): reassociation and fused multiply-adds let the compiler vectorize the
@@ -426,6 +428,57 @@ def _select_people(
                     keypoints[s, j, 2] = score[j, i]
 
 
+@_jit
+def _drop_duplicates(
+    keypoints: np.ndarray,
+    person_scores: np.ndarray,
+    person_valid: np.ndarray,
+    sigmas: np.ndarray,
+    threshold: float,
+) -> None:
+    """`nets.decode.drop_duplicates` in place: slot p becomes invalid and zero when an
+    earlier valid slot q has OKS(p, q) > `threshold` over the joints both have, the
+    larger keypoint box (at least 1 px^2) as the scale (`nets.similarity.duplicates`).
+
+    The OKS formula a second time, for this engine only: numba cannot call the
+    numpy / torch one, and run as numpy it cost 0.2-0.5 ms a frame, a fifth of this
+    decode (measured under load); here it is a few microseconds. tests/nets/
+    test_similarity.py and test_native.py hold the two to the same people.
+    """
+    p, n_types = keypoints.shape[0], keypoints.shape[1]
+    area = np.ones(p, np.float32)
+    for s in range(p):
+        x_lo, x_hi, y_lo, y_hi = np.inf, -np.inf, np.inf, -np.inf
+        for j in range(n_types):
+            if keypoints[s, j, 2] > 0:
+                x_lo = min(x_lo, keypoints[s, j, 0])
+                x_hi = max(x_hi, keypoints[s, j, 0])
+                y_lo = min(y_lo, keypoints[s, j, 1])
+                y_hi = max(y_hi, keypoints[s, j, 1])
+        if x_hi >= x_lo:
+            area[s] = max((x_hi - x_lo) * (y_hi - y_lo), np.float32(1.0))
+    drop = np.zeros(p, np.bool_)
+    for s in range(1, p):
+        for q in range(s):
+            if not (person_valid[s] and person_valid[q]):
+                continue
+            scale = max(area[s], area[q])
+            total, count = np.float32(0.0), 0
+            for j in range(n_types):
+                if min(keypoints[s, j, 2], keypoints[q, j, 2]) > KP_MIN_SCORE:
+                    dx = keypoints[s, j, 0] - keypoints[q, j, 0]
+                    dy = keypoints[s, j, 1] - keypoints[q, j, 1]
+                    var = (2 * sigmas[j]) ** 2 * scale * 2
+                    total += np.exp(-(dx * dx + dy * dy) / var)
+                    count += 1
+            drop[s] = drop[s] or (count > 0 and total / count > threshold)
+    for s in range(p):
+        if drop[s] or not person_valid[s]:  # invalid slots hold zeros, as the graph's
+            person_valid[s] = False
+            person_scores[s] = 0.0
+            keypoints[s] = 0.0
+
+
 TILE = 1024  # cells scored together: their arrays stay in the L1 cache
 
 
@@ -576,6 +629,9 @@ class NativeDecoder:
         self.limb_threshold = float(d["limb_threshold"])
         self.person_threshold = float(d["person_threshold"])
         self.min_sigma, self.max_psi = float(d["min_sigma"]), float(d["max_psi"])
+        nms = d["person_nms"]
+        self.person_nms = None if nms is None else float(nms)
+        self.sigmas = np.asarray(body()["oks_sigmas"], np.float32)
         self.pairs = limb_pairs().numpy()
         n_tree = len(body()["limbs"])
         self.tree, self.joins = self.pairs[:n_tree], self.pairs[n_tree:]
@@ -639,6 +695,11 @@ class NativeDecoder:
                 labels, xy, score, self.person_threshold, out["keypoints"][i],
                 out["person_scores"][i], out["person_valid"][i],
             )  # fmt: skip
+            if self.person_nms is not None:
+                _drop_duplicates(
+                    out["keypoints"][i], out["person_scores"][i],
+                    out["person_valid"][i], self.sigmas, self.person_nms,
+                )  # fmt: skip
             _assign_cells(
                 out["keypoints"][i], out["person_valid"][i], parts[i], dspf[i],
                 self.stride, self.min_sigma, self.max_psi, out["instances"][i],

@@ -34,7 +34,7 @@ import numpy as np
 
 from configs import taxonomy
 from configs.records import Scene
-from nets.similarity import oks
+from nets.similarity import oks, pose_areas
 from trainers.datasets.common import IGNORE
 from trainers.datasets.parts_from_keypoints import capsules, derive_parts, split_head
 from trainers.teachers import TeacherOutput
@@ -104,16 +104,6 @@ def _paint_box(mask: np.ndarray, box: np.ndarray | None) -> None:
     x0, y0 = max(int(box[0]), 0), max(int(box[1]), 0)
     x1, y1 = min(int(np.ceil(box[2])), w), min(int(np.ceil(box[3])), h)
     mask[y0:y1, x0:x1] = True
-
-
-def pose_areas(kps: np.ndarray) -> np.ndarray:
-    """Scale squared per pose: its scored joints' box area (at least 1)."""
-    out = np.ones(len(kps), np.float32)
-    for k, person in enumerate(kps):
-        box = _box(person, 0.0)
-        if box is not None:
-            out[k] = max(float((box[2] - box[0]) * (box[3] - box[1])), 1.0)
-    return out
 
 
 def match_people(a: np.ndarray, b: np.ndarray, threshold: float) -> dict[int, int]:

@@ -32,10 +32,10 @@ from tqdm import tqdm
 from configs import ConfigError, real_clips
 from configs.records import Prediction, Scene
 from nets.model import InferenceModel
-from nets.similarity import oks
+from nets.similarity import oks, pose_areas
 from trainers.datasets import open_dataset
 from trainers.datasets.common import map_parts
-from trainers.fusion import fuse, pose_areas
+from trainers.fusion import fuse
 from trainers.metrics import miou, oks_aps
 from trainers.plots import as_scene
 from trainers.pseudolabel import VIDEO_EXT, frame_count, frames, to_rgb

@@ -9,6 +9,7 @@ import numpy as np
 from bench.backends import bench_size, doc_section, eager_decode, person_distance_px
 from bench.common import machine
 from nets.model import load_checkpoint
+from nets.movenet import MoveNet
 
 
 def test_rows_and_parity(tmp_path: Path, tiny: dict[str, str]) -> None:
@@ -23,6 +24,7 @@ def test_rows_and_parity(tmp_path: Path, tiny: dict[str, str]) -> None:
         warmup=1,
         threads=1,
         tmp=tmp_path,
+        reference=MoveNet(0.25).eval(),
     )
     assert [r["backend"] for r in rows] == ["torch", "onnxruntime"]
     ref, ort = rows
@@ -32,6 +34,8 @@ def test_rows_and_parity(tmp_path: Path, tiny: dict[str, str]) -> None:
     for r in rows:
         assert r["network_ms"] > 0 and 0 < r["median_ms"] <= r["p90_ms"]
         assert abs(r["fps"] - 1000 / r["median_ms"]) < 0.1
+        assert r["movenet_ms"] > 0
+        assert r["network_vs_movenet"] == round(r["network_ms"] / r["movenet_ms"], 3)
     decode = eager_decode(model, cfg, 64, repeats=1, matchers=("greedy",))
     assert set(decode) == {"greedy_1", "greedy_30"}
     record = {
@@ -44,6 +48,7 @@ def test_rows_and_parity(tmp_path: Path, tiny: dict[str, str]) -> None:
         "eager_decode_ms": decode,
     }
     assert "| 64 | onnxruntime |" in doc_section(record)
+    assert "| network / MoveNet |" in doc_section(record)
 
 
 def test_people_are_matched_as_sets() -> None:

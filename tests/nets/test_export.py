@@ -70,6 +70,17 @@ def test_openvino_bf16_stays_close(parser, images, maps_onnx):
     assert_close(runtime.run(images), ref, 0.05)
 
 
+def test_export_leaves_the_module_in_eval_mode(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(tiny_cfg()).eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        before = model(x)["parts"]
+        export_onnx(model, tmp_path / "m.onnx", 64)
+        assert not any(m.training for m in model.modules())
+        assert torch.equal(model(x)["parts"], before)
+
+
 def test_onnx_graph_opset_and_names(maps_onnx):
     session = ort.InferenceSession(str(maps_onnx), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["images"]

@@ -1,18 +1,22 @@
 import copy
 
+import numpy as np
 import pytest
 import torch
 
 from configs import body, taxonomy
 from configs.errors import CheckpointError
 from nets.backbones import BACKBONES, build_backbone
+from nets.export import export_onnx, flatten_outputs
 from nets.model import (
     InferenceModel,
+    NetworkModel,
     activations,
     build_model,
     load_checkpoint,
     save_checkpoint,
 )
+from nets.runtimes import OnnxRuntime
 from tests.nets.tiny_model import tiny_cfg
 
 torch.set_num_threads(1)
@@ -60,6 +64,34 @@ def test_dspf_switches_and_taxonomy_come_from_the_config(switches):
     assert model.dspf.coarse_to_fine == switches["coarse_to_fine"]
     assert model.dspf.warping == switches["warping"]
     assert model(torch.rand(1, 3, 64, 64))["parts"].shape[1] == 7
+
+
+def test_shared_decoder_builds_runs_trains_and_exports(tmp_path):
+    """model.shared_decoder: one stride-4 decoder for both heads, fewer weights, the
+    same output contract, gradients everywhere, and an ONNX graph ORT runs as torch."""
+    torch.manual_seed(0)
+    cfg = tiny_cfg()
+    cfg["model"]["shared_decoder"] = True
+    model = build_model(cfg)
+    separate = build_model(tiny_cfg())
+    assert separate.shared_decoder is None
+    assert not any(k.startswith("part_head.decoder") for k in model.state_dict())
+    count = sum(p.numel() for p in model.parameters())
+    assert count < sum(p.numel() for p in separate.parameters())
+    out = model(torch.rand(2, 3, 64, 64))
+    shapes = {k: tuple(v.shape) for k, v in out.items() if k != "dspf"}
+    assert shapes == contract_shapes(2, 64, len(taxonomy("fine")["classes"]))
+    loss = sum(v.float().square().mean() for k, v in out.items() if k != "dspf")
+    (loss + sum(d.abs().mean() for d in out["dspf"])).backward()
+    assert all(p.grad is not None for p in model.parameters())
+    model.eval()
+    images = torch.rand(1, 3, 64, 64)
+    path = export_onnx(NetworkModel(model), tmp_path / "shared.onnx", 64)
+    with torch.no_grad():
+        ref = flatten_outputs(NetworkModel(model)(images))
+    got = OnnxRuntime(path, threads=1).run(images.numpy())
+    for name, value in ref.items():
+        assert np.allclose(got[name], value.numpy(), atol=1e-4), name
 
 
 def test_hough_uses_the_disk_radius_in_cells():

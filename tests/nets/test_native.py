@@ -3,6 +3,7 @@ matcher: the same people on the decode-oracle scenes and on real frames through 
 shipped model; its exact matching and its fixed shapes.
 """
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from configs import load_config
+from configs.records import Scene
 from nets.decode import decode_fixed, to_predictions
 from nets.model import DEFAULT_WEIGHTS, activations, load_checkpoint
 from nets.native import NativeDecoder, max_weight_matching
@@ -162,3 +164,47 @@ def test_same_people_as_the_exact_graph_decode_on_real_frames():
         assert instances_agree(graph, native, cfg["output_stride"]) >= 0.99
         found += int(native["person_valid"].sum())
     assert found > 0  # the frames hold people the model finds
+
+
+def copied_person(shift: float, size: int) -> Scene:
+    """One synthetic person and a copy of its skeleton `shift` px to the right, the
+    body's pixels split between the two (what a network with two peaks per joint
+    draws)."""
+    scene = generate_scene(2, size=size, people=(1, 1))
+    person = scene.keypoints[0]
+    copy = person.copy()
+    copy[:, 0] += shift
+    instances = scene.instances.copy()
+    right = np.arange(size)[None, :] > np.median(np.nonzero(instances == 1)[1])
+    instances[(instances == 1) & right] = 2
+    return dataclasses.replace(
+        scene,
+        keypoints=np.stack([person, copy]),
+        instances=instances,
+        track_ids=np.arange(2),
+    )
+
+
+@pytest.mark.parametrize(("shift", "kept"), [(6.0, 1), (24.0, 2)])
+def test_both_engines_drop_a_duplicate_person_and_keep_close_people(shift, kept):
+    """A skeleton drawn twice 6 px apart (OKS 0.8 at this 64 px scale) is one person:
+    both engines keep one and give it every person cell; two people 24 px apart
+    (OKS 0.1) both stay. decode.person_nms: null keeps the copy."""
+    torch.set_num_threads(1)
+    cfg = load_config()
+    maps = perfect_maps([encode(copied_person(shift, cfg["input_size"]), cfg)], cfg)
+    found = {}
+    for nms in (None, cfg["decode"]["person_nms"]):
+        cfg["decode"]["person_nms"] = nms
+        graph = decode_fixed(maps, cfg, "hungarian")
+        native = NativeDecoder(cfg)(numpy_maps(maps))
+        assert same_people(graph, native)
+        assert instances_agree(graph, native, cfg["output_stride"]) == 1.0
+        found[nms] = to_predictions(native, cfg["output_stride"], "output", True)[0]
+    off, on = found.values()
+    assert len(off.keypoints) == 2
+    assert len(on.keypoints) == kept
+    assert np.array_equal(on.instances > 0, off.instances > 0)  # no cell lost
+    if kept == 1:
+        assert set(np.unique(on.instances)) == {0, 1}
+        np.testing.assert_array_equal(on.keypoints[0], off.keypoints[0])

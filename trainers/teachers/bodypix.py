@@ -193,14 +193,23 @@ def grow_poses(
     return pos, score
 
 
+@dataclass(frozen=True)
+class PoseDecoding:
+    """PersonLab pose-decode settings, one home for the decoder and the teacher:
+    peaks at or above `threshold`, a root within `nms_radius` px of a kept person's
+    same joint is that person, people scoring below `min_pose_score` are dropped."""
+
+    threshold: float = 0.1
+    nms_radius: float = 20.0
+    min_pose_score: float = 0.15
+    max_people: int = 30
+
+
 def decode_poses(
     scores: np.ndarray,
     short: np.ndarray,
     mid: np.ndarray,
-    threshold: float = 0.1,
-    nms_radius: float = 20.0,
-    min_pose_score: float = 0.15,
-    max_people: int = 30,
+    settings: PoseDecoding = PoseDecoding(),
     max_candidates: int = 1000,
     chunk: int = 64,
     stride: int = STRIDE,
@@ -209,6 +218,8 @@ def decode_poses(
 
     Returns P x 17 x 3 (x, y, score) in input pixels and P person scores, best first.
     """
+    threshold, nms_radius = settings.threshold, settings.nms_radius
+    min_pose_score, max_people = settings.min_pose_score, settings.max_people
     peaks = (scores >= threshold) & (scores == maximum_filter(scores, size=(3, 3, 1)))
     i, j, k = np.nonzero(peaks)
     order = np.argsort(-scores[i, j, k], kind="stable")[:max_candidates]
@@ -335,7 +346,7 @@ class BodyPixTeacher:
     real clips 1.1-5x the people 512 finds where people are small (the same where
     they are large), for ~1.3x the time;
     768 finds more still in dense crowds (MOT20: 11 people a frame vs 5) at ~1.9x.
-    `threads`: LiteRT's CPU threads. Decode settings are those of `decode_poses`;
+    `threads`: LiteRT's CPU threads; `poses`: the pose decode's settings;
     `person_threshold` cuts the instance masks from p(person). `flip` averages the
     person and part logits with the mirror image's: on the CIHP samples the limbs'
     left and right then agree with the labels on 94 % of pixels instead of 84 %
@@ -349,10 +360,7 @@ class BodyPixTeacher:
         path: Path | str | None = None,
         size: int = 640,
         threads: int = 2,
-        threshold: float = 0.1,
-        nms_radius: float = 20.0,
-        min_pose_score: float = 0.15,
-        max_people: int = 30,
+        poses: PoseDecoding = PoseDecoding(),
         person_threshold: float = 0.5,
         flip: bool = True,
     ) -> None:
@@ -362,10 +370,7 @@ class BodyPixTeacher:
             )
         self.path = Path(path) if path is not None else default_model_path()
         self.size = size
-        self.threshold = threshold
-        self.nms_radius = nms_radius
-        self.min_pose_score = min_pose_score
-        self.max_people = max_people
+        self.poses = poses
         self.person_threshold = person_threshold
         self.flip = flip
         self._interpreter = _load(self.path, size, threads)
@@ -414,13 +419,7 @@ class BodyPixTeacher:
             )
         scores = _sigmoid(heads.heatmaps)
         keypoints, person_scores = decode_poses(
-            scores,
-            heads.short,
-            heads.mid,
-            self.threshold,
-            self.nms_radius,
-            self.min_pose_score,
-            self.max_people,
+            scores, heads.short, heads.mid, self.poses
         )
         # model positions are pixel indices; the letterbox maps continuous coordinates
         height, width = image.shape[:2]
