@@ -96,10 +96,26 @@ def lr_at(iteration: int, cfg: dict[str, Any]) -> float:
     return base * warm * factor
 
 
-def build_optimizer(
-    params: list[nn.Parameter], cfg: dict[str, Any]
-) -> torch.optim.Optimizer:
+def param_groups(runner: nn.Module, cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runner's parameters grouped by `train.lr_scale` (part name -> factor on the
+    schedule's rate): a pretrained trunk can learn slower than new heads without
+    forgetting what it knew (unscaled, a MoveNet trunk lost it, docs/MODEL.md)."""
+    scales = cfg["train"]["lr_scale"] or {}
+    scale_of = {
+        id(p): float(scales[name])
+        for name, part in _unwrap(runner).model.named_children()
+        if name in scales
+        for p in part.parameters()
+    }
+    groups: dict[float, list[nn.Parameter]] = {}
+    for p in runner.parameters():
+        groups.setdefault(scale_of.get(id(p), 1.0), []).append(p)
+    return [{"params": ps, "lr_scale": s} for s, ps in groups.items()]
+
+
+def build_optimizer(runner: nn.Module, cfg: dict[str, Any]) -> torch.optim.Optimizer:
     t = cfg["train"]
+    params = param_groups(runner, cfg)
     if t["optimizer"] == "sgd":
         return torch.optim.SGD(
             params, lr=t["lr"], momentum=t["momentum"], weight_decay=t["weight_decay"]
@@ -154,10 +170,10 @@ def apply_freeze(model: MGParser, cfg: dict[str, Any]) -> None:
 
 
 def check_parts(model: MGParser, cfg: dict[str, Any]) -> None:
-    """`train.fresh` and `train.freeze` name top-level parts of the network."""
+    """`train.fresh`, `train.freeze` and `train.lr_scale` name top-level parts."""
     known = [name for name, _ in model.named_children()]
-    for key in ("fresh", "freeze"):
-        unknown = [n for n in cfg["train"][key] if n not in known]
+    for key in ("fresh", "freeze", "lr_scale"):
+        unknown = [n for n in cfg["train"][key] or () if n not in known]
         if unknown:
             raise ConfigError(
                 f"train.{key}: unknown part {unknown[0]!r} (known: {', '.join(known)})"
@@ -332,7 +348,7 @@ def train(
                 runner = nn.parallel.DistributedDataParallel(
                     runner, find_unused_parameters=True
                 )
-            optimizer = build_optimizer(list(runner.parameters()), cfg)
+            optimizer = build_optimizer(runner, cfg)
             if resumed.get("step") == step and state.get("optimizer"):
                 optimizer.load_state_dict(state["optimizer"])
             loader = make_loader(
@@ -422,7 +438,7 @@ def _run_step(
         apply_freeze(_unwrap(runner).model, cfg)
         lr = lr_at(iteration, cfg)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group["lr_scale"]
         optimizer.zero_grad(set_to_none=True)
         values: dict[str, float] = {}
         for micro in range(accumulate):

@@ -266,3 +266,23 @@ def test_ddp_two_processes_equal_one(tmp_path):
     assert sorted(ddp) == [1, 2, 3]
     for it in ddp:
         assert ddp[it] == pytest.approx(one[it], rel=1e-4)
+
+
+def test_lr_scale_slows_a_part_alone(tmp_path):
+    """train.lr_scale multiplies one part's rate: at 0 the backbone keeps its start
+    weights exactly while the heads trained from the same start move."""
+    train(tiny_cfg(step1_iters=1, step2_iters=0), tmp_path / "start")
+    start, _ = load_checkpoint(tmp_path / "start" / "final.pt")
+    cfg = tiny_cfg(
+        step1_iters=2, step2_iters=0, init=str(tmp_path / "start" / "final.pt"),
+        lr_scale={"backbone": 0.0},
+    )  # fmt: skip
+    train(cfg, tmp_path / "run")
+    after, _ = load_checkpoint(tmp_path / "run" / "final.pt")
+    for a, b in zip(start.backbone.parameters(), after.backbone.parameters()):
+        assert torch.equal(a, b)
+    moved = [
+        not torch.equal(a, b)
+        for a, b in zip(start.pose_head.parameters(), after.pose_head.parameters())
+    ]
+    assert any(moved)
