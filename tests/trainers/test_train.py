@@ -279,10 +279,14 @@ def test_lr_scale_slows_a_part_alone(tmp_path):
     )  # fmt: skip
     train(cfg, tmp_path / "run")
     after, _ = load_checkpoint(tmp_path / "run" / "final.pt")
-    for a, b in zip(start.backbone.parameters(), after.backbone.parameters()):
+    for a, b in zip(
+        start.backbone.parameters(), after.backbone.parameters(), strict=True
+    ):
         assert torch.equal(a, b)
     moved = [
         not torch.equal(a, b)
-        for a, b in zip(start.pose_head.parameters(), after.pose_head.parameters())
+        for a, b in zip(
+            start.pose_head.parameters(), after.pose_head.parameters(), strict=True
+        )
     ]
     assert any(moved)
