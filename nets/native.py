@@ -442,7 +442,8 @@ def _drop_duplicates(
 
     The OKS formula a second time, for this engine only: numba cannot call the
     numpy / torch one, and run as numpy it cost 0.2-0.5 ms a frame, a fifth of this
-    decode (measured under load); here it is a few microseconds. tests/nets/
+    decode (measured under load); here 0.05-0.07 ms (thread CPU p50, 256 px oracle
+    maps of 1 and 30 people, load 3), every pair scored. tests/nets/
     test_similarity.py and test_native.py hold the two to the same people.
     """
     p, n_types = keypoints.shape[0], keypoints.shape[1]
