@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from configs import body
 from configs.records import Prediction
 from nets.matching import greedy_match, hungarian_match, improve_swaps, solve
-from nets.similarity import duplicates
+from nets.similarity import FAR, KP_MIN_SCORE, duplicates
 
 Tensor = torch.Tensor
 # Joining pieces of people over a redundant limb: few pieces are open at once, so a
@@ -85,6 +85,30 @@ def top_k(x: Tensor, k: int) -> tuple[Tensor, Tensor]:
     return values[..., :k], index[..., :k]
 
 
+def vote_mass(hough: Tensor) -> Tensor:
+    """[B, J, h, w] Hough votes in each cell's 3x3 window (zero padding): how much of
+    a keypoint's disk voted there (a full disk sums to ~1)."""
+    return F.avg_pool2d(hough, 3, 1, 1, count_include_pad=True) * 9.0
+
+
+def cell_positions(
+    index: Tensor, w: int, offsets: Tensor | None, dtype: torch.dtype
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(row, col, x, y) of flat cell indices [B, J, N] of maps w cells wide: x, y in
+    cells, the cell centre moved by the offset of the index's type there (offsets
+    [B, J, 2, h, w]; None: the centre)."""
+    row = torch.div(index, w, rounding_mode="floor")
+    col = index - row * w
+    x = col.to(dtype) + 0.5
+    y = row.to(dtype) + 0.5
+    if offsets is not None:
+        b, j = offsets.shape[:2]
+        flat = offsets.reshape(b, j, 2, -1)
+        x = x + flat[:, :, 0].gather(-1, index)
+        y = y + flat[:, :, 1].gather(-1, index)
+    return row, col, x, y
+
+
 def candidates(
     hough: Tensor,
     offsets: Tensor | None,
@@ -111,17 +135,11 @@ def candidates(
     if offsets is not None and heatmap is not None:
         inside = (offsets.abs() <= 0.5).all(2) & (heatmap > 0.5)
         peak = peak | inside
-    mass = F.avg_pool2d(hough, 3, 1, 1, count_include_pad=True) * 9.0
+    mass = vote_mass(hough)
     ranked = torch.where(peak, mass, torch.zeros_like(mass)).reshape(b, j, h * w)
     score, index = top_k(ranked, k)
-    row = torch.div(index, w, rounding_mode="floor")
-    col = index - row * w
-    x = col.to(hough.dtype) + 0.5
-    y = row.to(hough.dtype) + 0.5
+    row, col, x, y = cell_positions(index, w, offsets, hough.dtype)
     if offsets is not None:
-        flat = offsets.reshape(b, j, 2, h * w)
-        x = x + flat[:, :, 0].gather(-1, index)
-        y = y + flat[:, :, 1].gather(-1, index)
         dx, dy = x.unsqueeze(-1) - x.unsqueeze(-2), y.unsqueeze(-1) - y.unsqueeze(-2)
         near = (dx * dx + dy * dy) * stride**2 < dedup**2
     else:
@@ -399,6 +417,66 @@ def assign_pixels(
     return torch.where(keep, best + 1, torch.zeros_like(best)).reshape(b, h, w)
 
 
+def complete_joints(
+    keypoints: Tensor,
+    person_valid: Tensor,
+    hough: Tensor,
+    offsets: Tensor | None,
+    stride: int,
+    margin: float,
+) -> Tensor:
+    """Keypoints [B, P, J, 3] with each valid person's absent joints (score 0) guessed
+    from the Hough maps [B, J, h, w] around it, scored at most `KP_MIN_SCORE`.
+
+    A person with at least 2 present joints (score > 0) and at least one absent gets,
+    for each absent type t, the cell whose centre lies in its box (the present
+    joints' bounding box, input px, grown on every side by `margin` x its longer side
+    + one cell) with the largest Hough value of type t (ties: the lowest row-major
+    index, as `top_k`), placed as `candidates` places a candidate (cell centre +
+    offset) and scored by the 3x3 vote mass there clamped to [0, KP_MIN_SCORE]: a
+    guess ranks below every score at which a joint counts (OKS, tracking,
+    drawing). COCO OKS counts every joint the ground truth labels, so an occluded
+    elbow left absent loses its share; a mass of 0 leaves the joint absent (no
+    evidence, no guess). Runs after `assign_pixels`: the masks are unchanged.
+
+    Fixed size: every slot and type is searched over every cell (a B x P x J x h x w
+    masked max), people or not.
+    """
+    b, p, j, _ = keypoints.shape
+    h, w = hough.shape[-2:]
+    score = keypoints[..., 2]
+    present = score > 0
+    count = present.sum(-1, keepdim=True)
+    wanted = person_valid.unsqueeze(-1) & (count >= 2) & ~present  # B, P, J
+    x, y = keypoints[..., 0], keypoints[..., 1]
+    bounds = []
+    for v in (x, y):
+        lo = torch.where(present, v, torch.full_like(v, FAR)).amin(-1)
+        hi = torch.where(present, v, torch.full_like(v, -FAR)).amax(-1)
+        bounds.append((lo, hi))
+    (x_lo, x_hi), (y_lo, y_hi) = bounds
+    pad = margin * torch.maximum(x_hi - x_lo, y_hi - y_lo) + stride  # B, P
+
+    def inside(lo: Tensor, hi: Tensor, n: int) -> Tensor:  # B, P, n
+        centre = torch.arange(n, dtype=keypoints.dtype, device=hough.device) + 0.5
+        centre = centre * stride
+        return (centre >= (lo - pad).unsqueeze(-1)) & (
+            centre <= (hi + pad).unsqueeze(-1)
+        )
+
+    box = inside(y_lo, y_hi, h).unsqueeze(-1) & inside(x_lo, x_hi, w).unsqueeze(-2)
+    box = box.reshape(b, p, 1, h * w)
+    votes = hough.reshape(b, 1, j, h * w)
+    masked = torch.where(box, votes, torch.full_like(votes, -float("inf")))
+    best = masked.argmax(-1).transpose(1, 2)  # B, J, P: first maximum
+    mass = vote_mass(hough).reshape(b, j, h * w).gather(-1, best)
+    _, _, gx, gy = cell_positions(best, w, offsets, keypoints.dtype)
+    guess = torch.stack([gx * stride, gy * stride, mass.clamp(0.0, KP_MIN_SCORE)], -1)
+    guess = guess.transpose(1, 2)  # B, P, J, 3
+    fill = wanted & box.any(-1) & (guess[..., 2] > 0)
+    return torch.where(fill.unsqueeze(-1), guess, keypoints)
+
+
 def upsample_parts(probs: Tensor, stride: int) -> tuple[Tensor, Tensor]:
     """Part map [B, H, W] at the input resolution and the cells [B, h, w] that hold
     any of its foreground.
@@ -457,6 +535,15 @@ def decode_fixed(
         float(d["min_sigma"]),
         float(d["max_psi"]),
     )
+    if d["complete_joints"]:
+        keypoints = complete_joints(
+            keypoints,
+            person_valid,
+            maps["hough"],
+            maps.get("offsets"),
+            stride,
+            float(d["complete_margin"]),
+        )
     instances = torch.where(parts != 0, to_input_grid(cells, stride), 0)
     return {
         "keypoints": keypoints,

@@ -33,7 +33,7 @@ import numpy as np
 
 from configs import body
 from nets.decode import limb_pairs, limb_profile
-from nets.similarity import KP_MIN_SCORE
+from nets.similarity import FAR, KP_MIN_SCORE
 
 # Fast-math without the no-NaN / no-infinity promises (the code uses infinities as
 # "none yet"): reassociation and fused multiply-adds let the compiler vectorize the
@@ -611,6 +611,87 @@ def _assign_cells(
         out_instances[i] = slot[i] + 1 if keep else 0
 
 
+@_jit
+def _cell_range(lo: float, hi: float, n: int, stride: float) -> tuple[int, int]:
+    """(first, last) of the n cells whose centre (i + 0.5) x stride lies in [lo, hi],
+    each cell tested as the graph tests it (first > last: none)."""
+    first, last = n, -1
+    for i in range(n):
+        centre = (np.float32(i) + np.float32(0.5)) * np.float32(stride)
+        ok = (centre >= lo) & (centre <= hi)
+        first = min(first, i if ok else n)
+        last = max(last, i if ok else -1)
+    return first, last
+
+
+@_jit
+def _complete_joints(
+    keypoints: np.ndarray,
+    person_valid: np.ndarray,
+    hough: np.ndarray,
+    offsets: np.ndarray,
+    refine: bool,
+    stride: float,
+    margin: float,
+) -> None:
+    """`nets.decode.complete_joints` in place: each valid person with >= 2 present
+    joints gets each absent type's best Hough cell in its grown keypoint box, placed
+    like a candidate, scored by the 3x3 vote mass clamped to [0, KP_MIN_SCORE] (a
+    mass of 0 stays absent).
+
+    Unlike the graph, which masks every cell for every slot, only the box's cells of
+    the absent types are read: the cost follows the people's boxes and missing joints
+    (docs/BENCHMARKS.md, "Decode engines"). The scan keeps the first maximum in
+    row-major order, as the graph's argmax.
+    """
+    p, n_types = keypoints.shape[0], keypoints.shape[1]
+    h, w = hough.shape[1], hough.shape[2]
+    far, cap = np.float32(FAR), np.float32(KP_MIN_SCORE)
+    half, step = np.float32(0.5), np.float32(stride)
+    for s in range(p):
+        count = 0
+        x_lo, x_hi, y_lo, y_hi = far, -far, far, -far
+        for j in range(n_types):
+            if keypoints[s, j, 2] > 0:
+                count += 1
+                x_lo = min(x_lo, keypoints[s, j, 0])
+                x_hi = max(x_hi, keypoints[s, j, 0])
+                y_lo = min(y_lo, keypoints[s, j, 1])
+                y_hi = max(y_hi, keypoints[s, j, 1])
+        if not person_valid[s] or count < 2 or count == n_types:
+            continue
+        pad = np.float32(margin) * max(x_hi - x_lo, y_hi - y_lo) + step
+        c0, c1 = _cell_range(x_lo - pad, x_hi + pad, w, stride)
+        r0, r1 = _cell_range(y_lo - pad, y_hi + pad, h, stride)
+        if c0 > c1 or r0 > r1:
+            continue
+        for j in range(n_types):
+            if keypoints[s, j, 2] > 0:
+                continue
+            best, at = -np.inf, 0
+            for y in range(r0, r1 + 1):
+                row = hough[j, y]
+                for x in range(c0, c1 + 1):
+                    better = row[x] > best
+                    best = row[x] if better else best
+                    at = y * w + x if better else at
+            y, x = at // w, at % w
+            mass = np.float32(0.0)
+            for yy in range(max(y - 1, 0), min(y + 2, h)):
+                for xx in range(max(x - 1, 0), min(x + 2, w)):
+                    mass += hough[j, yy, xx]
+            score = min(max(mass, np.float32(0.0)), cap)
+            if score <= 0:
+                continue  # no votes near: no guess
+            px, py = np.float32(x) + half, np.float32(y) + half
+            if refine:
+                px += offsets[j, 0, y, x]
+                py += offsets[j, 1, y, x]
+            keypoints[s, j, 0] = px * step
+            keypoints[s, j, 1] = py * step
+            keypoints[s, j, 2] = score
+
+
 def _c32(a: Any) -> np.ndarray:
     """C-contiguous float32 (a strided array compiles to slower, scalar code)."""
     return np.ascontiguousarray(a, np.float32)
@@ -636,6 +717,8 @@ class NativeDecoder:
         self.min_sigma, self.max_psi = float(d["min_sigma"]), float(d["max_psi"])
         nms = d["person_nms"]
         self.person_nms = None if nms is None else float(nms)
+        self.complete = bool(d["complete_joints"])
+        self.margin = float(d["complete_margin"])
         self.sigmas = np.asarray(body()["oks_sigmas"], np.float32)
         self.pairs = limb_pairs().numpy()
         n_tree = len(body()["limbs"])
@@ -710,6 +793,11 @@ class NativeDecoder:
                 self.stride, self.min_sigma, self.max_psi, out["instances"][i],
                 out["parts"][i],
             )  # fmt: skip
+            if self.complete:
+                _complete_joints(
+                    out["keypoints"][i], out["person_valid"][i], hough[i],
+                    offsets[i], refine, self.stride, self.margin,
+                )  # fmt: skip
         return out
 
 
