@@ -10,6 +10,7 @@ from configs import load_config
 from nets.decode import (
     assign_pixels,
     candidates,
+    complete_joints,
     decode_fixed,
     limb_pairs,
     limb_scores,
@@ -19,6 +20,8 @@ from nets.decode import (
 )
 from nets.export import DECODE_INPUTS, DECODE_OUTPUTS, DecodeGraph, decode_onnx
 from nets.hough import hough_vote
+from nets.native import NativeDecoder, _complete_joints
+from nets.similarity import KP_MIN_SCORE
 from trainers.metrics import evaluate
 from trainers.synth.compose import generate_scene
 from trainers.targets import encode, output_grid, perfect_maps
@@ -104,6 +107,89 @@ def test_assign_pixels_follows_dspf_to_the_nearest_person():
     capped = assign_pixels(kps, valid, parts != 0, dspf, 4, 8.0, max_psi=1.0)
     assert capped[0, 0, 15] == 0
     assert torch.equal(capped[0, 1:, :8], inst[0, 1:, :8])  # members keep psi ~ 0
+
+
+def completion_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Keypoints [3, 17, 3], validity, Hough [17, 16, 16] and offsets of a hand-made
+    frame (stride 4). Slot 0 has a nose (20, 20) and a left shoulder (28, 36): its box
+    grows by 0.25 x 16 + 4 = 8 px to x 12-36, y 12-44, the cells of columns 3-8 and
+    rows 3-10. Slot 1 has one joint, slot 2 is invalid."""
+    kps = np.zeros((3, 17, 3), np.float32)
+    kps[0, 0], kps[0, 5] = (20.0, 20.0, 0.9), (28.0, 36.0, 0.8)
+    kps[1, 0] = (40.0, 40.0, 0.9)
+    valid = np.array([True, True, False])
+    hough = np.zeros((17, 16, 16), np.float32)
+    offsets = np.zeros((17, 2, 16, 16), np.float32)
+    hough[7, 9, 5], hough[7, 9, 6] = 0.3, 0.1  # left elbow: mass 0.4 at (9, 5)
+    hough[7, 11, 5] = 0.9  # higher, but its centre (y 46) is outside the box
+    offsets[7, :, 9, 5] = (0.25, -0.1)
+    hough[8, 4, 4], hough[8, 5, 4] = 0.01, 0.005  # right elbow: mass 0.015
+    hough[9, 14, 14] = 0.7  # left wrist: votes only far outside the box
+    hough[10, 5, 7] = hough[10, 4, 8] = 0.2  # right wrist: a tie, (4, 8) comes first
+    return kps, valid, hough, offsets
+
+
+def complete_with(engine: str, refine: bool) -> np.ndarray:
+    """`completion_scene`'s slots completed by one engine's step (margin 0.25)."""
+    kps, valid, hough, offsets = completion_scene()
+    if engine == "native":
+        _complete_joints(kps, valid, hough, offsets, refine, 4.0, 0.25)
+        return kps
+    out = complete_joints(
+        torch.from_numpy(kps)[None],
+        torch.from_numpy(valid)[None],
+        torch.from_numpy(hough)[None],
+        torch.from_numpy(offsets)[None] if refine else None,
+        4,
+        0.25,
+    )
+    return out[0].numpy()
+
+
+@pytest.mark.parametrize("refine", [True, False])
+@pytest.mark.parametrize("engine", ["graph", "native"])
+def test_completion_guesses_absent_joints_in_the_persons_box(engine, refine):
+    """Each absent joint: the best Hough cell inside the grown box, placed like a
+    candidate (centre + offset), scored by its 3x3 vote mass capped at KP_MIN_SCORE;
+    no votes near it: still absent. Present joints and other slots stay as they were."""
+    kps, *_ = completion_scene()
+    out = complete_with(engine, refine)
+    elbow = (23.0, 37.6) if refine else (22.0, 38.0)
+    np.testing.assert_allclose(out[0, 7], (*elbow, KP_MIN_SCORE), atol=1e-5)
+    np.testing.assert_allclose(out[0, 8], (18.0, 18.0, 0.015), atol=1e-6)
+    np.testing.assert_allclose(out[0, 10], (34.0, 18.0, KP_MIN_SCORE), atol=1e-6)
+    guessed = [7, 8, 10]
+    rest = np.setdiff1d(np.arange(17), guessed)
+    np.testing.assert_array_equal(out[0, rest], kps[0, rest])  # the wrist: (0, 0, 0)
+    np.testing.assert_array_equal(out[1:], kps[1:])
+
+
+@pytest.mark.parametrize("engine", ["graph", "native"])
+def test_completion_changes_only_the_absent_joints(engine):
+    """decode.complete_joints: false is the decode without the step (absent joints
+    (0, 0, 0)); true leaves people, scores and maps bit for bit and fills some absent
+    joints of this crowd (occluded joints near other people's votes), each scoring in
+    (0, KP_MIN_SCORE]."""
+    torch.set_num_threads(1)
+    cfg = small_config(256)
+    scene = generate_scene(4, size=256, people=(8, 8))
+    maps = perfect_maps([encode(scene, cfg)], cfg)
+    out = {}
+    for on in (False, True):
+        cfg["decode"]["complete_joints"] = on
+        if engine == "graph":
+            out[on] = {k: v.numpy() for k, v in decode_fixed(maps, cfg).items()}
+        else:
+            out[on] = NativeDecoder(cfg)({k: v.numpy() for k, v in maps.items()})
+    off, on = out[False], out[True]
+    for key in ("person_scores", "person_valid", "instances", "parts"):
+        np.testing.assert_array_equal(on[key], off[key], err_msg=key)
+    guessed = on["keypoints"][..., 2] != off["keypoints"][..., 2]
+    assert guessed.sum() >= 3
+    assert (off["keypoints"][guessed] == 0).all()
+    scores = on["keypoints"][guessed][:, 2]
+    assert ((scores > 0) & (scores <= KP_MIN_SCORE)).all()
+    np.testing.assert_array_equal(on["keypoints"][~guessed], off["keypoints"][~guessed])
 
 
 def test_upsampled_part_shares_draw_sharper_masks_than_the_cells():

@@ -1,5 +1,6 @@
 """The native decode engine (nets.native) against the graph engine with the exact
-matcher: the same people on the decode-oracle scenes and on real frames through the
+matcher: the same people (joint completion included: decode.complete_joints is on by
+default) on the decode-oracle scenes, on noise maps and on real frames through the
 shipped model; its exact matching and its fixed shapes.
 """
 
@@ -16,6 +17,7 @@ from configs.records import Scene
 from nets.decode import decode_fixed, to_predictions
 from nets.model import DEFAULT_WEIGHTS, activations, load_checkpoint
 from nets.native import NativeDecoder, max_weight_matching
+from nets.similarity import KP_MIN_SCORE
 from tests.clips import squeezed_frames
 from trainers.synth.compose import generate_scene
 from trainers.targets import encode, perfect_maps
@@ -61,6 +63,13 @@ def same_people(graph: dict, native: dict, tol_px: float = 1e-3) -> bool:
             return False
         free.remove(found[0])
     return True
+
+
+def guesses(out: dict) -> int:
+    """Joints of valid people that only the completion can have given (0 < score <=
+    KP_MIN_SCORE: a candidate scores above decode.candidate_threshold)."""
+    kps, _ = people(out)
+    return int(((kps[..., 2] > 0) & (kps[..., 2] <= KP_MIN_SCORE)).sum())
 
 
 def test_matching_reaches_the_optimum_on_padded_problems():
@@ -126,7 +135,7 @@ def test_same_people_as_the_exact_graph_decode_on_oracle_scenes():
     decoder = NativeDecoder(cfg)
     specs = [(1000 + s, (1, 3)) for s in range(200)]
     specs += [(2000 + s, (1, 15)) for s in range(20)]
-    differ, agree = [], []
+    differ, agree, guessed = [], [], 0
     for seed, count in specs:
         scene = generate_scene(seed, size=cfg["input_size"], people=count)
         maps = perfect_maps([encode(scene, cfg)], cfg)
@@ -135,8 +144,36 @@ def test_same_people_as_the_exact_graph_decode_on_oracle_scenes():
         if not same_people(graph, native):
             differ.append(seed)
         agree.append(instances_agree(graph, native, cfg["output_stride"]))
+        guessed += guesses(native)
     assert differ == []
     assert min(agree) >= 0.99
+    assert guessed > 0  # the completion ran (occluded joints near other people)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_same_people_as_the_exact_graph_decode_on_noise_maps(seed):
+    """Uniform noise maps (32 x 32 cells): every slot holds a person, Hough votes lie
+    everywhere, so nearly every absent joint is guessed; both engines agree."""
+    torch.set_num_threads(1)
+    cfg = small_config(128)
+    rng = np.random.default_rng(seed)
+    h = w = 32
+    maps = {
+        "parts": rng.dirichlet(np.ones(16), (1, h, w)).transpose(0, 3, 1, 2),
+        "heatmap": rng.random((1, 17, h, w)),
+        "offsets": rng.random((1, 17, 2, h, w)) * 2 - 1,
+        "limbs": rng.random((1, 25, h, w)),
+        "hough": rng.random((1, 17, h, w)) ** 8,
+        "dspf": rng.random((1, 2, h, w)) * 4 - 2,
+    }
+    maps = {k: v.astype(np.float32) for k, v in maps.items()}
+    graph = decode_fixed(
+        {k: torch.from_numpy(v) for k, v in maps.items()}, cfg, "hungarian"
+    )
+    native = NativeDecoder(cfg)(maps)
+    assert same_people(graph, native)
+    assert instances_agree(graph, native, cfg["output_stride"]) >= 0.99
+    assert guesses(native) >= 5
 
 
 @pytest.mark.slow
@@ -154,7 +191,7 @@ def test_same_people_as_the_exact_graph_decode_on_real_frames():
     frames += squeezed_frames(VIDEO / "two_people_occlusion.mp4", [10, 40], size)
     frames += squeezed_frames(VIDEO / "basketball_240p.mp4", [50, 150], size)
     decoder = NativeDecoder(cfg)
-    found = 0
+    found = guessed = 0
     for images in frames:
         with torch.inference_mode():
             maps = activations(model(torch.from_numpy(images)))
@@ -163,7 +200,9 @@ def test_same_people_as_the_exact_graph_decode_on_real_frames():
         assert same_people(graph, native)
         assert instances_agree(graph, native, cfg["output_stride"]) >= 0.99
         found += int(native["person_valid"].sum())
+        guessed += guesses(native)
     assert found > 0  # the frames hold people the model finds
+    assert guessed > 0  # and joints it completes
 
 
 def copied_person(shift: float, size: int) -> Scene:
