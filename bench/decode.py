@@ -7,15 +7,18 @@ settings (its embedded config; the default config without it; K = P = 30):
 decode-oracle maps of 1 and 30 people
 (`trainers.targets.perfect_maps` of `generate_scene(n, people=(n, n))`) and the
 shipped model's maps of a real frame (vtest.avi frame 30, when ../shared is there).
-Engines: native (`nets.native.NativeDecoder`), graph (the decode exported alone to
-ONNX with the config's in-graph matcher, in ONNX Runtime, 1 intra-op thread). Each
-engine runs the scenes alternately so a change in the machine's load touches all
-alike. Wall-clock and thread CPU p50 / p99 per scene; the headline is the native
-engine's wall p50 at 1 and 30 people and their ratio (goals: <= 3 ms, <= 1.05).
+Engines: native (`nets.native.NativeDecoder`) as configured and with
+`decode.complete_joints` off (what the joint completion costs), graph (the decode
+exported alone to ONNX with the config's in-graph matcher, in ONNX Runtime, 1 intra-op
+thread). The native variants and the scenes alternate, the graph runs the scenes
+alternately, so a change in the machine's load touches all alike. Wall-clock and
+thread CPU p50 / p99 per scene; the headline is the native engine's wall p50 at 1 and
+30 people and their ratio (goals: <= 3 ms, <= 1.05).
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,7 @@ from bench.report import table, update_section
 from configs import load_config
 from nets.export import DECODE_INPUTS, decode_onnx
 from nets.native import NativeDecoder
+from nets.similarity import KP_MIN_SCORE
 from tests.clips import squeezed_frames
 from trainers.synth import generate_scene
 from trainers.targets import encode, perfect_maps
@@ -83,28 +87,42 @@ def graph_engine(cfg: dict[str, Any], example: dict[str, np.ndarray]) -> Any:
     return lambda maps: session.run(None, {f"in_{k}": maps[k] for k in KEYS})
 
 
-def timed(fn: Any, scenes: dict[str, dict], repeats: int) -> dict[str, dict]:
-    """Wall and thread-CPU ms per scene, scenes alternating, after 3 warm-up calls."""
-    for maps in scenes.values():
+def timed(
+    fns: dict[str, Any], scenes: dict[str, dict], repeats: int
+) -> dict[str, dict[str, dict]]:
+    """Wall and thread-CPU ms per function and scene ({fn: {scene: stats}}), the
+    functions and scenes alternating, after 3 warm-up calls of each."""
+    runs = [(f, name) for f in fns for name in scenes]
+    for f, name in runs:
         for _ in range(3):
-            fn(maps)
-    wall: dict[str, list[float]] = {name: [] for name in scenes}
-    cpu: dict[str, list[float]] = {name: [] for name in scenes}
+            fns[f](scenes[name])
+    wall: dict[tuple[str, str], list[float]] = {run: [] for run in runs}
+    cpu: dict[tuple[str, str], list[float]] = {run: [] for run in runs}
     for _ in tqdm(range(repeats), desc="repeats", leave=False):
-        for name, maps in scenes.items():
+        for f, name in runs:
             t0, c0 = time.perf_counter(), time.thread_time()
-            fn(maps)
-            cpu[name].append((time.thread_time() - c0) * 1e3)
-            wall[name].append((time.perf_counter() - t0) * 1e3)
+            fns[f](scenes[name])
+            cpu[f, name].append((time.thread_time() - c0) * 1e3)
+            wall[f, name].append((time.perf_counter() - t0) * 1e3)
     return {
-        name: {
-            "wall_p50": _q(wall[name], 50),
-            "wall_p99": _q(wall[name], 99),
-            "cpu_p50": _q(cpu[name], 50),
-            "runs": repeats,
+        f: {
+            name: {
+                "wall_p50": _q(wall[f, name], 50),
+                "wall_p99": _q(wall[f, name], 99),
+                "cpu_p50": _q(cpu[f, name], 50),
+                "runs": repeats,
+            }
+            for name in scenes
         }
-        for name in scenes
+        for f in fns
     }
+
+
+def guesses(out: dict[str, np.ndarray]) -> int:
+    """Joints of valid people the completion gave (0 < score <= KP_MIN_SCORE; a
+    candidate scores above decode.candidate_threshold)."""
+    kps = out["keypoints"][out["person_valid"]]
+    return int(((kps[..., 2] > 0) & (kps[..., 2] <= KP_MIN_SCORE)).sum())
 
 
 def _q(values: list[float], q: int) -> float:
@@ -124,66 +142,92 @@ def run(quick: bool) -> dict[str, Any]:
     decoder(scenes["1 person"])  # numba: compiled or loaded from its cache
     first_ms = (time.perf_counter() - start) * 1e3
     people = {name: int(decoder(m)["person_valid"].sum()) for name, m in scenes.items()}
-    native = timed(decoder, scenes, 30 if quick else 300)
-    graph = timed(graph_engine(cfg, scenes["1 person"]), scenes, 3 if quick else 30)
-    one, crowd = native["1 person"]["wall_p50"], native["30 people"]["wall_p50"]
+    guessed = {name: guesses(decoder(m)) for name, m in scenes.items()}
+    without = copy.deepcopy(cfg)
+    without["decode"]["complete_joints"] = False
+    native = timed(
+        {"native": decoder, "native_no_completion": NativeDecoder(without)},
+        scenes,
+        30 if quick else 300,
+    )
+    graph = timed(
+        {"graph": graph_engine(cfg, scenes["1 person"])}, scenes, 3 if quick else 30
+    )["graph"]
+    one = native["native"]["1 person"]["wall_p50"]
+    crowd = native["native"]["30 people"]["wall_p50"]
     return {
         "machine": info,
         "input_size": cfg["input_size"],
         "top_k": cfg["decode"]["top_k"],
         "max_people": cfg["decode"]["max_people"],
         "graph_matcher": cfg["decode"]["matcher"],
+        "complete_joints": bool(cfg["decode"]["complete_joints"]),
         "people_found": people,
+        "joints_guessed": guessed,
         "native_first_call_ms": round(first_ms, 1),
-        "native": native,
+        **native,
         "graph": graph,
         "native_p50_1": one,
         "native_p50_30": crowd,
         "native_ratio": round(crowd / one, 3),
         "native_cpu_ratio": round(
-            native["30 people"]["cpu_p50"] / native["1 person"]["cpu_p50"], 3
+            native["native"]["30 people"]["cpu_p50"]
+            / native["native"]["1 person"]["cpu_p50"],
+            3,
         ),
     }
 
 
 def doc_section(r: dict[str, Any]) -> str:
-    rows = []
+    rows, added = [], []
     for name in r["native"]:
         n, g = r["native"][name], r["graph"][name]
+        off = r["native_no_completion"][name]
         rows.append(
             [
                 name,
                 r["people_found"][name],
+                r["joints_guessed"][name],
                 n["wall_p50"],
                 n["wall_p99"],
                 n["cpu_p50"],
+                off["wall_p50"],
+                off["cpu_p50"],
                 g["wall_p50"],
                 g["wall_p99"],
                 g["cpu_p50"],
             ]
         )
+        added.append(f"{n['cpu_p50'] - off['cpu_p50']:+.3f} ms ({name})")
     ok_ms = max(r["native_p50_1"], r["native_p50_30"]) <= GOAL_MS
     ok_ratio = r["native_ratio"] <= GOAL_RATIO
+    state = "on" if r["complete_joints"] else "off"
     return "\n\n".join(
         [
             machine_line(r["machine"]),
             "`python -m bench.decode`: the decode alone, batch 1, one thread, "
             f"{r['input_size']} px input (K = {r['top_k']} candidates per type, P = "
             f"{r['max_people']} person slots). Native: `nets.native` (numba, exact "
-            "matching); graph: the decode exported alone to ONNX (matcher "
-            f"{r['graph_matcher']}) in ONNX Runtime. Scenes alternate within each "
-            f"engine's run; {r['native']['1 person']['runs']} native and "
+            f"matching; joint completion {state} as configured, and off); graph: the "
+            "decode exported alone to ONNX (matcher "
+            f"{r['graph_matcher']}) in ONNX Runtime. The native variants and the "
+            "scenes alternate, the graph runs the scenes alternately; "
+            f"{r['native']['1 person']['runs']} native and "
             f"{r['graph']['1 person']['runs']} graph runs per scene. CPU = the "
             "thread's CPU time (less sensitive to a shared machine than wall time). "
+            "Guessed = joints the completion gave the people found. "
             f"The native engine's first call took {r['native_first_call_ms']} ms "
             "(numba's cache).",
             table(
                 [
                     "maps",
                     "people",
+                    "guessed",
                     "native p50 ms",
                     "native p99 ms",
                     "native CPU p50",
+                    "no completion p50 ms",
+                    "no completion CPU p50",
                     "graph p50 ms",
                     "graph p99 ms",
                     "graph CPU p50",
@@ -195,7 +239,10 @@ def doc_section(r: dict[str, Any]) -> str:
             f"<= {GOAL_MS} ms: {'met' if ok_ms else 'not met'}; <= {GOAL_RATIO}: "
             f"{'met' if ok_ratio else 'not met'}); by thread CPU time the ratio is "
             f"{r.get('native_cpu_ratio', '-')} (what differs: where 30 people's "
-            "samples land in memory, top-K insertions, augmenting paths).",
+            "samples land in memory, top-K insertions, augmenting paths). The joint "
+            "completion's share (CPU p50, as configured minus off): "
+            + ", ".join(added)
+            + ".",
         ]
     )
 

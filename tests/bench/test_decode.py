@@ -1,6 +1,9 @@
-"""Smoke test of bench.decode: both engines timed on small maps, the doc section."""
+"""Smoke test of bench.decode: both engines (native with and without the joint
+completion) timed on small maps, the doc section."""
 
 from __future__ import annotations
+
+import copy
 
 from bench.common import machine
 from bench.decode import doc_section, graph_engine, oracle_maps, timed
@@ -14,9 +17,15 @@ def test_engines_are_timed_side_by_side() -> None:
     cfg["decode"].update(top_k=6, max_people=4)
     cfg["decode"]["pgd"] = {"steps": 2, "inner_steps": 2, "alpha": 1.0, "swaps": 1}
     scenes = {"1 person": oracle_maps(cfg, 1), "30 people": oracle_maps(cfg, 3)}
-    native = timed(NativeDecoder(cfg), scenes, 2)
-    graph = timed(graph_engine(cfg, scenes["1 person"]), scenes, 1)
-    for result in (native, graph):
+    off = copy.deepcopy(cfg)
+    off["decode"]["complete_joints"] = False
+    native = timed(
+        {"native": NativeDecoder(cfg), "native_no_completion": NativeDecoder(off)},
+        scenes,
+        2,
+    )
+    graph = timed({"graph": graph_engine(cfg, scenes["1 person"])}, scenes, 1)
+    for result in (*native.values(), graph["graph"]):
         assert set(result) == set(scenes)
         for r in result.values():
             assert r["cpu_p50"] > 0 and 0 < r["wall_p50"] <= r["wall_p99"]
@@ -26,13 +35,16 @@ def test_engines_are_timed_side_by_side() -> None:
         "top_k": 6,
         "max_people": 4,
         "graph_matcher": "pgd",
+        "complete_joints": True,
         "people_found": {"1 person": 1, "30 people": 3},
+        "joints_guessed": {"1 person": 0, "30 people": 2},
         "native_first_call_ms": 1.0,
-        "native": native,
-        "graph": graph,
+        **native,
+        "graph": graph["graph"],
         "native_p50_1": 1.0,
         "native_p50_30": 2.0,
         "native_ratio": 2.0,
     }
     text = doc_section(record)
-    assert "| 30 people | 3 |" in text and "<= 1.05: not met" in text
+    assert "| 30 people | 3 | 2 |" in text and "<= 1.05: not met" in text
+    assert "completion's share" in text
