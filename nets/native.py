@@ -642,7 +642,8 @@ def _complete_joints(
     Unlike the graph, which masks every cell for every slot, only the box's cells of
     the absent types are read: the cost follows the people's boxes and missing joints
     (docs/BENCHMARKS.md, "Decode engines"). The scan keeps the first maximum in
-    row-major order, as the graph's argmax.
+    row-major order, as the graph's argmax: each row's maximum first (vector code),
+    its first position only when it beats the rows before.
     """
     p, n_types = keypoints.shape[0], keypoints.shape[1]
     h, w = hough.shape[1], hough.shape[2]
@@ -668,14 +669,16 @@ def _complete_joints(
         for j in range(n_types):
             if keypoints[s, j, 2] > 0:
                 continue
-            best, at = -np.inf, 0
-            for y in range(r0, r1 + 1):
-                row = hough[j, y]
-                for x in range(c0, c1 + 1):
-                    better = row[x] > best
-                    best = row[x] if better else best
-                    at = y * w + x if better else at
-            y, x = at // w, at % w
+            best, y, x = -np.inf, 0, 0
+            for r in range(r0, r1 + 1):
+                row = hough[j, r]
+                top = row[c0]
+                for c in range(c0 + 1, c1 + 1):
+                    top = max(top, row[c])  # a max reduction: vector code
+                if top > best:  # a later row's equal maximum never wins
+                    best, y, x = top, r, c0
+                    while row[x] != top:
+                        x += 1
             mass = np.float32(0.0)
             for yy in range(max(y - 1, 0), min(y + 2, h)):
                 for xx in range(max(x - 1, 0), min(x + 2, w)):
