@@ -10,6 +10,7 @@ import numpy as np
 
 from configs.extras import require
 from configs.records import Prediction, Scene
+from nets.similarity import KP_MIN_SCORE
 from trainers.synth.preview import preview
 
 require("matplotlib", "train", fatal=True).use("Agg")
@@ -48,9 +49,10 @@ def loss_curve(csv_path: Path, png_path: Path) -> None:
 
 def as_scene(pred: Prediction, image: np.ndarray, taxonomy_name: str) -> Scene:
     """A prediction dressed as a Scene so the synthetic world's preview can draw it;
-    keypoints with a score count as visible."""
+    keypoints scored above KP_MIN_SCORE count as visible, the decode's guesses
+    (`decode.complete_joints`, scored at most that) as occluded (drawn as rings)."""
     kps = np.asarray(pred.keypoints, np.float32).reshape(-1, 17, 3).copy()
-    kps[..., 2] = np.where(kps[..., 2] > 0, 2.0, 0.0)
+    kps[..., 2] = np.select([kps[..., 2] > KP_MIN_SCORE, kps[..., 2] > 0], [2.0, 1.0])
     return Scene(
         image,
         pred.parts.astype(np.uint8),
