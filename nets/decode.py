@@ -16,7 +16,9 @@ of a person missing a tree joint re-joined over the redundant limbs (`assemble`)
 P best people (`select_people`), less those duplicating a better one
 (`drop_duplicates`); part probabilities upsampled bilinearly to the input
 resolution (`upsample_parts`); each foreground cell given to a person by the paper's
-Eq. 17 (`assign_pixels`) and its pixels labelled with that person. Part and instance
+Eq. 17 (`assign_pixels`) and its pixels labelled with that person; then, with
+`decode.complete_joints`, each person's absent joints guessed from the Hough maps
+around it, scored at most `KP_MIN_SCORE` (`complete_joints`). Part and instance
 maps come out at the network input's resolution.
 """
 

@@ -11,17 +11,19 @@ any runtime of the network-only graph, `nets.runtimes.NativeDecoded`.
 Constant cost: every step works on all K = `decode.top_k` candidate slots per type,
 all K x K pairs per limb, all P = `decode.max_people` person slots and every cell,
 whether the slots hold people or padding, so one person costs what thirty cost
-(`python -m bench.decode`). The matching is exact: a shortest-augmenting-path
-Hungarian (Jonker-Volgenant style, O(K^3)) on each padded K x K problem; it gives the
-graph engine's `matcher="hungarian"` people (tests/nets/test_native.py).
+(`python -m bench.decode`); the joint completion (`decode.complete_joints`) is the
+exception: it reads only each person's box. The matching is exact: a
+shortest-augmenting-path Hungarian (Jonker-Volgenant style, O(K^3)) on each padded
+K x K problem; it gives the graph engine's `matcher="hungarian"` people
+(tests/nets/test_native.py).
 
 Steps and their graph counterparts: `_candidates` (`candidates`), `_limb_scores`
 (`limb_scores`), `max_weight_matching` (`hungarian_match`), `_assemble` (`assemble` and
 `_join`), `_select_people` (`select_people`), `_drop_duplicates` (`drop_duplicates`),
 `_assign_cells` (`assign_pixels` over every cell, then masked by the cell's part
-argmax). Compiled once per machine (cache=True: the first decode compiles, 30 s on a
-busy 2-core machine; later processes load numba's cache in well under a second;
-`NativeDecoder.warm_up`).
+argmax), `_complete_joints` (`complete_joints`). Compiled once per machine
+(cache=True: the first decode compiles, 30 s on a busy 2-core machine; later
+processes load numba's cache in well under a second; `NativeDecoder.warm_up`).
 """
 
 from __future__ import annotations
@@ -640,8 +642,10 @@ def _complete_joints(
     mass of 0 stays absent).
 
     Unlike the graph, which masks every cell for every slot, only the box's cells of
-    the absent types are read: the cost follows the people's boxes and missing joints
-    (docs/BENCHMARKS.md, "Decode engines"). The scan keeps the first maximum in
+    the absent types are read: the cost follows the people's boxes and missing joints,
+    0.01-0.03 ms on the benchmark's scenes (71 guesses for 30 people), 0.9 ms at worst
+    (30 people each spanning a 64 x 64 map, 15 joints missing each; docs/
+    BENCHMARKS.md, "Decode engines"). The scan keeps the first maximum in
     row-major order, as the graph's argmax: each row's maximum first (vector code),
     its first position only when it beats the rows before.
     """

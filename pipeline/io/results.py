@@ -11,11 +11,12 @@ One record per person:
 
 `image_id` is the number a file is named by (COCO's `000000000785.jpg` is 785), else
 the frame's index. Keypoint triplets carry the joint's score where COCO ground truth
-has a visibility flag (COCOeval ignores it in results). Beside the JSON, the folder
-`<stem>_maps/` holds each frame's part map (`<name>_parts.png`: the part id of every
-pixel, `parts.json` names them) and person map (`<name>_people.png`, 16-bit: the
-record's `instance` on that person's pixels). Both are written under temporary names
-and moved into place at the end, and only if a frame came
+has a visibility flag (COCOeval ignores it in results; the decode's guesses for joints
+a skeleton lacked, `decode.complete_joints`, score at most 0.05). Beside the JSON,
+the folder `<stem>_maps/` holds each frame's part map (`<name>_parts.png`: the part
+id of every pixel, `parts.json` names them) and person map (`<name>_people.png`,
+16-bit: the record's `instance` on that person's pixels). Both are written under
+temporary names and moved into place at the end, and only if a frame came
 (`pipeline.engine.output_files`).
 """
 
