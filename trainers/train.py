@@ -350,7 +350,7 @@ def train(
                 )
             optimizer = build_optimizer(runner, cfg)
             if resumed.get("step") == step and state.get("optimizer"):
-                optimizer.load_state_dict(state["optimizer"])
+                _load_optimizer(optimizer, state["optimizer"], last)
             loader = make_loader(
                 data_config(cfg, step), iteration, stop, where.rank, where.world, pool
             )
@@ -386,6 +386,21 @@ def data_config(cfg: dict[str, Any], step: int) -> dict[str, Any]:
     if step != 1 or not size or size == cfg["input_size"]:
         return cfg
     return {**cfg, "input_size": int(size)}
+
+
+def _load_optimizer(
+    optimizer: torch.optim.Optimizer, state: dict[str, Any], path: Path
+) -> None:
+    """The saved optimizer state, or a one-line CheckpointError when the config now
+    groups the parameters differently (train.lr_scale or train.freeze changed)."""
+    try:
+        optimizer.load_state_dict(state)
+    except ValueError as err:
+        raise CheckpointError(
+            f"{path}: its optimizer state does not fit this config's parameter groups "
+            "(train.lr_scale or train.freeze changed?); set them back or train into a "
+            "new --out with train.init"
+        ) from err
 
 
 def _save(

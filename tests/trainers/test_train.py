@@ -13,6 +13,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from configs import body, load_config
+from configs.errors import CheckpointError
 from nets.model import build_model, load_checkpoint
 from trainers.data import (
     EVAL_SEED_LIMIT,
@@ -290,3 +291,11 @@ def test_lr_scale_slows_a_part_alone(tmp_path):
         )
     ]
     assert any(moved)
+
+
+def test_resume_with_other_parameter_groups_is_one_clear_error(tmp_path):
+    """Resuming after train.lr_scale changed the optimizer's groups: a
+    CheckpointError naming the checkpoint, not torch's ValueError."""
+    train(tiny_cfg(), tmp_path, stop_at=1)
+    with pytest.raises(CheckpointError, match="last.pt: its optimizer state"):
+        train(tiny_cfg(lr_scale={"backbone": 0.5}), tmp_path, resume=True)
