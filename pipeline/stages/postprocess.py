@@ -26,6 +26,7 @@ import numpy as np
 from configs.errors import StageError
 from configs.letterbox import Letterbox
 from nets.decode import renumber_people
+from nets.similarity import KP_MIN_SCORE
 from pipeline.engine.messages import FramePeople, Message
 
 
@@ -137,7 +138,8 @@ def boxes_from_cells(
     instances: Any, count: int, box: Letterbox, keypoints: Any, xp: ModuleType
 ) -> Any:
     """count x 4 (x0, y0, x1, y1) frame-pixel boxes of each person's cells; a person
-    without cells gets the box of its keypoints. `instances` holds labels 1..count."""
+    without cells gets the box of its seen keypoints (above KP_MIN_SCORE: not the
+    decode's guesses). `instances` holds labels 1..count."""
     h = instances.shape[0]
     stride = box.size / h
     ids = xp.arange(1, count + 1, dtype=instances.dtype)
@@ -159,7 +161,7 @@ def boxes_from_cells(
         )
         * stride
     )
-    seen = keypoints[..., 2] > 0
+    seen = keypoints[..., 2] > KP_MIN_SCORE
     big, small = xp.float32(1e9), xp.float32(-1e9)
     kp_box = xp.stack(
         [

@@ -10,6 +10,7 @@ from configs.letterbox import Letterbox
 from pipeline.engine.messages import Message, ModelPeople
 from pipeline.stages.postprocess import (
     Postprocess,
+    boxes_from_cells,
     get_array_module,
     make_sampler,
     resample_labels,
@@ -95,6 +96,17 @@ def test_people_in_frame_coordinates():
     )
     assert (out["parts"][out["instances"] == 0] == 0).all()
     assert (out["parts"][out["instances"] > 0] == 3).all()
+
+
+def test_box_of_a_person_without_cells_leaves_out_guessed_joints():
+    """A person with no cells gets its seen joints' box; a joint the decode guessed
+    (score <= KP_MIN_SCORE, docs/MATCHING.md) far off does not stretch it."""
+    box = Letterbox.fit(64, 64, 64)
+    kps = np.zeros((1, 17, 3), np.float32)
+    kps[0, :3] = [[10, 12, 0.9], [20, 30, 0.8], [15, 20, 0.7]]
+    kps[0, 3] = [60, 60, 0.04]  # a guess
+    out = boxes_from_cells(np.zeros((16, 16), np.uint16), 1, box, kps, np)
+    np.testing.assert_allclose(out[0], [10, 12, 20, 30])
 
 
 def test_no_people():
