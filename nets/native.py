@@ -93,6 +93,20 @@ def _ranked(
 
 
 @_jit
+def _cell_position(
+    offsets: np.ndarray, refine: bool, j: int, y: int, x: int
+) -> tuple[float, float]:
+    """Cell (y, x)'s centre in cells, moved by type j's offset there when `refine`:
+    where a candidate and a guessed joint sit (`nets.decode.cell_positions`)."""
+    px = np.float32(x) + np.float32(0.5)
+    py = np.float32(y) + np.float32(0.5)
+    if refine:
+        px += offsets[j, 0, y, x]
+        py += offsets[j, 1, y, x]
+    return px, py
+
+
+@_jit
 def _candidates(
     hough: np.ndarray,
     offsets: np.ndarray,
@@ -158,11 +172,7 @@ def _candidates(
                 valid[j, i] = False
                 continue
             y, x = index[i] // w, index[i] % w
-            px = np.float32(x) + np.float32(0.5)
-            py = np.float32(y) + np.float32(0.5)
-            if refine:
-                px += offsets[j, 0, y, x]
-                py += offsets[j, 1, y, x]
+            px, py = _cell_position(offsets, refine, j, y, x)
             cx[i], cy[i] = px, py
             duplicate = False
             for e in range(i):
@@ -652,7 +662,7 @@ def _complete_joints(
     p, n_types = keypoints.shape[0], keypoints.shape[1]
     h, w = hough.shape[1], hough.shape[2]
     far, cap = np.float32(FAR), np.float32(KP_MIN_SCORE)
-    half, step = np.float32(0.5), np.float32(stride)
+    step = np.float32(stride)
     for s in range(p):
         count = 0
         x_lo, x_hi, y_lo, y_hi = far, -far, far, -far
@@ -690,10 +700,7 @@ def _complete_joints(
             score = min(max(mass, np.float32(0.0)), cap)
             if score <= 0:
                 continue  # no votes near: no guess
-            px, py = np.float32(x) + half, np.float32(y) + half
-            if refine:
-                px += offsets[j, 0, y, x]
-                py += offsets[j, 1, y, x]
+            px, py = _cell_position(offsets, refine, j, y, x)
             keypoints[s, j, 0] = px * step
             keypoints[s, j, 1] = py * step
             keypoints[s, j, 2] = score
