@@ -10,7 +10,7 @@ Part of `python -m bench.backends` (its JSON keys `movenet`, `one_thread`, `part
   networks run in turns, so their ratios to MoveNet compare like with like on a
   shared CPU: issue 12's budget (12 ms at 256 px, where MoveNet took 11.7) is a ratio
   where bf16 is missing.
-- The shipped network cut into its parts (trunk, FPN, part head, pose head, DSPF,
+- The shipped network cut into its parts (trunk, FPN, the part and pose heads, DSPF,
   Hough voting; the shared decoder too in a model that has one), each exported alone
   with the inputs it gets inside the network and timed in turns with the whole, in
   OpenVINO f32 on one thread. The parts' sum exceeds the whole by each graph's call
@@ -165,7 +165,7 @@ def ratio(ms: float, reference_ms: float | None) -> float | None:
 
 
 class Piece(nn.Module):
-    """One step of `MGParser.forward` as a module of the tensors it gets there, so it
+    """One step of `MGParser.maps` as a module of the tensors it gets there, so it
     can be exported and timed alone."""
 
     def __init__(self, model: MGParser, step: Callable[..., dict[str, Any]]):
@@ -193,17 +193,8 @@ def _shared(m: MGParser, *pyramid: torch.Tensor) -> dict[str, Any]:
     return {"decoded": m.shared_decoder(list(pyramid))}
 
 
-def _part(m: MGParser, *inputs: torch.Tensor) -> dict[str, Any]:
-    return {"parts": torch.softmax(m.part_head(_heads_in(inputs)), 1)}
-
-
-def _pose(m: MGParser, *inputs: torch.Tensor) -> dict[str, Any]:
-    out = m.pose_head(_heads_in(inputs))
-    return {
-        "heatmap": torch.sigmoid(out["heatmap"]),
-        "offsets": out["offsets"],
-        "limbs": torch.sigmoid(out["limbs"]),
-    }
+def _heads(m: MGParser, *inputs: torch.Tensor) -> dict[str, Any]:
+    return m.head_maps(_heads_in(inputs))
 
 
 def _dspf(m: MGParser, *pyramid: torch.Tensor) -> dict[str, Any]:
@@ -217,8 +208,9 @@ def _hough(m: MGParser, heat: torch.Tensor, offsets: torch.Tensor) -> dict[str, 
 def pieces(
     model: MGParser, images: torch.Tensor
 ) -> list[tuple[str, Piece, tuple[torch.Tensor, ...]]]:
-    """(part name, module, its inputs) for each step of `MGParser.forward`, in order;
-    the steps' outputs are named as `NetworkModel`'s maps (tests hold them equal)."""
+    """(part name, module, its inputs) for each step of `MGParser.maps`, in order;
+    the steps' outputs are named as `NetworkModel`'s maps (tests hold them equal).
+    "heads" is the part and pose heads together (their joint output conv)."""
     out: list[tuple[str, Piece, tuple[torch.Tensor, ...]]] = []
 
     def step(name: str, fn: Callable[..., dict], *inputs: torch.Tensor) -> dict:
@@ -233,8 +225,7 @@ def pieces(
     heads_in = pyramid
     if model.shared_decoder is not None:
         heads_in = [step("shared decoder", _shared, *pyramid)["decoded"]]
-    step("part head", _part, *heads_in)
-    pose = step("pose head", _pose, *heads_in)
+    pose = step("heads", _heads, *heads_in)
     step("DSPF", _dspf, *pyramid)
     step("Hough", _hough, pose["heatmap"], pose["offsets"])
     return out

@@ -11,9 +11,11 @@ own (the stride-4 decoders are most of the heads' cost: issue 14); a head built 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from configs.constants import NUM_KEYPOINTS
 from nets.backbones import SeparableConv
@@ -110,8 +112,38 @@ class PoseHead(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """features: the pyramid, or the shared decoder's map (own_decoder=False)."""
         p = self.decoder(features)
+        return self.named(*(conv(p) for conv in self.convs))
+
+    @property
+    def convs(self) -> list[nn.Conv2d]:
+        """The output convs, in `named`'s order."""
+        return [self.heatmap, self.offsets, self.limbs]
+
+    @staticmethod
+    def named(
+        heatmap: torch.Tensor, offsets: torch.Tensor, limbs: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """The output convs' maps as the head's outputs (offsets B x 17 x 2 x h x w)."""
         return {
-            "heatmap": self.heatmap(p),
-            "offsets": self.offsets(p).unflatten(1, (NUM_KEYPOINTS, 2)),
-            "limbs": self.limbs(p),
+            "heatmap": heatmap,
+            "offsets": offsets.unflatten(1, (NUM_KEYPOINTS, 2)),
+            "limbs": limbs,
         }
+
+
+def joint_1x1(x: torch.Tensor, convs: Sequence[nn.Conv2d]) -> list[torch.Tensor]:
+    """`[conv(x).flatten(2) for conv in convs]` for 1x1 convs (B x C x h*w each),
+    computed as one conv; inference only (`MGParser.maps`).
+
+    Why: OpenVINO's CPU plugin runs a conv channels-last and converts each output to
+    the planar NCHW layout the graph returns. At 24-64 channels that conversion is a
+    slow generic reorder (at 256 px 0.2-0.5 ms per head output, more than the convs),
+    from ~76 channels a fast one: one wide output converted once costs less than the
+    convs themselves. The flattening pins that conversion to the wide map (a split of
+    a channels-last map converts each piece, slowly, again); the caller unflattens
+    after the activations, so each graph output is a reshape of its own.
+    """
+    weight = torch.cat([c.weight for c in convs])
+    bias = torch.cat([c.bias for c in convs])
+    joint = F.conv2d(x, weight, bias).flatten(2)
+    return list(joint.split([c.out_channels for c in convs], 1))

@@ -27,7 +27,7 @@ from nets.movenet import MoveNet
 from tests.nets.tiny_model import tiny_cfg
 
 torch.set_num_threads(1)
-PARTS = ["trunk", "FPN", "part head", "pose head", "DSPF", "Hough"]
+PARTS = ["trunk", "FPN", "heads", "DSPF", "Hough"]
 
 
 def tiny(shared: bool = False) -> tuple[torch.nn.Module, dict]:
@@ -90,7 +90,7 @@ def test_one_thread_rows_parts_and_doc(tmp_path: Path) -> None:
     assert (
         f"**{UNTRAINED}**" in text and "| 64 | openvino-f32 | shipped model |" in text
     )
-    assert "| size | trunk | FPN | part head |" in text
+    assert "| size | trunk | FPN | heads |" in text
 
 
 def test_without_movenet_the_rows_have_no_ratio(tmp_path: Path) -> None:
