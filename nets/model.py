@@ -95,15 +95,16 @@ class MGParser(nn.Module):
     def maps(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """`activations(self(images))`, computed the way inference wants it
         (`NetworkModel`, `InferenceModel`): see `head_maps`; the Hough vote reuses
-        the heatmap's sigmoid. Equal to the training forward's maps up to the float
-        rounding of the convs' summation order (tests/nets/test_maps.py)."""
+        the heatmap's sigmoid; the DSPF upsamples what it warps plane by plane
+        (`nets.dspf.upsample_planes`). Equal to the training forward's maps up to
+        float rounding (tests/nets/test_maps.py)."""
         pyramid = self.fpn(self.backbone((images - self.mean) / self.std))
         heads_in = (
             pyramid if self.shared_decoder is None else self.shared_decoder(pyramid)
         )
         maps = self.head_maps(heads_in)
         maps["hough"] = hough_vote(maps["heatmap"], maps["offsets"], self.hough_radius)
-        maps["dspf"] = self.dspf(pyramid)[0]
+        maps["dspf"] = self.dspf(pyramid, planar=True)[0]
         return maps
 
     def head_maps(
