@@ -15,16 +15,18 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from configs.cli import setup_logging
 
 log = logging.getLogger(__name__)
+K = TypeVar("K", bound=Hashable)
 
 
 class BenchError(RuntimeError):
@@ -93,20 +95,31 @@ def time_ms(fn: Callable[[], Any], repeats: int, warmup: int = 2) -> list[float]
     return out
 
 
-def time_alternating(
-    fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 2
-) -> dict[str, list[float]]:
-    """`time_ms` of several calls taken in turns (one run of each per round), so a
-    change in the machine's load touches them alike and their ratios hold on a
-    shared CPU."""
+def time_turns(
+    fns: dict[K, Callable[[], Any]], repeats: int, warmup: int = 2
+) -> dict[K, dict[str, list[float]]]:
+    """Wall and thread-CPU milliseconds ({name: {"wall": [...], "cpu": [...]}}) of
+    several calls taken in turns (one run of each per round, after `warmup` untimed
+    ones each), so a change in the machine's load touches them alike and their ratios
+    hold on a shared CPU."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
-    out: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
+    out: dict[K, dict[str, list[float]]] = {n: {"wall": [], "cpu": []} for n in fns}
+    for _ in tqdm(range(repeats), desc="rounds", leave=False):
         for name, fn in fns.items():
-            out[name] += time_ms(fn, 1, 0)
+            start, cpu = time.perf_counter(), time.thread_time()
+            fn()
+            out[name]["cpu"].append((time.thread_time() - cpu) * 1e3)
+            out[name]["wall"].append((time.perf_counter() - start) * 1e3)
     return out
+
+
+def time_alternating(
+    fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 2
+) -> dict[str, list[float]]:
+    """Wall-clock milliseconds of `time_turns`."""
+    return {n: t["wall"] for n, t in time_turns(fns, repeats, warmup).items()}
 
 
 def write_json(record: dict[str, Any], path: str | Path) -> None:

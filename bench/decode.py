@@ -25,9 +25,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from bench.common import machine, machine_line, main_guard, parser, write_json
+from bench.common import (
+    machine,
+    machine_line,
+    main_guard,
+    parser,
+    time_turns,
+    write_json,
+)
 from bench.report import table, update_section
 from configs import load_config
 from nets.export import DECODE_INPUTS, decode_onnx
@@ -91,25 +97,19 @@ def timed(
     fns: dict[str, Any], scenes: dict[str, dict], repeats: int
 ) -> dict[str, dict[str, dict]]:
     """Wall and thread-CPU ms per function and scene ({fn: {scene: stats}}), the
-    functions and scenes alternating, after 3 warm-up calls of each."""
-    runs = [(f, name) for f in fns for name in scenes]
-    for f, name in runs:
-        for _ in range(3):
-            fns[f](scenes[name])
-    wall: dict[tuple[str, str], list[float]] = {run: [] for run in runs}
-    cpu: dict[tuple[str, str], list[float]] = {run: [] for run in runs}
-    for _ in tqdm(range(repeats), desc="repeats", leave=False):
-        for f, name in runs:
-            t0, c0 = time.perf_counter(), time.thread_time()
-            fns[f](scenes[name])
-            cpu[f, name].append((time.thread_time() - c0) * 1e3)
-            wall[f, name].append((time.perf_counter() - t0) * 1e3)
+    functions and scenes taken in turns, after 3 warm-up calls of each."""
+    calls = {
+        (f, name): (lambda f=f, name=name: fns[f](scenes[name]))
+        for f in fns
+        for name in scenes
+    }
+    times = time_turns(calls, repeats, warmup=3)
     return {
         f: {
             name: {
-                "wall_p50": _q(wall[f, name], 50),
-                "wall_p99": _q(wall[f, name], 99),
-                "cpu_p50": _q(cpu[f, name], 50),
+                "wall_p50": _q(times[f, name]["wall"], 50),
+                "wall_p99": _q(times[f, name]["wall"], 99),
+                "cpu_p50": _q(times[f, name]["cpu"], 50),
                 "runs": repeats,
             }
             for name in scenes

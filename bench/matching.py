@@ -23,7 +23,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from bench.common import machine, machine_line, main_guard, parser, time_ms, write_json
+from bench.common import (
+    machine,
+    machine_line,
+    main_guard,
+    parser,
+    time_alternating,
+    time_ms,
+    write_json,
+)
 from configs import load_config
 from nets.decode import decode_fixed
 from nets.matching import hungarian_match, matching_weight, solve
@@ -104,14 +112,14 @@ def decode_times(repeats: int) -> dict[str, float]:
     for people in (1, 30):
         scene = generate_scene(people, size=cfg["input_size"], people=(people, people))
         maps[people] = perfect_maps([encode(scene, cfg)], cfg)
-    out: dict[str, list[float]] = {}
+    calls = {
+        f"{people} people, {matcher}": (lambda m=m, k=matcher: decode_fixed(m, cfg, k))
+        for matcher in ("pgd", "greedy", "hungarian")
+        for people, m in maps.items()
+    }
     with torch.inference_mode():
-        for matcher in ("pgd", "greedy", "hungarian"):
-            for _ in range(repeats):
-                for people, m in maps.items():
-                    ms = time_ms(lambda m=m, k=matcher: decode_fixed(m, cfg, k), 1, 1)
-                    out.setdefault(f"{people} people, {matcher}", []).append(ms[0])
-    return {name: float(np.median(ms)) for name, ms in out.items()}
+        times = time_alternating(calls, repeats, warmup=1)
+    return {name: float(np.median(ms)) for name, ms in times.items()}
 
 
 def run() -> None:

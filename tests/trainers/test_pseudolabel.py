@@ -9,11 +9,12 @@ import json
 import av
 import cv2
 import numpy as np
+import pytest
 
-from configs import real_clips
+from configs import ConfigError, real_clips
 from tests.trainers.fake_teachers import FINE, KP, FakeParse, FakePose, Person
 from trainers.datasets import open_dataset
-from trainers.fusion import fuse
+from trainers.fusion import FusionConfig, fuse
 from trainers.pseudolabel import label, list_sources, main
 
 H, W = 120, 160
@@ -99,3 +100,27 @@ def test_frames_without_people_are_kept(tmp_path):
 def test_bad_input_one_line(tmp_path, capsys):
     assert main(["--source", str(tmp_path / "nothing"), "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_joint_threshold_labels_half_seen_joints_and_one_folder_one_recipe(
+    tmp_path, capsys
+):
+    write_inputs(tmp_path / "in")
+    sources, _ = list_sources([tmp_path / "in" / "photo0.png"])
+    out = tmp_path / "out"
+    cfg = FusionConfig(joint_threshold=0.2)
+    label(sources, out, *teachers(), cfg=cfg, recipe={"joint_threshold": 0.2})
+    (scene,) = open_dataset(f"pseudo:{out}")
+    assert scene.keypoints[0, KP["left_wrist"], 2] == 2  # scored 0.2: labelled now
+    runs = [json.loads(x) for x in (out / "runs.jsonl").read_text().splitlines()]
+    assert runs[-1]["recipe"] == {"joint_threshold": 0.2}
+    with pytest.raises(ConfigError, match="use another --out"):
+        label(sources, out, *teachers())  # the default recipe into that folder
+    assert main(["--source", str(tmp_path / "in"), "--out", str(out), "--refine"]) == 2
+    assert "use another --out" in capsys.readouterr().err
+
+
+def test_joint_threshold_below_the_ignore_band_is_refused(tmp_path, capsys):
+    args = ["--source", str(tmp_path), "--out", str(tmp_path / "o")]
+    assert main([*args, "--joint-threshold", "0.05"]) == 2
+    assert "--joint-threshold must be in" in capsys.readouterr().err
