@@ -15,7 +15,6 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from configs.constants import NUM_KEYPOINTS
 from nets.backbones import SeparableConv
@@ -133,17 +132,19 @@ class PoseHead(nn.Module):
 
 def joint_1x1(x: torch.Tensor, convs: Sequence[nn.Conv2d]) -> list[torch.Tensor]:
     """`[conv(x).flatten(2) for conv in convs]` for 1x1 convs (B x C x h*w each),
-    computed as one conv; inference only (`MGParser.maps`).
+    computed as one matrix product; inference only (`MGParser.maps`).
 
-    Why: OpenVINO's CPU plugin runs a conv channels-last and converts each output to
-    the planar NCHW layout the graph returns. At 24-64 channels that conversion is a
-    slow generic reorder (at 256 px 0.2-0.5 ms per head output, more than the convs),
-    from ~76 channels a fast one: one wide output converted once costs less than the
-    convs themselves. The flattening pins that conversion to the wide map (a split of
-    a channels-last map converts each piece, slowly, again); the caller unflattens
-    after the activations, so each graph output is a reshape of its own.
+    Why: OpenVINO's CPU plugin keeps conv outputs channels-last and converts each
+    graph output to the planar NCHW layout it returns. As convs, the heads' outputs
+    paid that conversion per head, a slow generic reorder at 24-64 channels (at 256
+    px, 1 thread: 0.2-0.5 ms each, 1.5 ms together, more than the convs). Here the
+    weights (all heads' rows) multiply the channels-last map read as its transpose
+    (the permute costs nothing on that layout), so the product comes out planar: no
+    conversion at all.
     """
-    weight = torch.cat([c.weight for c in convs])
+    weight = torch.cat([c.weight.flatten(1) for c in convs])
     bias = torch.cat([c.bias for c in convs])
-    joint = F.conv2d(x, weight, bias).flatten(2)
+    b, c, h, w = x.shape
+    cells = x.permute(0, 2, 3, 1).reshape(b, h * w, c)
+    joint = torch.matmul(weight, cells.transpose(1, 2)) + bias.view(-1, 1)
     return list(joint.split([c.out_channels for c in convs], 1))
