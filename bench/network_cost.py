@@ -210,7 +210,7 @@ def pieces(
 ) -> list[tuple[str, Piece, tuple[torch.Tensor, ...]]]:
     """(part name, module, its inputs) for each step of `MGParser.maps`, in order;
     the steps' outputs are named as `NetworkModel`'s maps (tests hold them equal).
-    "heads" is the part and pose heads together (their joint output conv)."""
+    "heads" is the part and pose heads together (`MGParser.head_maps`)."""
     out: list[tuple[str, Piece, tuple[torch.Tensor, ...]]] = []
 
     def step(name: str, fn: Callable[..., dict], *inputs: torch.Tensor) -> dict:

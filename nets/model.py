@@ -111,18 +111,18 @@ class MGParser(nn.Module):
         self, heads_in: list[torch.Tensor] | torch.Tensor
     ) -> dict[str, torch.Tensor]:
         """The part and pose heads' activated maps from their input (the pyramid,
-        or the shared decoder's map), their 1x1 output convs that read one map run
-        as one matrix product that OpenVINO writes in the outputs' planar layout
+        or the shared decoder's map), the 1x1 output convs that read one map run as
+        one matrix product that OpenVINO writes in the outputs' planar layout
         (`nets.heads.joint_1x1`: no layout conversion per head; their layers took
         2.2 ms before, 0.75 now, at 256 px on one thread)."""
-        convs = self.pose_head.convs
+        convs, classifier = self.pose_head.convs, self.part_head.classifier
         if self.shared_decoder is None:
+            (parts,) = joint_1x1(self.part_head.decoder(heads_in), [classifier])
             decoded = self.pose_head.decoder(heads_in)
-            parts = self.part_head(heads_in).flatten(2)
             pose = joint_1x1(decoded, convs)
         else:
             decoded = heads_in
-            parts, *pose = joint_1x1(decoded, [self.part_head.classifier, *convs])
+            parts, *pose = joint_1x1(decoded, [classifier, *convs])
         flat = activated_heads({"parts": parts, **self.pose_head.named(*pose)})
         h, w = decoded.shape[-2:]
         return {k: v.unflatten(-1, (h, w)) for k, v in flat.items()}

@@ -26,7 +26,7 @@ from tests.nets.tiny_model import tiny_cfg
 
 torch.set_num_threads(1)
 NAMES = ["parts", "heatmap", "offsets", "limbs", "hough", "dspf"]
-# Eager: the joint conv sums the same products in another order at most.
+# Eager: the joint product and the plane-wise upsampling round differently at most.
 EAGER_ATOL = 1e-5
 # OpenVINO f32 against eager torch, relative to each map's range (as test_export).
 EXPORT_RTOL = 1e-4
