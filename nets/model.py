@@ -79,11 +79,19 @@ class MGParser(nn.Module):
         self.dspf = DSPF(fpn_channels, **dspf)
         self.hough_radius = hough_radius
 
-    def forward(self, images: torch.Tensor) -> dict[str, Any]:
+    def features(
+        self, images: torch.Tensor
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor] | torch.Tensor]:
+        """(FPN pyramid, what the part and pose heads read: the pyramid, or the
+        shared decoder's map), shared by training's `forward` and inference's `maps`."""
         pyramid = self.fpn(self.backbone((images - self.mean) / self.std))
         heads_in = (
             pyramid if self.shared_decoder is None else self.shared_decoder(pyramid)
         )
+        return pyramid, heads_in
+
+    def forward(self, images: torch.Tensor) -> dict[str, Any]:
+        pyramid, heads_in = self.features(images)
         out: dict[str, Any] = {"parts": self.part_head(heads_in)}
         out.update(self.pose_head(heads_in))
         out["hough"] = hough_vote(
@@ -98,10 +106,7 @@ class MGParser(nn.Module):
         the heatmap's sigmoid; the DSPF upsamples what it warps plane by plane
         (`nets.dspf.upsample_planes`). Equal to the training forward's maps up to
         float rounding (tests/nets/test_maps.py)."""
-        pyramid = self.fpn(self.backbone((images - self.mean) / self.std))
-        heads_in = (
-            pyramid if self.shared_decoder is None else self.shared_decoder(pyramid)
-        )
+        pyramid, heads_in = self.features(images)
         maps = self.head_maps(heads_in)
         maps["hough"] = hough_vote(maps["heatmap"], maps["offsets"], self.hough_radius)
         maps["dspf"] = self.dspf(pyramid, planar=True)[0]
