@@ -56,14 +56,15 @@ def test_pieces_compose_to_the_network(shared: bool) -> None:
 @pytest.mark.forked  # its own process: after its OpenVINO models, a later in-process
 # SIGINT test (tests/pipeline/test_runner.py) crashed the interpreter 4 times in 5
 def test_one_thread_rows_parts_and_doc(tmp_path: Path) -> None:
-    model, cfg = tiny()
+    model, cfg = tiny(shared=True)
     torch.manual_seed(0)
     nets = networks(model, cfg, MoveNet(0.25).eval(), trained=False)
     variants = [n for n in nets if n not in (SHIPPED, REFERENCE)]
     assert variants and all(UNTRAINED in nets[n]["label"] for n in variants)
-    assert nets["shared_decoder"]["module"].model.shared_decoder is not None
-    assert nets["slim_32"]["head_channels"] == 32
-    trunk = nets["slim_32"]["module"].model.backbone.state_dict()
+    assert nets["own_decoders"]["module"].model.shared_decoder is None
+    assert nets["slim_24_shared"]["module"].model.shared_decoder is not None
+    assert nets["wide_64"]["head_channels"] == 64
+    trunk = nets["wide_64"]["module"].model.backbone.state_dict()
     assert all(torch.equal(v, model.backbone.state_dict()[k]) for k, v in trunk.items())
     images = np.random.default_rng(0).random((1, 3, 64, 64), dtype=np.float32)
     rows = one_thread_rows(nets, images, repeats=2, warmup=1, tmp=tmp_path)
@@ -77,8 +78,8 @@ def test_one_thread_rows_parts_and_doc(tmp_path: Path) -> None:
         assert r["vs_movenet"] == round(
             r["network_ms"] / by_name[REFERENCE]["network_ms"], 3
         )
-    parts = part_times(model, images, repeats=2, warmup=1, tmp=tmp_path)
-    assert list(parts["parts_ms"]) == PARTS
+    parts = part_times(tiny()[0], images, repeats=2, warmup=1, tmp=tmp_path)
+    assert list(parts["parts_ms"]) == PARTS  # a decoder each: no shared-decoder part
     assert parts["sum_ms"] == pytest.approx(sum(parts["parts_ms"].values()), 1e-3)
     record = {
         "movenet": {"available": True, "note": "reference"},
