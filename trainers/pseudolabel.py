@@ -23,6 +23,7 @@ import sys
 import time
 import zlib
 from collections.abc import Iterator, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -214,13 +215,14 @@ def label(
     flush: int = 200,
     cfg: FusionConfig | None = None,
     per_clip: int | None = None,
-    recipe: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Label every `every`-th frame (at most `per_clip` per video) of the sources not
     yet done; returns this run's counts and throughput (frames labelled per second,
-    decoding included). `recipe` (how the teachers and the fusion were set) is written
-    with every run and must match the folder's earlier runs: one folder, one recipe."""
-    check_recipe(out, recipe or {})
+    decoding included). The recipe (`recipe_of` the fusion config and the pose
+    teacher) is written with every run and must match the folder's earlier runs: one
+    folder, one recipe."""
+    recipe = recipe_of(cfg or FusionConfig(), getattr(pose, "refine", False))
+    check_recipe(out, recipe)
     for sub in FOLDERS:
         (out / sub).mkdir(parents=True, exist_ok=True)
     done = {p.stem for p in (out / "records").glob("*.json")}
@@ -262,13 +264,23 @@ def label(
         "every": every,
         "per_clip": per_clip,
         "max_side": max_side,
-        "recipe": recipe or {},
+        "recipe": recipe,
     }
     collect(out, {"last_run": stats})
     log = out / "runs.jsonl"
     with open(log, "a") as f:
         f.write(json.dumps(stats) + "\n")
     return stats
+
+
+def recipe_of(cfg: FusionConfig, refine: bool) -> dict[str, Any]:
+    """What differs from the default recipe: the fusion's settings that are not
+    FusionConfig's defaults, and MoveNet's crop pass where `refine`."""
+    default = asdict(FusionConfig())
+    recipe = {k: v for k, v in asdict(cfg).items() if v != default[k]}
+    if refine:
+        recipe["refine"] = True
+    return recipe
 
 
 def check_recipe(out: Path, recipe: dict[str, Any]) -> None:
@@ -333,12 +345,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"--joint-threshold must be in [{fusion.unsure_joint}, 1] (below it "
                 "joints get ignore disks)"
             )
-        recipe: dict[str, Any] = {}  # what differs from the default recipe
-        if args.refine:
-            recipe["refine"] = True
-        if args.joint_threshold != FusionConfig.joint_threshold:
-            recipe["joint_threshold"] = args.joint_threshold
-        check_recipe(Path(args.out), recipe)
+        # before the teachers load: a folder with another recipe fails at once
+        check_recipe(Path(args.out), recipe_of(fusion, args.refine))
         import torch
 
         torch.set_num_threads(args.threads)
@@ -350,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         pose, parse = default_teachers(args.threads, args.refine)
         stats = label(spread(sources), Path(args.out), pose, parse, args.every,
                       args.max_side, args.limit, args.flush, fusion,
-                      per_clip=args.per_clip, recipe=recipe)  # fmt: skip
+                      per_clip=args.per_clip)  # fmt: skip
     except (ConfigError, TeacherError) as exc:
         print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2

@@ -109,7 +109,7 @@ def test_joint_threshold_labels_half_seen_joints_and_one_folder_one_recipe(
     sources, _ = list_sources([tmp_path / "in" / "photo0.png"])
     out = tmp_path / "out"
     cfg = FusionConfig(joint_threshold=0.2)
-    label(sources, out, *teachers(), cfg=cfg, recipe={"joint_threshold": 0.2})
+    label(sources, out, *teachers(), cfg=cfg)
     (scene,) = open_dataset(f"pseudo:{out}")
     assert scene.keypoints[0, KP["left_wrist"], 2] == 2  # scored 0.2: labelled now
     runs = [json.loads(x) for x in (out / "runs.jsonl").read_text().splitlines()]
