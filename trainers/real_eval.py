@@ -10,7 +10,7 @@ Two parts, every system scored in the same run on the same images:
   and joints scaled back; the teachers at their own input sizes.
 - Clips without labels (the validation clips of configs/real_clips.yaml, or any folder
   of videos): people per frame (people scoring >= `PERSON_SCORE`, the score that starts
-  a track in the pipeline), the student's agreement with each teacher (for each teacher
+  a track in the pipeline; overall and per clip), the student's agreement with each teacher (for each teacher
   person, the OKS of the best student person, 0 when none; averaged), and on frames
   where both teachers see nobody, the fraction where the student decodes nobody.
 
@@ -254,13 +254,15 @@ def score_clips(
     max_side: int = 640,
     pictures: Path | None = None,
 ) -> dict[str, Any]:
-    """People per frame, agreement and empty-frame behaviour on `per_clip` evenly spaced
-    frames of each video. `systems` holds "student" and the teachers ("fusion" too).
-    With `pictures`, the middle frame of each clip is drawn there (`gallery`)."""
+    """People per frame (overall and per clip, so a shortfall can be traced to the
+    footage that causes it), agreement and empty-frame behaviour on `per_clip` evenly
+    spaced frames of each video. `systems` holds "student" and the teachers ("fusion"
+    too). With `pictures`, the middle frame of each clip is drawn there (`gallery`)."""
     counts: dict[str, list[int]] = {name: [] for name in systems}
     agree: dict[str, list[float]] = {n: [] for n in systems if n != "student"}
     empty = clean = 0
     per_file: dict[str, int] = {}
+    per_clip_people: dict[str, dict[str, float]] = {}
     for path in tqdm(files, desc="clips", unit="clip"):
         n = frame_count(path, 1)
         every = max(1, n // per_clip) if n else 1
@@ -285,6 +287,10 @@ def score_clips(
                 empty += 1
                 clean += len(people["student"]) == 0
         per_file[path.name] = used
+        per_clip_people[path.name] = {
+            n: float(np.mean(c[len(c) - used :])) if used else 0.0
+            for n, c in counts.items()
+        }
     return {
         "people_per_frame": {
             n: float(np.mean(c)) if c else 0.0 for n, c in counts.items()
@@ -295,6 +301,7 @@ def score_clips(
         "empty_frames": empty,
         "empty_frames_clean": clean / empty if empty else None,
         "frames": per_file,
+        "people_per_clip": per_clip_people,
         "person_score": PERSON_SCORE,
     }
 
@@ -343,6 +350,12 @@ def format_real(result: dict[str, Any]) -> str:
         for name, ppf in clips["people_per_frame"].items():
             a = clips["agreement_oks"].get(name)
             lines.append(f"| {name} | {ppf:.2f} | {'-' if a is None else f'{a:.3f}'} |")
+        names = list(clips["people_per_frame"])
+        lines += ["", "| clip (people per frame) | " + " | ".join(names) + " |"]
+        lines.append("|---" * (len(names) + 1) + "|")
+        for clip, ppf in clips["people_per_clip"].items():
+            row = " | ".join(f"{ppf[n]:.2f}" for n in names)
+            lines.append(f"| {clip} | {row} |")
         clean = clips["empty_frames_clean"]
         lines.append(
             f"\nframes where both teachers see nobody: {clips['empty_frames']}; "

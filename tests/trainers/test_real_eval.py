@@ -80,8 +80,10 @@ def test_real_evaluation_every_system_every_key(tmp_path):
     assert clips["frames"] == {"a.mp4": 2}
     assert clips["people_per_frame"]["fake_pose"] == 1.0
     assert clips["people_per_frame"]["fusion"] == 1.0
+    assert clips["people_per_clip"]["a.mp4"] == clips["people_per_frame"]
     assert clips["empty_frames"] == 0 and clips["empty_frames_clean"] is None
     assert "| fusion |" in format_real(result)
+    assert "| a.mp4 | " in format_real(result)
     json.dumps(result)
 
 
@@ -96,6 +98,31 @@ def test_empty_frames_and_agreement(tmp_path):
     pose = FakePose([Person((0.1, 0.1, 0.5, 0.9))])(np.zeros((64, 96, 3), np.uint8))
     assert agreement(pose.keypoints, pose.keypoints) == pytest.approx([1.0])
     assert agreement(np.zeros((0, 17, 3)), pose.keypoints) == [0.0]
+
+
+def test_people_per_clip(tmp_path):
+    """Each clip's own people per frame: a system that sees one person on the first
+    clip's 3 frames and nobody on the second's 2 reads 1 and 0 there, 0.6 overall."""
+    write_clip(tmp_path / "a.mp4", 3)
+    write_clip(tmp_path / "b.mp4", 2)
+    person = FakePose([Person((0.1, 0.1, 0.5, 0.9))])(np.zeros((64, 96, 3), np.uint8))
+    one = Prediction(np.zeros((1, 1)), np.zeros((1, 1)), person.keypoints,
+                     np.ones(1))  # fmt: skip
+    nobody = Prediction(np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((0, 17, 3)),
+                        np.zeros(0))  # fmt: skip
+    calls = []
+
+    def first_clip_only(image: np.ndarray) -> Prediction:
+        calls.append(1)
+        return one if len(calls) <= 3 else nobody
+
+    systems = {"student": first_clip_only, "p": lambda im: nobody}
+    clips = score_clips(systems, [tmp_path / "a.mp4", tmp_path / "b.mp4"], per_clip=3)
+    assert clips["people_per_clip"] == {
+        "a.mp4": {"student": 1.0, "p": 0.0},
+        "b.mp4": {"student": 0.0, "p": 0.0},
+    }
+    assert clips["people_per_frame"]["student"] == pytest.approx(0.6)
 
 
 def test_bad_clips_folder_one_line(tmp_path, capsys):
