@@ -10,9 +10,10 @@ Two parts, every system scored in the same run on the same images:
   and joints scaled back; the teachers at their own input sizes.
 - Clips without labels (the validation clips of configs/real_clips.yaml, or any folder
   of videos): people per frame (people scoring >= `PERSON_SCORE`, the score that starts
-  a track in the pipeline; overall and per clip), the student's agreement with each teacher (for each teacher
-  person, the OKS of the best student person, 0 when none; averaged), and on frames
-  where both teachers see nobody, the fraction where the student decodes nobody.
+  a track in the pipeline; overall and per clip), the student's agreement with each
+  teacher (for each teacher person, the OKS of the best student person, 0 when none;
+  averaged), and on frames where both teachers see nobody, the fraction where the
+  student decodes nobody.
 
 The teachers' fusion (trainers.fusion, what the pseudo-labels are) is scored as one
 more teacher, named "fusion".
