@@ -314,15 +314,21 @@ def _join(
 
 
 def select_people(
-    labels: Tensor, cand: Candidates, max_people: int, threshold: float
+    labels: Tensor,
+    cand: Candidates,
+    max_people: int,
+    threshold: float,
+    score_joints: float,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The `max_people` best components as keypoints [B, P, J, 3], scores, validity.
 
-    A person's score is its joints' score summed over all 17 types and divided by 17
-    (the mean joint score with absent joints counted as 0), so a lone stray peak ranks
-    below a body; slots scoring <= `threshold` are invalid and hold zeros. Slots come
-    best first, equal scores in label order as in the native engine (`top_k`), so
-    `drop_duplicates` keeps the same one of two equal people in both.
+    A person's score is its joints' score summed and divided by the number of joints
+    it has (score > 0), but by at least `score_joints`: the mean joint score of a
+    person seen whole or from the waist up, so a webcam close-up (head and shoulders,
+    the rest outside the frame) scores as a person, while a stray piece of two or three
+    peaks ranks far below a body. Slots scoring <= `threshold` are invalid and hold
+    zeros. Slots come best first, equal scores in label order as in the native engine
+    (`top_k`), so `drop_duplicates` keeps the same one of two equal people in both.
     """
     b, j, k = labels.shape
     n = j * k
@@ -330,7 +336,8 @@ def select_people(
     score = cand.score.reshape(b, n)
     ids = torch.arange(n, device=labels.device)
     member = (flat.unsqueeze(-1) == ids).to(score.dtype)  # B, node, label
-    total = (member * score.unsqueeze(-1)).sum(1) / j
+    found = (member * (score > 0).to(score.dtype).unsqueeze(-1)).sum(1)
+    total = (member * score.unsqueeze(-1)).sum(1) / found.clamp(min=score_joints)
     person_score, chosen = top_k(total, max_people)  # ties: lower label first
     valid = person_score > threshold
     own = (labels.unsqueeze(1) == chosen.view(b, max_people, 1, 1)) & valid.view(
@@ -524,7 +531,13 @@ def decode_fixed(
     tree_match, kept = match_limbs(A, cand, matcher, d)
     labels = assemble(tree_match, kept, cand, matcher)
     keypoints, person_scores, person_valid = drop_duplicates(
-        *select_people(labels, cand, d["max_people"], d["person_threshold"]),
+        *select_people(
+            labels,
+            cand,
+            d["max_people"],
+            d["person_threshold"],
+            float(d["score_joints"]),
+        ),
         d["person_nms"],
     )
     parts, foreground = upsample_parts(maps["parts"], stride)

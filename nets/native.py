@@ -399,23 +399,28 @@ def _select_people(
     xy: np.ndarray,
     score: np.ndarray,
     threshold: float,
+    score_joints: float,
     keypoints: np.ndarray,
     person_scores: np.ndarray,
     person_valid: np.ndarray,
 ) -> None:
-    """The P best components as `nets.decode.select_people` (equal scores: the lower
-    label first); invalid slots hold zeros."""
+    """The P best components as `nets.decode.select_people` (the score's denominator:
+    the joints found, at least `score_joints`; equal scores: the lower label first);
+    invalid slots hold zeros."""
     n_types, k = labels.shape
     big = n_types * k
     total = np.zeros(big + 1, np.float32)
+    found = np.zeros(big + 1, np.float32)
     for j in range(n_types):
         for i in range(k):
             total[labels[j, i]] += score[j, i]
+            if score[j, i] > 0:
+                found[labels[j, i]] += 1.0
     p = keypoints.shape[0]
     chosen = np.full(p, -1, np.int64)
     best = np.full(p, -1.0, np.float32)
     for lab in range(big):
-        v = total[lab] / n_types
+        v = total[lab] / max(found[lab], score_joints)
         if v <= best[p - 1]:
             continue
         pos = p - 1
@@ -728,6 +733,7 @@ class NativeDecoder:
         self.dedup = float(d["dedup_radius"])
         self.limb_threshold = float(d["limb_threshold"])
         self.person_threshold = float(d["person_threshold"])
+        self.score_joints = float(d["score_joints"])
         self.min_sigma, self.max_psi = float(d["min_sigma"]), float(d["max_psi"])
         nms = d["person_nms"]
         self.person_nms = None if nms is None else float(nms)
@@ -794,7 +800,8 @@ class NativeDecoder:
             )  # fmt: skip
             labels = _assemble(A, self.tree, self.joins, valid)
             _select_people(
-                labels, xy, score, self.person_threshold, out["keypoints"][i],
+                labels, xy, score, self.person_threshold, self.score_joints,
+                out["keypoints"][i],
                 out["person_scores"][i], out["person_valid"][i],
             )  # fmt: skip
             if self.person_nms is not None:

@@ -8,19 +8,21 @@ import torch
 
 from configs import load_config
 from nets.decode import (
+    Candidates,
     assign_pixels,
     candidates,
     complete_joints,
     decode_fixed,
     limb_pairs,
     limb_scores,
+    select_people,
     to_input_grid,
     to_predictions,
     upsample_parts,
 )
 from nets.export import DECODE_INPUTS, DECODE_OUTPUTS, DecodeGraph, decode_onnx
 from nets.hough import hough_vote
-from nets.native import NativeDecoder, _complete_joints
+from nets.native import NativeDecoder, _complete_joints, _select_people
 from nets.similarity import KP_MIN_SCORE
 from trainers.metrics import evaluate
 from trainers.synth.compose import generate_scene
@@ -144,6 +146,40 @@ def complete_with(engine: str, refine: bool) -> np.ndarray:
         0.25,
     )
     return out[0].numpy()
+
+
+def test_person_score_counts_the_joints_found_but_at_least_score_joints():
+    """Sum of joint scores / max(joints found, decode.score_joints), both engines: a
+    whole body (17 joints at 0.6) scores 0.6; a head and shoulders (7 at 0.7) 4.9 / 12,
+    above the 0.3 that starts a track (as a sum over 17 it was 0.29); a stray pair of
+    wrists (0.9) 1.8 / 12, below it. Slots come best first."""
+    j, k = 17, 3
+    labels = np.arange(j * k, dtype=np.int64).reshape(j, k) + 3  # the rest: alone
+    score = np.zeros((j, k), np.float32)
+    labels[:7, 0], score[:7, 0] = 0, 0.7  # head and shoulders
+    labels[9:11, 0], score[9:11, 0] = 1, 0.9  # two wrists
+    labels[:, 1], score[:, 1] = 2, 0.6  # a whole body
+    labels[labels >= j * k] = j * k - 1  # keep every label a node index (unscored)
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 100, (j, k, 2)).astype(np.float32)
+    want = [0.6, 4.9 / 12, 1.8 / 12]
+    cand = Candidates(
+        torch.from_numpy(xy)[None],
+        torch.from_numpy(score)[None],
+        torch.from_numpy(score > 0)[None],
+    )
+    kps, scores, valid = select_people(
+        torch.from_numpy(labels)[None], cand, 4, 0.05, 12
+    )
+    np.testing.assert_allclose(scores[0, :3].numpy(), want, rtol=1e-6)
+    assert valid[0].tolist() == [True, True, True, False]
+    assert (kps[0, 1, :7, 2] == 0.7).all() and (kps[0, 1, 7:, 2] == 0).all()
+    n_kps = np.zeros((4, j, 3), np.float32)
+    n_scores, n_valid = np.zeros(4, np.float32), np.zeros(4, bool)
+    _select_people(labels, xy, score, 0.05, 12.0, n_kps, n_scores, n_valid)
+    np.testing.assert_allclose(n_scores, scores[0].numpy(), rtol=1e-6)
+    np.testing.assert_array_equal(n_valid, valid[0].numpy())
+    np.testing.assert_allclose(n_kps, kps[0].numpy(), rtol=1e-6)
 
 
 @pytest.mark.parametrize("refine", [True, False])
