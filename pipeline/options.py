@@ -23,9 +23,12 @@ TRANSPORTS = ("inproc", "ipc", "tcp")  # pipeline.engine.transport.Endpoints
 QUEUES = ("auto", "latest", "all")  # pipeline.engine.supervisor.link_policies
 
 
-def add_model_arguments(p: argparse.ArgumentParser, device: bool = True) -> None:
-    """The "model" group: --checkpoint, --config, --backend (and --device), shared by
-    run_stream.py, the pipeline benchmarks and pipeline/evaluate.py."""
+def add_model_arguments(
+    p: argparse.ArgumentParser, device: bool = True, input_size: bool = False
+) -> None:
+    """The "model" group: --checkpoint, --config, --backend (and --device, and
+    --input-size for run_stream.py), shared by run_stream.py, the pipeline benchmarks
+    and pipeline/evaluate.py."""
     model = p.add_argument_group("model")
     add_checkpoint(model)
     model.add_argument(
@@ -33,12 +36,21 @@ def add_model_arguments(p: argparse.ArgumentParser, device: bool = True) -> None
         metavar="PATH",
         help="config file with settings that differ from configs/default.yaml",
     )
+    if input_size:
+        model.add_argument(
+            "--input-size",
+            type=_input_size,
+            metavar="PX",
+            help="run the network at this square input, a multiple of 32 (default: "
+            "the checkpoint's, 256 for the shipped model; larger finds smaller people "
+            "and costs about (PX / 256)^2 the time: docs/MODEL.md)",
+        )
     model.add_argument(
         "--backend",
         default="auto",
         choices=BACKENDS,
-        help="inference engine (default: auto = ONNX Runtime on the "
-        "CPU, TensorRT with --device cuda)",
+        help="inference engine (default: auto = OpenVINO on the CPU with the native "
+        "decode, ONNX Runtime with the graph decode; TensorRT with --device cuda)",
     )
     if device:
         model.add_argument(
@@ -168,7 +180,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="show the overlay in a window (needs a display)",
     )
-    add_model_arguments(p)
+    add_model_arguments(p, input_size=True)
     look = p.add_argument_group("what is drawn")
     look.add_argument(
         "--render-mode",
@@ -229,6 +241,17 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def _input_size(text: str) -> int:
+    """A network input size: a positive multiple of 32 (the trunk's coarsest stride)."""
+    try:
+        size = int(text)
+    except ValueError:
+        size = 0
+    if size <= 0 or size % 32:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a positive multiple of 32")
+    return size
+
+
 def _defaults() -> dict[str, Any]:
     p = argparse.ArgumentParser(add_help=False)
     add_arguments(p)
@@ -262,6 +285,7 @@ class StreamOptions:
     show: bool = _D["show"]
     checkpoint: str | None = _D["checkpoint"]
     config: str | None = _D["config"]
+    input_size: int | None = _D["input_size"]  # None: the checkpoint's
     backend: str = _D["backend"]
     device: str = _D["device"]
     render_mode: str = _D["render_mode"]

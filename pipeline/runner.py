@@ -122,7 +122,13 @@ def build_stages(
             int(model_cfg["input_size"]),
             on_device=opts.device == "cuda" and opts.backend == "torch",
         ),
-        Infer(cfg, opts.checkpoint, opts.backend, opts.device),
+        Infer(
+            cfg,
+            opts.checkpoint,
+            opts.backend,
+            opts.device,
+            input_size=opts.input_size,
+        ),
         *([Decode(model_cfg)] if native else []),
         Postprocess(opts.device, int(p["mask_max_pixels"])),
         TrackStage(TrackerConfig(**p["track"]), p["smooth"] if opts.smooth else None),
@@ -187,7 +193,7 @@ def run_pipeline(
     try:
         source = make_source(opts) if source is None else source
         preflight(source, sinks, opts.device, opts.backend)
-        model_cfg = resolve_model(opts.checkpoint, cfg)
+        model_cfg = resolve_model(opts.checkpoint, cfg, opts.input_size)
         names = taxonomy(model_cfg["model"]["taxonomy"])["classes"]
         for sink in sinks:
             sink.part_names = names
@@ -212,13 +218,14 @@ def run_stream(opts: StreamOptions) -> RunResult:
     sinks = make_sinks(opts, load_config(opts.config))
 
     def announce(info: dict[str, Any]) -> None:
-        backend = (info.get("infer") or {}).get("backend", opts.backend)
+        infer = info.get("infer") or {}
         outputs = ", ".join(s.name for s in sinks)
         log.info(
-            "running: %s -> %s (%s backend, %s transport); Ctrl-C stops",
+            "running: %s -> %s (%s backend, %s px, %s transport); Ctrl-C stops",
             _describe_source(opts),
             outputs,
-            backend,
+            infer.get("backend", opts.backend),
+            infer.get("input_size", "?"),
             opts.transport,
         )
 

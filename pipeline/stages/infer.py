@@ -44,23 +44,33 @@ def cache_dir() -> Path:
     return Path(base) / "partstream"
 
 
-def resolve_model(checkpoint: str | None, config: dict[str, Any]) -> dict[str, Any]:
+def resolve_model(
+    checkpoint: str | None, config: dict[str, Any], input_size: int | None = None
+) -> dict[str, Any]:
     """The config of the model that will run: the checkpoint's own, or (no checkpoint
-    and no shipped weights) `config` for random weights."""
+    and no shipped weights) `config` for random weights; at `input_size` if given."""
     from configs.errors import CheckpointError
     from nets.model import load_checkpoint, weights_path
 
     path = weights_path(checkpoint)
     if path is None:
-        return config
+        return _sized(config, input_size)
     try:
-        return load_checkpoint(path)[1]
+        return _sized(load_checkpoint(path)[1], input_size)
     except CheckpointError as exc:
         raise StageError(str(exc)) from exc
 
 
-def _load(checkpoint: str | None, config: dict[str, Any]) -> tuple[Any, dict, str]:
-    """(the network, cfg, identity for the export cache)."""
+def _sized(cfg: dict[str, Any], input_size: int | None) -> dict[str, Any]:
+    """`cfg` with the network input at `input_size` (None: as it is). The network is
+    fully convolutional, so any multiple of 32 runs the same weights."""
+    return cfg if input_size is None else {**cfg, "input_size": int(input_size)}
+
+
+def _load(
+    checkpoint: str | None, config: dict[str, Any], input_size: int | None
+) -> tuple[Any, dict, str]:
+    """(the network, cfg at `input_size`, identity for the export cache)."""
     from configs.errors import CheckpointError
     from nets.model import RANDOM_SEED, load_model, weights_path
 
@@ -69,6 +79,7 @@ def _load(checkpoint: str | None, config: dict[str, Any]) -> tuple[Any, dict, st
         model, cfg = load_model(checkpoint, config)
     except CheckpointError as exc:
         raise StageError(str(exc)) from exc
+    cfg = _sized(cfg, input_size)
     identity = (
         f"random{RANDOM_SEED}"
         if path is None
@@ -105,10 +116,11 @@ class Infer:
         backend: str = "auto",
         device: str = "cpu",
         threads: int | None = None,
+        input_size: int | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend '{backend}' (use {', '.join(BACKENDS)})")
-        self.config, self.checkpoint = config, checkpoint
+        self.config, self.checkpoint, self.input_size = config, checkpoint, input_size
         self.backend, self.device, self.threads = backend, device, threads
         self.runtime: Any = None
         self.module: Any = None
@@ -117,7 +129,7 @@ class Infer:
     def open(self) -> None:
         if self.device not in ("cpu", "cuda"):
             raise StageError(f"unknown device '{self.device}' (use cpu or cuda)")
-        model, cfg, identity = _load(self.checkpoint, self.config)
+        model, cfg, identity = _load(self.checkpoint, self.config, self.input_size)
         self.cfg, self.size = cfg, int(cfg["input_size"])
         engine = engine_for(self.config, self.device)
         self.native = engine == "native"
@@ -132,7 +144,12 @@ class Infer:
             raise StageError(
                 f"--device cuda runs the torch or tensorrt backend, not {backend}"
             )
-        self.info = {"backend": backend, "engine": engine, "threads": threads}
+        self.info = {
+            "backend": backend,
+            "engine": engine,
+            "threads": threads,
+            "input_size": self.size,
+        }
         if self.device == "cuda" and backend == "torch":
             self._open_torch_cuda(module)
             return

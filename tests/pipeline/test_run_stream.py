@@ -79,6 +79,28 @@ def test_synthetic_crowd_transcodes_every_frame_and_writes_stats(tiny, tmp_path)
     assert data["frames"] == 5 == count_frames(tmp_path / "o.mkv")
 
 
+def test_input_size_runs_the_same_weights_at_that_size(tiny, tmp_path):
+    """--input-size overrides the checkpoint's input size (the network is fully
+    convolutional); without it the checkpoint's size runs. A size that is not a
+    multiple of 32 is a one-line usage error."""
+    from pipeline.runner import run_pipeline as assemble
+
+    sizes = []
+    for size in (None, 160):
+        out = tmp_path / f"o{size}.mp4"
+        opts = StreamOptions(**tiny, backend="torch", input_size=size,
+                             outputs=[str(out)], hud=False, progress=False,
+                             synthetic={"frames": 3, "size": 128})  # fmt: skip
+        started: dict = {}
+        result = assemble(opts, on_start=started.update)
+        assert result.errors == [] and count_frames(out) == 3
+        sizes.append(started["infer"]["input_size"])
+    assert sizes == [128, 160]  # the tiny checkpoint is 128 px (helpers.TINY_CONFIG)
+    with pytest.raises(SystemExit) as exit_info:
+        run_stream.main([*cli(tiny), "--input-size", "100", "--quiet"])
+    assert exit_info.value.code == 2
+
+
 @pytest.mark.parametrize(
     "name", ["vtest.avi", "two_people_occlusion.mp4", "basketball_240p.mp4"]
 )
