@@ -85,18 +85,21 @@ def run_pipeline(
     config: str | None = None,
     checkpoint: str | None = None,
     on_start: Callable[[], None] | None = None,
+    input_size: int | None = None,
 ) -> PipelineRun:
     """Run `source` through the product's stages and collect what came out.
 
     config: a config file over configs/default.yaml; checkpoint: a trained model (None:
     the shipped one, nets/weights/default.pt); on_start: called when the source starts
-    (every stage is ready: the model has loaded)."""
+    (every stage is ready: the model has loaded); input_size: run the network at this
+    size (`run_stream.py --input-size`; None: the checkpoint's)."""
     with tempfile.TemporaryDirectory(prefix="bench-run-") as tmp:
         opts = StreamOptions(
             outputs=[output or str(Path(tmp) / "out.mp4")],
             backend=backend,
             config=config,
             checkpoint=checkpoint,
+            input_size=input_size,
             transport=transport,
             queue=queue,
             progress=False,

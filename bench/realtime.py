@@ -5,7 +5,7 @@
 
 The pipeline `run_stream.py` runs (every stage, file sink included; bench.harness) on
 synthetic frames of n people (`bench.latency_vs_people.make_scenes`), for each
-network input size (the shipped model's weights, its config's input_size changed:
+network input size (the shipped model's weights at `run_stream.py --input-size`:
 the network is fully convolutional) and decode engine (`decode.engine`), measured
 two ways in one run:
 - live: frames released like a camera, one in flight at a time; capture-to-output
@@ -23,7 +23,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 from tqdm import tqdm
 
@@ -42,15 +41,6 @@ from bench.sources import FramesSource
 from nets.model import DEFAULT_WEIGHTS
 
 GOALS = {"fps": {256: 60.0, 384: 30.0}, "p50": 35.0, "p99": 60.0, "ratio": 1.05}
-
-
-def sized_checkpoint(size: int, folder: Path) -> str:
-    """The shipped checkpoint with its config's input_size set to `size`."""
-    ckpt = torch.load(DEFAULT_WEIGHTS, map_location="cpu", weights_only=True)
-    ckpt["config"]["input_size"] = size
-    path = folder / f"model_{size}.pt"
-    torch.save(ckpt, path)
-    return str(path)
 
 
 def engine_config(engine: str, folder: Path) -> str:
@@ -86,7 +76,7 @@ def run(args: Any) -> dict[str, Any]:
             opts = {
                 "backend": args.backend,
                 "config": engine_config(engine, folder),
-                "checkpoint": sized_checkpoint(size, folder),
+                "input_size": size,
             }
             live = ours_by_count(scenes, passes, args.fps, opts)
             ends = sorted({min(args.people), max(args.people)})
