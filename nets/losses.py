@@ -4,7 +4,9 @@
 
 Terms: cross-entropy for parts (against each cell's class shares); BCE (soft targets)
 for the keypoint disks and limb maps; L1 for offsets (inside the disks) and for the
-DSPF at each of the 4 levels (on person cells); and, in training step 2 only
+DSPF at each of the 4 levels (on person cells); optionally (`train.person_iou`) a soft
+Jaccard loss on each image's person mask (1 - background probability), the measure
+the person-mask IoU takes; and, in training step 2 only
 (`with_matching=True`), BCE between the relaxed assignment matrices of the
 differentiable matching and ground-truth ones. The s_i are parameters of the loss
 module: give `MGLoss.parameters()` to the optimizer too.
@@ -36,6 +38,26 @@ def part_loss(
     not ignored."""
     ce = -(shares * F.log_softmax(logits, 1)).sum(1)
     return _masked_mean(ce, valid * (shares.sum(1) > 0).to(valid.dtype))
+
+
+def person_iou_loss(
+    logits: torch.Tensor, shares: torch.Tensor, valid: torch.Tensor
+) -> torch.Tensor:
+    """1 - soft IoU of the person masks (1 - background share), per image over its
+    labelled cells, mean over images that hold a labelled person.
+
+    Cross-entropy over a frame that is mostly background lets thin or small parts
+    (hands, feet, heads, distant people) go to background cheaply; IoU counts a
+    missed person pixel as much as a wrong one wherever it is, and per image a small
+    person's pixels as much as a large one's."""
+    cells = valid * (shares.sum(1) > 0).to(valid.dtype)
+    fg = (1.0 - F.softmax(logits, 1)[:, 0]) * cells
+    truth = (shares.sum(1) - shares[:, 0]) * cells
+    inter = (fg * truth).flatten(1).sum(1)
+    union = (fg + truth).flatten(1).sum(1) - inter
+    has = truth.flatten(1).sum(1) > 0
+    iou = inter / union.clamp(min=1e-6)
+    return _masked_mean(1.0 - iou, has.to(iou.dtype))
 
 
 def map_bce(
@@ -91,6 +113,9 @@ class MGLoss(nn.Module):
         self.with_matching = with_matching
         self.terms = ["parts", "heatmap", "offsets", "limbs"]
         self.terms += [f"dspf_{s}" for s in DSPF_STRIDES]
+        self.person_iou = bool(cfg["train"]["person_iou"])
+        if self.person_iou:
+            self.terms.append("person_iou")
         if with_matching:
             self.terms.append("matching")
         self.log_vars = nn.Parameter(torch.zeros(len(self.terms)))
@@ -112,6 +137,10 @@ class MGLoss(nn.Module):
         for stride, field in zip(DSPF_STRIDES, outputs["dspf"], strict=True):
             losses[f"dspf_{stride}"] = vector_l1(
                 field, targets[f"dspf_{stride}"], targets[f"dspf_mask_{stride}"]
+            )
+        if self.person_iou:
+            losses["person_iou"] = person_iou_loss(
+                outputs["parts"], targets["part_shares"], valid
             )
         if self.with_matching:
             losses["matching"] = self.matching_loss(outputs, targets["keypoints"])

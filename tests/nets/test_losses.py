@@ -150,3 +150,38 @@ def test_matching_term_is_zero_without_candidates(batch_cfg):
     outputs["hough"] = torch.zeros_like(outputs["hough"])
     criterion = MGLoss(cfg, with_matching=True)
     assert float(criterion.matching_loss(outputs, batch["keypoints"])) == 0.0
+
+
+def test_person_iou_loss_counts_missed_person_cells_per_image():
+    """0 when the person masks are exact; a missed small person costs its image as
+    much as a missed large one; images without a labelled person do not count."""
+    from nets.losses import person_iou_loss
+
+    shares = torch.zeros(3, 3, 8, 8)
+    shares[:, 0] = 1.0
+    shares[0, :, :4, :4] = torch.tensor([0.0, 1.0, 0.0]).view(3, 1, 1)  # 16 cells
+    shares[1, :, :1, :2] = torch.tensor([0.0, 0.0, 1.0]).view(3, 1, 1)  # 2 cells
+    valid = torch.ones(3, 8, 8)
+    exact = torch.log(shares.clamp(min=1e-6))
+    assert float(person_iou_loss(exact, shares, valid)) < 1e-4
+    # Half of each person called background: IoU 1/2 in both images -> loss 1/2.
+    half = shares.clone()
+    half[0, :, :2, :4] = torch.tensor([1.0, 0.0, 0.0]).view(3, 1, 1)
+    half[1, :, :1, :1] = torch.tensor([1.0, 0.0, 0.0]).view(3, 1, 1)
+    loss = person_iou_loss(torch.log(half.clamp(min=1e-6)), shares, valid)
+    assert abs(float(loss) - 0.5) < 1e-3
+    # Unlabelled (ignored) cells are not counted either way.
+    valid[0, :2, :4] = 0
+    loss = person_iou_loss(torch.log(half.clamp(min=1e-6)), shares, valid)
+    assert abs(float(loss) - 0.25) < 1e-3
+
+
+def test_person_iou_term_is_optional_and_weighted(batch_cfg):
+    batch, cfg = batch_cfg
+    cfg = {**cfg, "train": {**cfg["train"], "person_iou": True}}
+    torch.manual_seed(0)
+    with torch.no_grad():
+        criterion = MGLoss(cfg)
+        _, terms = criterion(build_model(cfg)(batch["image"]), batch)
+    assert "person_iou" in criterion.terms and 0.0 < terms["person_iou"] < 1.0
+    assert "person_iou" not in MGLoss(batch_cfg[1]).terms
