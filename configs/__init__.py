@@ -2,6 +2,9 @@
 
 `load_config(path)` merges a file over its `base:` (default.yaml unless named) so one
 experiment is one small file of differences; an unknown key is an error, not a no-op.
+`load_overrides(path)` is what the file itself asks to change (its `base:` chain short
+of default.yaml), for settings that must be laid over another config than the default
+(a checkpoint's: `pipeline.stages.infer.resolve_model`).
 """
 
 from __future__ import annotations
@@ -67,6 +70,21 @@ def load_config(path: str | Path | None = None) -> dict[str, Any]:
     base_name = data.pop("base", None)
     base = load_config(path.parent / base_name) if base_name else default
     return merge(base, data)
+
+
+def load_overrides(path: str | Path | None) -> dict[str, Any]:
+    """The settings a config file sets (itself or through a `base:` other than
+    default.yaml), without the defaults `load_config` fills in: a user who writes
+    `decode: {limb_threshold: 0.2}` asks for 0.2 even when it is the default value and
+    the checkpoint's own is 0.02. Validated as `load_config` validates it."""
+    if path is None or Path(path).resolve() == DEFAULT_CONFIG:
+        return {}
+    load_config(path)
+    path = Path(path)
+    data = _read_yaml(path)
+    base_name = data.pop("base", None)
+    base = load_overrides(path.parent / base_name) if base_name else {}
+    return merge(base, data, strict=False)
 
 
 @cache

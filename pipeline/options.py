@@ -34,7 +34,8 @@ def add_model_arguments(
     model.add_argument(
         "--config",
         metavar="PATH",
-        help="config file with settings that differ from configs/default.yaml",
+        help="config file with settings that differ from configs/default.yaml; with "
+        "trained weights, its decode settings are laid over the checkpoint's",
     )
     if input_size:
         model.add_argument(

@@ -128,6 +128,7 @@ def build_stages(
             opts.backend,
             opts.device,
             input_size=opts.input_size,
+            decode=model_cfg["decode"],
         ),
         *([Decode(model_cfg)] if native else []),
         Postprocess(opts.device, int(p["mask_max_pixels"])),
@@ -185,7 +186,7 @@ def run_pipeline(
     config is read, the stages built and the supervisor run; what the checks opened
     (stream relays) is ended at the end.
     """
-    from configs import load_config, taxonomy
+    from configs import load_config, load_overrides, taxonomy
     from pipeline.stages.infer import resolve_model
 
     cfg = load_config(opts.config)
@@ -193,7 +194,12 @@ def run_pipeline(
     try:
         source = make_source(opts) if source is None else source
         preflight(source, sinks, opts.device, opts.backend)
-        model_cfg = resolve_model(opts.checkpoint, cfg, opts.input_size)
+        model_cfg = resolve_model(
+            opts.checkpoint,
+            cfg,
+            opts.input_size,
+            load_overrides(opts.config).get("decode"),
+        )
         names = taxonomy(model_cfg["model"]["taxonomy"])["classes"]
         for sink in sinks:
             sink.part_names = names

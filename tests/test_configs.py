@@ -43,3 +43,19 @@ def test_letterbox_geometry(width, height, size, new_w, new_h, shrinks):
     back = box.to_frame(box.to_input(xy)[..., :2])
     np.testing.assert_allclose(back, xy[..., :2], rtol=1e-6)
     assert box.to_input(xy)[0, 2] == 2.0
+
+
+def test_load_overrides_is_what_the_file_and_its_bases_set(tmp_path):
+    """Only what the file (and a base other than default.yaml) writes, a default
+    value included; unknown keys are the same error as for load_config."""
+    from configs import ConfigError, load_overrides
+
+    (tmp_path / "a.yaml").write_text("decode:\n  limb_threshold: 0.2\n  top_k: 7\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\ndecode:\n  top_k: 9\n")
+    assert load_overrides(tmp_path / "b.yaml") == {
+        "decode": {"limb_threshold": 0.2, "top_k": 9}
+    }
+    assert load_overrides(None) == {}
+    (tmp_path / "bad.yaml").write_text("decode:\n  top_kk: 9\n")
+    with pytest.raises(ConfigError):
+        load_overrides(tmp_path / "bad.yaml")

@@ -15,7 +15,10 @@ network code.
 
 `resolve_model` is what the runner calls up front (in the parent process): it checks
 the checkpoint and returns its config, so a bad checkpoint is a one-line error before
-any worker starts, and the other stages learn the input size and taxonomy.
+any worker starts, and the other stages learn the input size and taxonomy. The network
+is the checkpoint's; how it is run is the user's: `--input-size`, and the `decode`
+settings a `--config` file sets (`configs.load_overrides`), are laid over the
+checkpoint's config in both processes (`_run_config`).
 """
 
 from __future__ import annotations
@@ -45,32 +48,47 @@ def cache_dir() -> Path:
 
 
 def resolve_model(
-    checkpoint: str | None, config: dict[str, Any], input_size: int | None = None
+    checkpoint: str | None,
+    config: dict[str, Any],
+    input_size: int | None = None,
+    decode: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The config of the model that will run: the checkpoint's own, or (no checkpoint
-    and no shipped weights) `config` for random weights; at `input_size` if given."""
+    and no shipped weights) `config` for random weights; at `input_size` and with the
+    `decode` settings given (`_run_config`)."""
     from configs.errors import CheckpointError
     from nets.model import load_checkpoint, weights_path
 
     path = weights_path(checkpoint)
     if path is None:
-        return _sized(config, input_size)
+        return _run_config(config, input_size, decode)
     try:
-        return _sized(load_checkpoint(path)[1], input_size)
+        return _run_config(load_checkpoint(path)[1], input_size, decode)
     except CheckpointError as exc:
         raise StageError(str(exc)) from exc
 
 
-def _sized(cfg: dict[str, Any], input_size: int | None) -> dict[str, Any]:
-    """`cfg` with the network input at `input_size` (None: as it is). The network is
-    fully convolutional, so any multiple of 32 runs the same weights."""
-    return cfg if input_size is None else {**cfg, "input_size": int(input_size)}
+def _run_config(
+    cfg: dict[str, Any], input_size: int | None, decode: dict[str, Any] | None
+) -> dict[str, Any]:
+    """`cfg` with the network input at `input_size` (None: as it is; the network is
+    fully convolutional, so any multiple of 32 runs the same weights) and `decode`'s
+    settings over its own (thresholds, person slots: how the maps are read, not what
+    the weights are)."""
+    if input_size is not None:
+        cfg = {**cfg, "input_size": int(input_size)}
+    if decode:
+        cfg = {**cfg, "decode": {**cfg["decode"], **decode}}
+    return cfg
 
 
 def _load(
-    checkpoint: str | None, config: dict[str, Any], input_size: int | None
+    checkpoint: str | None,
+    config: dict[str, Any],
+    input_size: int | None,
+    decode: dict[str, Any] | None,
 ) -> tuple[Any, dict, str]:
-    """(the network, cfg at `input_size`, identity for the export cache)."""
+    """(the network, its run config (`_run_config`), identity for the export cache)."""
     from configs.errors import CheckpointError
     from nets.model import RANDOM_SEED, load_model, weights_path
 
@@ -79,7 +97,7 @@ def _load(
         model, cfg = load_model(checkpoint, config)
     except CheckpointError as exc:
         raise StageError(str(exc)) from exc
-    cfg = _sized(cfg, input_size)
+    cfg = _run_config(cfg, input_size, decode)
     identity = (
         f"random{RANDOM_SEED}"
         if path is None
@@ -117,10 +135,12 @@ class Infer:
         device: str = "cpu",
         threads: int | None = None,
         input_size: int | None = None,
+        decode: dict[str, Any] | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend '{backend}' (use {', '.join(BACKENDS)})")
         self.config, self.checkpoint, self.input_size = config, checkpoint, input_size
+        self.decode = decode
         self.backend, self.device, self.threads = backend, device, threads
         self.runtime: Any = None
         self.module: Any = None
@@ -129,7 +149,9 @@ class Infer:
     def open(self) -> None:
         if self.device not in ("cpu", "cuda"):
             raise StageError(f"unknown device '{self.device}' (use cpu or cuda)")
-        model, cfg, identity = _load(self.checkpoint, self.config, self.input_size)
+        model, cfg, identity = _load(
+            self.checkpoint, self.config, self.input_size, self.decode
+        )
         self.cfg, self.size = cfg, int(cfg["input_size"])
         engine = engine_for(self.config, self.device)
         self.native = engine == "native"

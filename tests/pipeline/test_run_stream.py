@@ -101,6 +101,30 @@ def test_input_size_runs_the_same_weights_at_that_size(tiny, tmp_path):
     assert exit_info.value.code == 2
 
 
+def test_config_decode_settings_apply_to_the_checkpoint(tiny, tmp_path):
+    """A --config's decode settings are laid over the checkpoint's (which holds
+    max_people 6): how the maps are read is the user's to set."""
+    fewer = tmp_path / "fewer.yaml"
+    fewer.write_text(f"base: {tiny['config']}\ndecode:\n  max_people: 2\n")
+    people = {}
+    for name, config in (("own", tiny["config"]), ("fewer", str(fewer))):
+        res = tmp_path / f"{name}.json"
+        opts = StreamOptions(
+            config=config,
+            checkpoint=tiny["checkpoint"],
+            backend="torch",
+            results_json=str(res),
+            hud=False,
+            progress=False,
+            synthetic={"frames": 2, "size": 128},
+        )
+        assert run_pipeline(opts).errors == []
+        people[name] = max(
+            sum(r["image_id"] == i for r in json.loads(res.read_text())) for i in (0, 1)
+        )
+    assert people == {"own": 6, "fewer": 2}
+
+
 @pytest.mark.parametrize(
     "name", ["vtest.avi", "two_people_occlusion.mp4", "basketball_240p.mp4"]
 )
