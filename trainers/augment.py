@@ -37,7 +37,7 @@ def _keep_people(
         & (kps[..., 1] >= 0)
         & (kps[..., 1] < height)
     )
-    kps[~(inside & (kps[..., 2] >= 1))] = 0.0
+    kps[~(inside & (kps[..., 2] > 0))] = 0.0
     present = np.bincount(instances.ravel(), minlength=scene.num_people + 1) > 0
     keep = np.flatnonzero(present[1:])
     lut = np.zeros(scene.num_people + 1, np.uint16)
@@ -60,7 +60,7 @@ def hflip(scene: Scene) -> Scene:
     flip = taxonomy(scene.taxonomy)["flip"]
     lut[: len(flip)] = flip
     kps = np.asarray(scene.keypoints, np.float32)[:, body()["flip"]].copy()
-    kps[..., 0] = np.where(kps[..., 2] >= 1, width - kps[..., 0], 0.0)
+    kps[..., 0] = np.where(kps[..., 2] > 0, width - kps[..., 0], 0.0)
     return Scene(
         image=np.ascontiguousarray(scene.image[:, ::-1]),
         parts=lut[scene.parts[:, ::-1]],

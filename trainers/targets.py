@@ -54,11 +54,15 @@ def _ragged_range(
 def _keypoint_targets(
     kps: np.ndarray, h: int, w: int, radius: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Disk heatmaps (17 x h x w), offsets in cells to the nearest keypoint per type."""
+    """Disk heatmaps (17 x h x w), offsets in cells to the nearest keypoint per type.
+
+    A labelled keypoint (v >= 1) fills its disk with 1; a soft one (0 < v < 1: a
+    teacher's unsure guess, `trainers.datasets.pseudo`) with v, so the student learns
+    a weak peak there instead of being told nothing is there."""
     n_types = kps.shape[1]
     heat = np.zeros((n_types, h, w), np.float32)
     off = np.zeros((n_types, 2, h, w), np.float32)
-    person, kind = np.nonzero(kps[:, :, 2] >= 1)
+    person, kind = np.nonzero(kps[:, :, 2] > 0)
     if len(person) == 0:
         return heat, off
     px, py = kps[person, kind, 0], kps[person, kind, 1]
@@ -76,7 +80,7 @@ def _keypoint_targets(
     order = np.argsort(cell + d2 / (radius * radius + 1.0), kind="stable")
     first = order[np.flatnonzero(np.diff(cell[order], prepend=-1))]
     t, r, c = kind[owner[first]], rows[first], cols[first]
-    heat[t, r, c] = 1.0
+    heat[t, r, c] = np.minimum(kps[person[owner[first]], t, 2], 1.0)
     off[t, 0, r, c] = dx[first] / OUTPUT_STRIDE
     off[t, 1, r, c] = dy[first] / OUTPUT_STRIDE
     return heat, off

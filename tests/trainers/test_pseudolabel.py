@@ -84,6 +84,12 @@ def test_label_round_trip_through_loader_and_resume(tmp_path):
         assert scene.num_people == 1 and scene.ignore is not None
         assert scene.keypoints[0, KP["left_wrist"], 2] == 0
         assert (scene.parts[scene.instances == 1] == FINE.index("torso")).any()
+    soft = open_dataset(f"pseudo:{out},soft=0.5")[0]
+    wrist = soft.keypoints[0, KP["left_wrist"]]  # scored 0.2: a soft joint
+    assert wrist[2] == 0.5 and wrist[:2].tolist() == pytest.approx(ann["keypoints"][27:29])
+    assert (soft.keypoints[0, :, 2] >= 1).sum() == (
+        scenes[0].keypoints[0, :, 2] >= 1
+    ).sum()
     again = label(sources, out, *teachers(), every=2, max_side=100)
     assert again["labelled"] == 0 and again["resumed_past"] == 5
     assert len(json.loads((out / "annotations.json").read_text())["images"]) == 5

@@ -161,6 +161,24 @@ def test_dspf_points_to_its_own_person_not_the_nearest_joint():
     np.testing.assert_allclose(t["dspf_4"][:, 7, 8], [(33 - 34) / 4, 0])
 
 
+def test_soft_joint_disk_has_its_height_and_offsets_and_no_limbs():
+    """v in (0, 1) (a teacher's unsure joint): a disk of height v with offsets, the
+    same cells as a labelled one; limbs and DSPF ignore it."""
+    inst = np.zeros((SIZE, SIZE), np.uint16)
+    inst[10:50, 20:40] = 1
+    kps = np.zeros((1, 17, 3), np.float32)
+    kps[0, 5] = (30.0, 20.0, 2.0)  # left shoulder, labelled
+    kps[0, 7] = (26.0, 33.0, 0.5)  # left elbow, soft
+    soft = encode(_blank_scene(inst, kps), CFG)
+    kps[0, 7, 2] = 2.0
+    full = encode(_blank_scene(inst, kps), CFG)
+    np.testing.assert_allclose(soft["heatmap"][7], 0.5 * full["heatmap"][7])
+    assert soft["heatmap"][7].max() == 0.5
+    on = full["heatmap"][7] > 0
+    np.testing.assert_allclose(soft["offsets"][7][:, on], full["offsets"][7][:, on])
+    assert not soft["limbs"].any() and full["limbs"].any()
+
+
 def test_person_without_labelled_joints_is_unsupervised():
     scene = _random_scene(5)
     scene.keypoints[1] = 0

@@ -31,9 +31,9 @@ DATASETS: dict[str, tuple[Callable[..., SceneDataset], tuple[str, ...]]] = {
     "mhp": (MhpDataset, ("split", "taxonomy")),
     "pascal_person_part": (open_pascal_person_part, ("split", "taxonomy", "images")),
     "cihp": (CihpDataset, ("split", "taxonomy")),
-    "pseudo": (PseudoLabelDataset, ("taxonomy",)),
+    "pseudo": (PseudoLabelDataset, ("taxonomy", "soft")),
 }
-_NUMBERS = {"reach": float}
+_NUMBERS = {"reach": float, "soft": float}
 
 
 def parse_spec(spec: str) -> tuple[str, str, dict[str, Any]]:
