@@ -80,10 +80,16 @@ def load_overrides(path: str | Path | None) -> dict[str, Any]:
     if path is None or Path(path).resolve() == DEFAULT_CONFIG:
         return {}
     load_config(path)
-    path = Path(path)
+    return _file_settings(Path(path))
+
+
+def _file_settings(path: Path) -> dict[str, Any]:
+    """`path`'s own settings over its bases' short of default.yaml (unvalidated)."""
+    if path.resolve() == DEFAULT_CONFIG:
+        return {}
     data = _read_yaml(path)
     base_name = data.pop("base", None)
-    base = load_overrides(path.parent / base_name) if base_name else {}
+    base = _file_settings(path.parent / base_name) if base_name else {}
     return merge(base, data, strict=False)
 
 

@@ -8,12 +8,22 @@ import argparse
 import logging
 import sys
 
+from configs import ConfigError
+
 CHECKPOINT_HELP = "trained model .pt (default: the shipped nets/weights/default.pt)"
 
 
 def add_checkpoint(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """Declare `--checkpoint PATH` on a parser or argument group."""
     parser.add_argument("--checkpoint", metavar="PATH", help=CHECKPOINT_HELP)
+
+
+def check_input_size(size: int) -> int:
+    """A network input size: a positive multiple of 32 (the trunk's coarsest stride),
+    else a ConfigError; shared by every tool that runs the network at another size."""
+    if size <= 0 or size % 32:
+        raise ConfigError(f"--input-size {size} is not a positive multiple of 32")
+    return size
 
 
 PACKAGES = (

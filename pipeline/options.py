@@ -15,7 +15,8 @@ import argparse
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from configs.cli import add_checkpoint
+from configs import ConfigError
+from configs.cli import add_checkpoint, check_input_size
 from configs.constants import BACKENDS
 
 MODES = ("overlay", "masks", "regions")  # pipeline.stages.render.Render's modes
@@ -243,14 +244,13 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _input_size(text: str) -> int:
-    """A network input size: a positive multiple of 32 (the trunk's coarsest stride)."""
+    """`configs.cli.check_input_size` as an argparse type (a usage error, exit 2)."""
     try:
-        size = int(text)
-    except ValueError:
-        size = 0
-    if size <= 0 or size % 32:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a positive multiple of 32")
-    return size
+        return check_input_size(int(text))
+    except (ValueError, ConfigError) as exc:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a positive multiple of 32"
+        ) from exc
 
 
 def _defaults() -> dict[str, Any]:

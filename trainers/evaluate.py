@@ -32,7 +32,7 @@ import torch
 from tqdm import tqdm
 
 from configs import ConfigError
-from configs.cli import add_checkpoint
+from configs.cli import add_checkpoint, check_input_size
 from configs.errors import CheckpointError, DatasetError
 from configs.letterbox import Letterbox
 from configs.records import Prediction, Scene
@@ -348,9 +348,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError("--count must be at least 1")
         model, cfg, name = load_model(args.checkpoint, args.matcher)
         if args.input_size:
-            if args.input_size % 32:
-                raise ConfigError("--input-size must be a multiple of 32")
-            cfg["input_size"] = args.input_size  # model.cfg is this dict
+            cfg["input_size"] = check_input_size(args.input_size)  # model.cfg's dict
             name += f" at {args.input_size} px"
         if args.data == "real":
             return evaluate_real_cli(model, name, args)
