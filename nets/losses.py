@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from configs import ConfigError
 from configs.constants import DSPF_STRIDES
 from nets.decode import Candidates, candidates, limb_pairs, limb_scores
 from nets.matching import pgd_match
@@ -118,6 +119,13 @@ class MGLoss(nn.Module):
             self.terms.append("person_iou")
         if with_matching:
             self.terms.append("matching")
+        self.factors = dict(cfg["train"]["term_weights"] or {})
+        unknown = sorted(set(self.factors) - set(self.terms))
+        if unknown:
+            raise ConfigError(
+                f"train.term_weights: unknown loss term {unknown[0]!r} "
+                f"(terms: {', '.join(self.terms)})"
+            )
         self.log_vars = nn.Parameter(torch.zeros(len(self.terms)))
 
     def forward(
@@ -147,7 +155,8 @@ class MGLoss(nn.Module):
         total = outputs["parts"].new_zeros(())
         report = {}
         for s, name in zip(self.log_vars, self.terms, strict=True):
-            total = total + torch.exp(-s) * losses[name] + s
+            factor = float(self.factors.get(name, 1.0))
+            total = total + factor * torch.exp(-s) * losses[name] + s
             report[name] = float(losses[name].detach())
             report[f"s_{name}"] = float(s.detach())
         return total, report

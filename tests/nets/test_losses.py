@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from configs import ConfigError
 from nets.decode import Candidates
 from nets.hough import hough_vote
 from nets.losses import (
@@ -185,3 +186,18 @@ def test_person_iou_term_is_optional_and_weighted(batch_cfg):
         _, terms = criterion(build_model(cfg)(batch["image"]), batch)
     assert "person_iou" in criterion.terms and 0.0 < terms["person_iou"] < 1.0
     assert "person_iou" not in MGLoss(batch_cfg[1]).terms
+
+
+def test_term_weights_scale_a_term_before_its_learned_weight(batch_cfg):
+    batch, cfg = batch_cfg
+    torch.manual_seed(0)
+    with torch.no_grad():
+        out = build_model(cfg)(batch["image"])
+        plain_total, terms = MGLoss(cfg)(out, batch)
+        weighted = {**cfg, "train": {**cfg["train"], "term_weights": {"offsets": 3.0}}}
+        total, _ = MGLoss(weighted)(out, batch)
+    gain = float(total - plain_total)  # learned weights start at 1
+    assert math.isclose(gain, 2.0 * terms["offsets"], rel_tol=1e-4)
+    bad = {**cfg, "train": {**cfg["train"], "term_weights": {"ofsets": 2.0}}}
+    with pytest.raises(ConfigError, match="ofsets"):
+        MGLoss(bad)
