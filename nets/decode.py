@@ -24,6 +24,7 @@ maps come out at the network input's resolution.
 
 from __future__ import annotations
 
+import math
 from types import ModuleType
 from typing import Any, NamedTuple
 
@@ -111,6 +112,57 @@ def cell_positions(
     return row, col, x, y
 
 
+def refine_setting(cfg: dict[str, Any]) -> tuple[int, int, float]:
+    """`candidates`' refine argument from a config: (decode.vote_refine iterations,
+    the window that holds every cell whose disk reaches within the radius, the radius
+    decode.vote_refine_radius in cells)."""
+    stride = float(cfg["output_stride"])
+    radius = float(cfg["decode"]["vote_refine_radius"]) / stride
+    reach = float(cfg["targets"]["disk_radius"]) / stride + radius
+    return int(cfg["decode"]["vote_refine"]), math.ceil(reach), radius
+
+
+def vote_centroid(
+    x: Tensor,
+    y: Tensor,
+    heatmap: Tensor,
+    offsets: Tensor,
+    iterations: int,
+    window: int,
+    radius: float,
+) -> tuple[Tensor, Tensor]:
+    """Positions x, y [B, J, K] (cells) moved onto the votes around them: the
+    heat-weighted mean of the points u + O(u) that the cells u of a (2 window + 1)^2
+    window voted for within `radius` cells of the position, `iterations` times (a
+    mean shift; kept where no vote lands near).
+
+    One cell's offset is one noisy estimate of the joint; its disk casts ~pi R^2 of
+    them, and their mean near the peak is a steadier one (docs/MATCHING.md).
+    """
+    b, j, h, w = heatmap.shape
+    span = torch.arange(-window, window + 1, device=heatmap.device)
+    dy, dx = (v.reshape(-1) for v in torch.meshgrid(span, span, indexing="ij"))
+    heat = heatmap.reshape(b, j, h * w)
+    ox, oy = offsets[:, :, 0].reshape(b, j, h * w), offsets[:, :, 1].reshape(b, j, -1)
+    for _ in range(iterations):
+        cx = x.floor().long().unsqueeze(-1) + dx  # B, J, K, N
+        cy = y.floor().long().unsqueeze(-1) + dy
+        inside = (cx >= 0) & (cx < w) & (cy >= 0) & (cy < h)
+        cx, cy = cx.clamp(0, w - 1), cy.clamp(0, h - 1)
+        flat = (cy * w + cx).reshape(b, j, -1)
+        tx, ty, weight = (m.gather(-1, flat).reshape(cx.shape) for m in (ox, oy, heat))
+        tx = tx + cx.to(x.dtype) + 0.5
+        ty = ty + cy.to(y.dtype) + 0.5
+        near = (tx - x.unsqueeze(-1)) ** 2 + (ty - y.unsqueeze(-1)) ** 2 < radius**2
+        weight = weight * (near & inside).to(x.dtype)
+        total = weight.sum(-1)
+        found = total > 1e-6
+        total = total.clamp(min=1e-6)
+        x = torch.where(found, (weight * tx).sum(-1) / total, x)
+        y = torch.where(found, (weight * ty).sum(-1) / total, y)
+    return x, y
+
+
 def candidates(
     hough: Tensor,
     offsets: Tensor | None,
@@ -119,6 +171,7 @@ def candidates(
     stride: int = 4,
     heatmap: Tensor | None = None,
     dedup: float = 2.0,
+    refine: tuple[int, int, float] = (0, 0, 0.0),
 ) -> Candidates:
     """Keypoint candidates from the Hough maps [B, J, h, w], best K per type.
 
@@ -130,7 +183,10 @@ def candidates(
     a full disk sums to ~1), clamped to [0, 1]; the position is the cell centre moved
     by the offset there. Duplicates (one keypoint found twice: refined positions less
     than `dedup` px apart, or without offsets two peaks in one 3x3 window) keep the
-    best-scored one.
+    best-scored one. Then, given the heatmap and `refine` = (iterations, window,
+    radius) with iterations > 0, each position moves onto its votes (`vote_centroid`;
+    after the duplicates are found: two cells of one joint start apart and may settle
+    apart).
     """
     b, j, h, w = hough.shape
     peak = hough >= F.max_pool2d(hough, 3, 1, 1)
@@ -152,6 +208,8 @@ def candidates(
     duplicate = (near & earlier).any(-1)
     valid = (score > threshold) & ~duplicate
     score = torch.where(valid, score.clamp(max=1.0), torch.zeros_like(score))
+    if offsets is not None and heatmap is not None and refine[0] > 0:
+        x, y = vote_centroid(x, y, heatmap, offsets, *refine)
     return Candidates(torch.stack([x, y], -1) * stride, score, valid)
 
 
@@ -526,6 +584,7 @@ def decode_fixed(
         stride,
         maps.get("heatmap"),
         d["dedup_radius"],
+        refine_setting(cfg),
     )
     A = limb_scores(maps["limbs"], cand, d["limb_samples"], stride, d["limb_extend"])
     tree_match, kept = match_limbs(A, cand, matcher, d)

@@ -23,7 +23,13 @@ from torch.nn import functional as F
 
 from configs import ConfigError
 from configs.constants import DSPF_STRIDES
-from nets.decode import Candidates, candidates, limb_pairs, limb_scores
+from nets.decode import (
+    Candidates,
+    candidates,
+    limb_pairs,
+    limb_scores,
+    refine_setting,
+)
 from nets.matching import pgd_match
 
 
@@ -176,6 +182,7 @@ class MGLoss(nn.Module):
             stride,
             torch.sigmoid(outputs["heatmap"]),
             d["dedup_radius"],
+            refine_setting(self.cfg),
         )
         limbs = torch.sigmoid(outputs["limbs"])
         A = limb_scores(limbs, cand, d["limb_samples"], stride, d["limb_extend"])

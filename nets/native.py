@@ -34,7 +34,7 @@ import numba
 import numpy as np
 
 from configs import body
-from nets.decode import limb_pairs, limb_profile
+from nets.decode import limb_pairs, limb_profile, refine_setting
 from nets.similarity import FAR, KP_MIN_SCORE
 
 # Fast-math without the no-NaN / no-infinity promises (the code uses infinities as
@@ -107,6 +107,36 @@ def _cell_position(
 
 
 @_jit
+def _vote_centroid(
+    heat: np.ndarray,
+    offsets: np.ndarray,
+    px: float,
+    py: float,
+    iterations: int,
+    window: int,
+    radius: float,
+) -> tuple[float, float]:
+    """(px, py) in cells moved onto the votes around it (`nets.decode.vote_centroid`):
+    heat [h, w] and offsets [2, h, w] of one type."""
+    h, w = heat.shape
+    r2 = np.float32(radius * radius)
+    for _ in range(iterations):
+        bx, by = int(np.floor(px)), int(np.floor(py))
+        total = sx = sy = np.float32(0.0)
+        for y in range(max(by - window, 0), min(by + window + 1, h)):
+            for x in range(max(bx - window, 0), min(bx + window + 1, w)):
+                tx = np.float32(x) + np.float32(0.5) + offsets[0, y, x]
+                ty = np.float32(y) + np.float32(0.5) + offsets[1, y, x]
+                if (tx - px) * (tx - px) + (ty - py) * (ty - py) < r2:
+                    total += heat[y, x]
+                    sx += heat[y, x] * tx
+                    sy += heat[y, x] * ty
+        if total > np.float32(1e-6):
+            px, py = sx / total, sy / total
+    return px, py
+
+
+@_jit
 def _candidates(
     hough: np.ndarray,
     offsets: np.ndarray,
@@ -115,6 +145,7 @@ def _candidates(
     threshold: float,
     stride: float,
     dedup: float,
+    vote_refine: tuple[int, int, float],
     xy: np.ndarray,
     score: np.ndarray,
     valid: np.ndarray,
@@ -122,8 +153,11 @@ def _candidates(
     """Top-K candidates per type into xy [J, K, 2] (input px), score, valid [J, K].
 
     Ranking as `nets.decode.candidates`: peaks by their 3x3 vote mass; equal masses
-    keep the lower cell index first. Empty slots: score 0, invalid.
+    keep the lower cell index first; positions moved onto their votes when `refine`
+    and `vote_refine` = (iterations, window, radius) has iterations. Empty slots:
+    score 0, invalid.
     """
+    iterations, window, radius = vote_refine
     n_types, h, w = hough.shape
     k = xy.shape[1]
     row_max = np.empty((h, w), np.float32)
@@ -186,6 +220,10 @@ def _candidates(
             ok = best[i] > threshold and not duplicate
             valid[j, i] = ok
             score[j, i] = min(best[i], np.float32(1.0)) if ok else 0.0
+            if refine and iterations > 0:  # after the duplicates, as the graph's
+                px, py = _vote_centroid(
+                    heatmap[j], offsets[j], px, py, iterations, window, radius
+                )
             xy[j, i, 0] = px * stride
             xy[j, i, 1] = py * stride
 
@@ -731,6 +769,7 @@ class NativeDecoder:
         self.k, self.p = int(d["top_k"]), int(d["max_people"])
         self.threshold = float(d["candidate_threshold"])
         self.dedup = float(d["dedup_radius"])
+        self.vote_refine = refine_setting(cfg)
         self.limb_threshold = float(d["limb_threshold"])
         self.person_threshold = float(d["person_threshold"])
         self.score_joints = float(d["score_joints"])
@@ -792,7 +831,7 @@ class NativeDecoder:
         for i in range(b):
             _candidates(
                 hough[i], offsets[i], heatmap[i], refine, self.threshold,
-                self.stride, self.dedup, xy, score, valid,
+                self.stride, self.dedup, self.vote_refine, xy, score, valid,
             )  # fmt: skip
             _limb_scores(
                 limbs[i], padded, self.pairs, xy, valid, *self.profile,

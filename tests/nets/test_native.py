@@ -153,9 +153,14 @@ def test_same_people_as_the_exact_graph_decode_on_oracle_scenes():
 @pytest.mark.parametrize("seed", range(3))
 def test_same_people_as_the_exact_graph_decode_on_noise_maps(seed):
     """Uniform noise maps (32 x 32 cells): every slot holds a person, Hough votes lie
-    everywhere, so nearly every absent joint is guessed; both engines agree."""
+    everywhere, so nearly every absent joint is guessed; both engines agree.
+
+    Without the vote refinement: its means, summed in another order, move the
+    engines' candidates apart by ~1e-5 px, enough to break the exact ties of these
+    saturated maps (every score 1) differently; test_decode checks it agrees."""
     torch.set_num_threads(1)
     cfg = small_config(128)
+    cfg["decode"]["vote_refine"] = 0
     rng = np.random.default_rng(seed)
     h = w = 32
     maps = {
