@@ -73,6 +73,17 @@ def _shift(mask: np.ndarray, shift_px: np.ndarray, step: int) -> np.ndarray:
     return out
 
 
+def _coverage(tracks: np.ndarray, dets: np.ndarray) -> np.ndarray:
+    """[T, D] share of each track's joints that the detection also has. OKS counts
+    only the joints both have, so without it a piece (a lone arm of two joints
+    where the person was) scored like the whole person, took over the track and
+    shrank it to the piece; the person then came back as a new id."""
+    seen_t = tracks[:, :, 2] > KP_MIN_SCORE
+    seen_d = dets[:, :, 2] > KP_MIN_SCORE
+    both = (seen_t[:, None] & seen_d[None]).sum(-1)
+    return both / np.maximum(seen_t.sum(-1), 1)[:, None]
+
+
 def _displacement(
     old_kps: np.ndarray, kps: np.ndarray, old_box: np.ndarray, box: np.ndarray
 ) -> np.ndarray:
@@ -171,10 +182,11 @@ class Tracker:
         )
         track_area = np.array([person_area(t.keypoints, t.box) for t in self.tracks])
         areas = np.maximum(track_area[:, None], det_area[None, :])
+        last = np.stack([t.keypoints for t in self.tracks])
         pose = np.maximum(
             oks(np.stack([p[0] for p in predicted]), kps, areas),
-            oks(np.stack([t.keypoints for t in self.tracks]), kps, areas),
-        )
+            oks(last, kps, areas),
+        ) * _coverage(last, kps)
         remap = np.zeros(count + 1, np.int64)  # kept detections -> 1..len(keep)
         remap[keep + 1] = np.arange(1, len(keep) + 1)
         labels = remap[labels]

@@ -142,6 +142,26 @@ def test_crossing_ids_follow_people():
     } == {272: 0, 48: 1}
 
 
+def test_a_piece_where_a_person_was_does_not_take_over_their_track():
+    """A tracked walker is seen for 3 frames only as an arm (2 joints, a small
+    mask); the arm gets no id, and the walker keeps theirs when seen whole again."""
+    tracker = Tracker(TrackerConfig(max_lost=10))
+    whole = [draw([(100 + 2 * t, 120, 0.9)]) for t in range(8)]
+    out = []
+    for t, (kps, scores, boxes, instances) in enumerate(whole):
+        if 4 <= t < 7:  # only the right wrist and elbow (joints 8, 10) are found
+            kps = kps.copy()
+            kps[:, [i for i in range(17) if i not in (8, 10)], 2] = 0
+            x0, y0 = np.floor(kps[0, [8, 10], :2].min(0)).astype(int)
+            x1, y1 = np.ceil(kps[0, [8, 10], :2].max(0)).astype(int)
+            instances = np.zeros_like(instances)
+            instances[y0 - 2 : y1 + 3, x0 - 2 : x1 + 3] = 1
+            boxes = np.array([[x0, y0, x1, y1]], np.float32)
+            scores = np.array([0.2], np.float32)
+        out.append(tracker.update(kps, scores, boxes, instances, t=t / 15)[0])
+    assert [o.tolist() for o in out[2:]] == [[0], [0], [-1], [-1], [-1], [0]]
+
+
 def test_oks_and_iou_basics():
     k, s, b, inst = draw([(100, 120, 1.0), (200, 120, 1.0)])
     sim = oks(k, k, (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))
