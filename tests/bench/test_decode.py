@@ -1,5 +1,5 @@
 """Smoke test of bench.decode: both engines (native with and without the joint
-completion) timed on small maps, the doc section."""
+completion and the vote refinement) timed on small maps, the doc section."""
 
 from __future__ import annotations
 
@@ -19,8 +19,14 @@ def test_engines_are_timed_side_by_side() -> None:
     scenes = {"1 person": oracle_maps(cfg, 1), "30 people": oracle_maps(cfg, 3)}
     off = copy.deepcopy(cfg)
     off["decode"]["complete_joints"] = False
+    plain = copy.deepcopy(cfg)
+    plain["decode"]["vote_refine"] = 0
     native = timed(
-        {"native": NativeDecoder(cfg), "native_no_completion": NativeDecoder(off)},
+        {
+            "native": NativeDecoder(cfg),
+            "native_no_completion": NativeDecoder(off),
+            "native_no_refine": NativeDecoder(plain),
+        },
         scenes,
         2,
     )
@@ -36,6 +42,7 @@ def test_engines_are_timed_side_by_side() -> None:
         "max_people": 4,
         "graph_matcher": "pgd",
         "complete_joints": True,
+        "vote_refine": 2,
         "people_found": {"1 person": 1, "30 people": 3},
         "joints_guessed": {"1 person": 0, "30 people": 2},
         "native_first_call_ms": 1.0,
@@ -47,4 +54,4 @@ def test_engines_are_timed_side_by_side() -> None:
     }
     text = doc_section(record)
     assert "| 30 people | 3 | 2 |" in text and "<= 1.05: not met" in text
-    assert "completion's share" in text
+    assert "completion's share" in text and "vote refinement's (2 steps)" in text
