@@ -229,6 +229,39 @@ def limb_profile(samples: int, extend: float) -> tuple[np.ndarray, ...]:
     return t, expect, ((t >= 0) & (t <= 1)).astype(np.float32)
 
 
+def segment_scores(
+    limbs: Tensor,
+    start: Tensor,
+    end: Tensor,
+    samples: int,
+    stride: int = 4,
+    extend: float = 0.25,
+) -> Tensor:
+    """[B, L, N, M] how much limb l's map [B, L, h, w] looks like a true limb from
+    each start [B, L, N, 2] to each end [B, L, M, 2] (input px); `limb_scores`."""
+    b, n_limbs, h, w = limbs.shape
+    n, m = start.shape[2], end.shape[2]
+    t, expect, inner = (
+        torch.from_numpy(a).to(limbs.device, limbs.dtype)
+        for a in limb_profile(samples, extend)
+    )
+    tt = t.view(1, 1, 1, 1, samples, 1)
+    pts = start[:, :, :, None, None] * (1 - tt) + end[:, :, None, :, None] * tt
+    scale = torch.tensor(
+        [2.0 / (w * stride), 2.0 / (h * stride)], dtype=limbs.dtype, device=limbs.device
+    )
+    sampled = F.grid_sample(
+        limbs.reshape(b * n_limbs, 1, h, w),
+        (pts * scale - 1.0).reshape(b * n_limbs, n * m, samples, 2),
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=False,
+    ).reshape(b, n_limbs, n, m, samples)
+    on_segment = (sampled * inner).sum(-1) / inner.sum()
+    fit = 1 - (sampled - expect).abs().mean(-1) / expect.mean()
+    return on_segment * fit.clamp(min=0)
+
+
 def limb_scores(
     limbs: Tensor,
     cand: Candidates,
@@ -248,32 +281,15 @@ def limb_scores(
     has a true limb's bell shape, peaking mid-way and fading past both ends. Input px
     map to the limb map's normalised grid as x / (w * stride) * 2 - 1.
     """
-    b, n_limbs, h, w = limbs.shape
-    k = cand.xy.shape[2]
     pairs = limb_pairs().to(limbs.device)
-    start = cand.xy[:, pairs[:, 0]]  # B, L, K, 2
-    end = cand.xy[:, pairs[:, 1]]
-    t, expect, inner = (
-        torch.from_numpy(a).to(limbs.device, limbs.dtype)
-        for a in limb_profile(samples, extend)
+    score = segment_scores(
+        limbs,
+        cand.xy[:, pairs[:, 0]],
+        cand.xy[:, pairs[:, 1]],
+        samples,
+        stride,
+        extend,
     )
-    tt = t.view(1, 1, 1, 1, samples, 1)
-    pts = (
-        start.unsqueeze(3).unsqueeze(4) * (1 - tt) + end.unsqueeze(2).unsqueeze(4) * tt
-    )
-    scale = torch.tensor(
-        [2.0 / (w * stride), 2.0 / (h * stride)], dtype=limbs.dtype, device=limbs.device
-    )
-    sampled = F.grid_sample(
-        limbs.reshape(b * n_limbs, 1, h, w),
-        (pts * scale - 1.0).reshape(b * n_limbs, k * k, samples, 2),
-        mode="bilinear",
-        padding_mode="zeros",
-        align_corners=False,
-    ).reshape(b, n_limbs, k, k, samples)
-    on_segment = (sampled * inner).sum(-1) / inner.sum()
-    fit = 1 - (sampled - expect).abs().mean(-1) / expect.mean()
-    score = on_segment * fit.clamp(min=0)
     valid = cand.valid[:, pairs[:, 0]].unsqueeze(-1) & cand.valid[
         :, pairs[:, 1]
     ].unsqueeze(-2)
@@ -484,6 +500,70 @@ def assign_pixels(
     return torch.where(keep, best + 1, torch.zeros_like(best)).reshape(b, h, w)
 
 
+class LimbGuide(NamedTuple):
+    """What `complete_joints` needs to follow a person's limbs to an absent joint:
+    the options (every Hough peak above decode.complete_threshold, placed and deduped
+    as candidates) and the limb maps with their sampling (`limb_scores`)."""
+
+    options: Candidates
+    limbs: Tensor
+    samples: int
+    extend: float
+
+
+def above(cand: Candidates, threshold: float) -> Candidates:
+    """The candidates scoring above `threshold`: the same slots, the rest invalid
+    (`candidates` at a lower threshold, then this, equals `candidates` at this one:
+    duplicates and positions do not depend on the threshold)."""
+    valid = cand.valid & (cand.score > threshold)
+    return Candidates(cand.xy, torch.where(valid, cand.score, 0.0), valid)
+
+
+def limb_guesses(
+    keypoints: Tensor, box: tuple[Tensor, ...], guide: LimbGuide, stride: int
+) -> tuple[Tensor, Tensor]:
+    """Guesses [B, P, J, 3] for every person and type, and where one was found
+    [B, P, J]: the option of the type inside the person's box (x_lo, x_hi, y_lo, y_hi
+    [B, P], grown) with the best limb support x vote mass, where the support is the
+    best `segment_scores` from any of the person's present joints that a limb joins
+    to the type. A person's joints found by the matching already chose among the
+    options by limbs; an absent one is where the limb maps say the body continues,
+    not where the box holds the strongest vote (often another person's joint)."""
+    opts = guide.options
+    b, p, j, _ = keypoints.shape
+    pairs = limb_pairs().to(keypoints.device)
+    present = keypoints[..., 2] > 0
+    at = keypoints[..., :2].transpose(1, 2)  # B, J, P, 2
+    args = (guide.samples, stride, guide.extend)
+    forward = segment_scores(
+        guide.limbs, at[:, pairs[:, 0]], opts.xy[:, pairs[:, 1]], *args
+    )  # B, L, P, K: from the person's first end to the second type's options
+    backward = segment_scores(
+        guide.limbs, opts.xy[:, pairs[:, 0]], at[:, pairs[:, 1]], *args
+    ).transpose(2, 3)
+    onto = F.one_hot(pairs, j).to(keypoints.dtype)  # L, 2, J: the ends' types
+    reach = torch.cat(
+        [
+            forward * present[:, :, pairs[:, 0]].transpose(1, 2).unsqueeze(-1),
+            backward * present[:, :, pairs[:, 1]].transpose(1, 2).unsqueeze(-1),
+        ],
+        1,
+    )  # B, 2L, P, K: support for the type at the limb's other end
+    types = torch.cat([onto[:, 1], onto[:, 0]], 0)  # 2L, J
+    support = (reach.unsqueeze(2) * types[None, :, :, None, None]).amax(1)
+    x, y = opts.xy[..., 0].unsqueeze(2), opts.xy[..., 1].unsqueeze(2)  # B, J, 1, K
+    x_lo, x_hi, y_lo, y_hi = (v[:, None, :, None] for v in box)  # B, 1, P, 1
+    inside = (
+        (x >= x_lo) & (x <= x_hi) & (y >= y_lo) & (y <= y_hi) & opts.valid[:, :, None]
+    )
+    value = support * opts.score[:, :, None] * inside  # B, J, P, K
+    best, index = value.max(-1)
+    xy = opts.xy.gather(2, index.unsqueeze(-1).expand(b, j, p, 2))
+    mass = opts.score.gather(2, index).clamp(max=KP_MIN_SCORE)
+    guess = torch.cat([xy, mass.unsqueeze(-1)], -1).transpose(1, 2)  # B, P, J, 3
+    return guess, (best > 0).transpose(1, 2)
+
+
 def complete_joints(
     keypoints: Tensor,
     person_valid: Tensor,
@@ -491,6 +571,7 @@ def complete_joints(
     offsets: Tensor | None,
     stride: int,
     margin: float,
+    guide: LimbGuide | None = None,
 ) -> Tensor:
     """Keypoints [B, P, J, 3] with each valid person's absent joints (score 0) guessed
     from the Hough maps [B, J, h, w] around it, scored at most `KP_MIN_SCORE`.
@@ -506,8 +587,12 @@ def complete_joints(
     elbow left absent loses its share; a mass of 0 leaves the joint absent (no
     evidence, no guess). Runs after `assign_pixels`: the masks are unchanged.
 
+    Given a `guide`, an absent joint that a limb joins to one of the person's present
+    ones goes instead to the option in the box the limb maps support best
+    (`limb_guesses`); the Hough maximum stays the guess where no option has support.
+
     Fixed size: every slot and type is searched over every cell (a B x P x J x h x w
-    masked max), people or not.
+    masked max) and every option, people or not.
     """
     b, p, j, _ = keypoints.shape
     h, w = hough.shape[-2:]
@@ -541,6 +626,11 @@ def complete_joints(
     guess = torch.stack([gx * stride, gy * stride, mass.clamp(0.0, KP_MIN_SCORE)], -1)
     guess = guess.transpose(1, 2)  # B, P, J, 3
     fill = wanted & box.any(-1) & (guess[..., 2] > 0)
+    if guide is not None:
+        grown = (x_lo - pad, x_hi + pad, y_lo - pad, y_hi + pad)
+        guided, found = limb_guesses(keypoints, grown, guide, stride)
+        guess = torch.where(found.unsqueeze(-1), guided, guess)
+        fill = fill | (wanted & found)
     return torch.where(fill.unsqueeze(-1), guess, keypoints)
 
 
@@ -576,16 +666,19 @@ def decode_fixed(
     d = cfg["decode"]
     stride = int(cfg["output_stride"])
     dspf = maps["dspf"][0] if isinstance(maps["dspf"], (list, tuple)) else maps["dspf"]
-    cand = candidates(
+    guided = bool(d["complete_joints"] and d["complete_by_limbs"])
+    threshold = float(d["candidate_threshold"])
+    pool = candidates(
         maps["hough"],
         maps.get("offsets"),
         d["top_k"],
-        d["candidate_threshold"],
+        min(threshold, float(d["complete_threshold"])) if guided else threshold,
         stride,
         maps.get("heatmap"),
         d["dedup_radius"],
         refine_setting(cfg),
     )
+    cand = above(pool, threshold)
     A = limb_scores(maps["limbs"], cand, d["limb_samples"], stride, d["limb_extend"])
     tree_match, kept = match_limbs(A, cand, matcher, d)
     labels = assemble(tree_match, kept, cand, matcher)
@@ -617,6 +710,9 @@ def decode_fixed(
             maps.get("offsets"),
             stride,
             float(d["complete_margin"]),
+            LimbGuide(pool, maps["limbs"], d["limb_samples"], d["limb_extend"])
+            if guided
+            else None,
         )
     instances = torch.where(parts != 0, to_input_grid(cells, stride), 0)
     return {

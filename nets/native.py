@@ -680,6 +680,115 @@ def _cell_range(lo: float, hi: float, n: int, stride: float) -> tuple[int, int]:
 
 
 @_jit
+def _above(
+    score: np.ndarray,
+    valid: np.ndarray,
+    threshold: float,
+    score_out: np.ndarray,
+    valid_out: np.ndarray,
+) -> None:
+    """`nets.decode.above`: the candidates scoring above `threshold`, into the outs."""
+    for j in range(score.shape[0]):
+        for i in range(score.shape[1]):
+            ok = valid[j, i] and score[j, i] > threshold
+            valid_out[j, i] = ok
+            score_out[j, i] = score[j, i] if ok else np.float32(0.0)
+
+
+@_jit
+def _sample(m: np.ndarray, x: float, y: float) -> float:
+    """Map m [h, w] at (x, y) in cells (cell i's centre at i), bilinear, zero outside
+    (grid_sample with zero padding)."""
+    h, w = m.shape
+    x0, y0 = np.floor(x), np.floor(y)
+    fx, fy = x - x0, y - y0
+    xi, yi = int(x0), int(y0)
+    v = np.float32(0.0)
+    for dy in range(2):
+        for dx in range(2):
+            cx, cy = xi + dx, yi + dy
+            if 0 <= cx < w and 0 <= cy < h:
+                wx = fx if dx == 1 else np.float32(1.0) - fx
+                wy = fy if dy == 1 else np.float32(1.0) - fy
+                v += wx * wy * m[cy, cx]
+    return v
+
+
+@_jit
+def _segment_score(
+    limb: np.ndarray,
+    sx: float,
+    sy: float,
+    ex: float,
+    ey: float,
+    t: np.ndarray,
+    expect: np.ndarray,
+    inner: np.ndarray,
+    stride: float,
+) -> float:
+    """`nets.decode.segment_scores` for one segment (input px) on one limb map."""
+    samples = t.shape[0]
+    on_segment = misfit = np.float32(0.0)
+    half = np.float32(0.5)
+    for s in range(samples):
+        q = _sample(
+            limb,
+            (sx + (ex - sx) * t[s]) / stride - half,
+            (sy + (ey - sy) * t[s]) / stride - half,
+        )
+        on_segment += q * inner[s]
+        misfit += abs(q - expect[s])
+    fit = np.float32(1.0) - (misfit / samples) / (expect.sum() / samples)
+    return on_segment / inner.sum() * max(fit, np.float32(0.0))
+
+
+@_jit
+def _limb_guess(
+    keypoints: np.ndarray,
+    present: np.ndarray,
+    person: int,
+    j: int,
+    box: tuple[float, float, float, float],
+    pool_xy: np.ndarray,
+    pool_score: np.ndarray,
+    pool_valid: np.ndarray,
+    limbs: np.ndarray,
+    pairs: np.ndarray,
+    profile: tuple[np.ndarray, np.ndarray, np.ndarray],
+    stride: float,
+) -> int:
+    """`nets.decode.limb_guesses` for one person's absent type j: the option's slot,
+    or -1 where no option in the grown box has limb support. Support comes from the
+    joints `present` [17] before any guess (as the graph's: guesses never chain)."""
+    x_lo, x_hi, y_lo, y_hi = box
+    t, expect, inner = profile
+    best, chosen = np.float32(0.0), -1
+    for k in range(pool_xy.shape[1]):
+        ox, oy = pool_xy[j, k, 0], pool_xy[j, k, 1]
+        if not pool_valid[j, k] or ox < x_lo or ox > x_hi or oy < y_lo or oy > y_hi:
+            continue
+        support = np.float32(0.0)
+        for li in range(pairs.shape[0]):
+            a, c = pairs[li, 0], pairs[li, 1]
+            if c == j and present[a]:
+                sx, sy = keypoints[person, a, 0], keypoints[person, a, 1]
+                score = _segment_score(
+                    limbs[li], sx, sy, ox, oy, t, expect, inner, stride
+                )
+                support = max(support, score)
+            if a == j and present[c]:
+                ex, ey = keypoints[person, c, 0], keypoints[person, c, 1]
+                score = _segment_score(
+                    limbs[li], ox, oy, ex, ey, t, expect, inner, stride
+                )
+                support = max(support, score)
+        value = support * pool_score[j, k]
+        if value > best:
+            best, chosen = value, k
+    return chosen
+
+
+@_jit
 def _complete_joints(
     keypoints: np.ndarray,
     person_valid: np.ndarray,
@@ -688,11 +797,19 @@ def _complete_joints(
     refine: bool,
     stride: float,
     margin: float,
+    guided: bool,
+    pool_xy: np.ndarray,
+    pool_score: np.ndarray,
+    pool_valid: np.ndarray,
+    limbs: np.ndarray,
+    pairs: np.ndarray,
+    profile: tuple[np.ndarray, np.ndarray, np.ndarray],
 ) -> None:
     """`nets.decode.complete_joints` in place: each valid person with >= 2 present
     joints gets each absent type's best Hough cell in its grown keypoint box, placed
     like a candidate, scored by the 3x3 vote mass clamped to [0, KP_MIN_SCORE] (a
-    mass of 0 stays absent).
+    mass of 0 stays absent); when `guided`, the pool's option the limbs support
+    best where there is one (`_limb_guess`).
 
     Unlike the graph, which masks every cell for every slot, only the box's cells of
     the absent types are read: the cost follows the people's boxes and missing joints,
@@ -723,9 +840,21 @@ def _complete_joints(
         r0, r1 = _cell_range(y_lo - pad, y_hi + pad, h, stride)
         if c0 > c1 or r0 > r1:
             continue
+        box = (x_lo - pad, x_hi + pad, y_lo - pad, y_hi + pad)
+        present = keypoints[s, :, 2] > 0
         for j in range(n_types):
             if keypoints[s, j, 2] > 0:
                 continue
+            if guided:
+                k = _limb_guess(
+                    keypoints, present, s, j, box, pool_xy, pool_score, pool_valid,
+                    limbs, pairs, profile, stride,
+                )  # fmt: skip
+                if k >= 0:
+                    keypoints[s, j, 0] = pool_xy[j, k, 0]
+                    keypoints[s, j, 1] = pool_xy[j, k, 1]
+                    keypoints[s, j, 2] = min(pool_score[j, k], cap)
+                    continue
             best, y, x = -np.inf, 0, 0
             for r in range(r0, r1 + 1):
                 row = hough[j, r]
@@ -778,6 +907,12 @@ class NativeDecoder:
         self.person_nms = None if nms is None else float(nms)
         self.complete = bool(d["complete_joints"])
         self.margin = float(d["complete_margin"])
+        self.guided = self.complete and bool(d["complete_by_limbs"])
+        self.pool_threshold = (
+            min(self.threshold, float(d["complete_threshold"]))
+            if self.guided
+            else self.threshold
+        )
         self.sigmas = np.asarray(body()["oks_sigmas"], np.float32)
         self.pairs = limb_pairs().numpy()
         n_tree = len(body()["limbs"])
@@ -805,6 +940,8 @@ class NativeDecoder:
                 np.empty((n_types, k), bool),
                 np.empty((n_limbs, k, k), np.float32),
                 np.empty((n_limbs, h + 3, w + 3), np.float32),
+                np.empty((n_types, k), np.float32),
+                np.empty((n_types, k), bool),
             )
         return self._scratch[key]
 
@@ -827,12 +964,15 @@ class NativeDecoder:
             "instances": np.zeros((b, h, w), np.int64),
             "parts": np.zeros((b, h, w), np.int64),
         }
-        xy, score, valid, A, padded = self._buffers(n_types, h, w)
+        xy, pool_score, pool_valid, A, padded, score, valid = self._buffers(
+            n_types, h, w
+        )
         for i in range(b):
             _candidates(
-                hough[i], offsets[i], heatmap[i], refine, self.threshold,
-                self.stride, self.dedup, self.vote_refine, xy, score, valid,
+                hough[i], offsets[i], heatmap[i], refine, self.pool_threshold,
+                self.stride, self.dedup, self.vote_refine, xy, pool_score, pool_valid,
             )  # fmt: skip
+            _above(pool_score, pool_valid, self.threshold, score, valid)
             _limb_scores(
                 limbs[i], padded, self.pairs, xy, valid, *self.profile,
                 self.stride, self.limb_threshold, A,
@@ -856,7 +996,8 @@ class NativeDecoder:
             if self.complete:
                 _complete_joints(
                     out["keypoints"][i], out["person_valid"][i], hough[i],
-                    offsets[i], refine, self.stride, self.margin,
+                    offsets[i], refine, self.stride, self.margin, self.guided, xy,
+                    pool_score, pool_valid, limbs[i], self.pairs, self.profile,
                 )  # fmt: skip
         return out
 

@@ -9,11 +9,13 @@ import torch
 from configs import load_config
 from nets.decode import (
     Candidates,
+    LimbGuide,
     assign_pixels,
     candidates,
     complete_joints,
     decode_fixed,
     limb_pairs,
+    limb_profile,
     limb_scores,
     refine_setting,
     select_people,
@@ -27,7 +29,7 @@ from nets.native import NativeDecoder, _candidates, _complete_joints, _select_pe
 from nets.similarity import KP_MIN_SCORE
 from trainers.metrics import evaluate
 from trainers.synth.compose import generate_scene
-from trainers.targets import encode, output_grid, perfect_maps
+from trainers.targets import _limb_targets, encode, output_grid, perfect_maps
 
 
 def small_config(size: int = 128) -> dict:
@@ -177,7 +179,12 @@ def complete_with(engine: str, refine: bool) -> np.ndarray:
     """`completion_scene`'s slots completed by one engine's step (margin 0.25)."""
     kps, valid, hough, offsets = completion_scene()
     if engine == "native":
-        _complete_joints(kps, valid, hough, offsets, refine, 4.0, 0.25)
+        pool = np.zeros((17, 1, 2), np.float32), np.zeros((17, 1), np.float32)
+        _complete_joints(
+            kps, valid, hough, offsets, refine, 4.0, 0.25, False, *pool,
+            np.zeros((17, 1), bool), np.zeros((25, 16, 16), np.float32),
+            limb_pairs().numpy(), limb_profile(14, 0.25),
+        )  # fmt: skip
         return kps
     out = complete_joints(
         torch.from_numpy(kps)[None],
@@ -188,6 +195,60 @@ def complete_with(engine: str, refine: bool) -> np.ndarray:
         0.25,
     )
     return out[0].numpy()
+
+
+def limb_guided_scene() -> tuple:
+    """One person (nose, left shoulder, hip and elbow present; left wrist absent) on
+    16 x 16 cells, and two left-wrist options in the person's grown box: one the
+    elbow's limb map leads to (vote mass 0.2), a stronger one (0.5) it does not."""
+    kps = np.zeros((1, 17, 3), np.float32)
+    for j, (x, y) in {0: (20, 8), 5: (24, 20), 11: (24, 44), 7: (30, 30)}.items():
+        kps[0, j] = (x, y, 0.9)
+    wrist, other = (32.0, 40.0), (14.0, 40.0)
+    arm = np.zeros((1, 17, 3), np.float32)
+    arm[0, 7], arm[0, 9] = (30, 30, 2), (*wrist, 2)
+    limbs = _limb_targets(arm, 16, 16, 3.4)
+    hough = np.zeros((17, 16, 16), np.float32)
+    hough[9, 10, 3], hough[9, 10, 8] = 0.5, 0.2  # the cells of `other`, `wrist`
+    xy = np.zeros((17, 2, 2), np.float32)
+    xy[9] = (other, wrist)
+    score = np.zeros((17, 2), np.float32)
+    score[9] = (0.5, 0.2)
+    return kps, limbs, hough, xy, score, wrist, other
+
+
+@pytest.mark.parametrize("guided", [True, False])
+@pytest.mark.parametrize("engine", ["graph", "native"])
+def test_completion_follows_the_limbs_to_an_absent_joint(engine, guided):
+    """Guided by the limb maps, the absent wrist goes to the option the elbow's limb
+    leads to, not to the stronger vote beside the person (without: the Hough
+    maximum)."""
+    kps, limbs, hough, xy, score, wrist, other = limb_guided_scene()
+    valid, offsets = np.ones(1, bool), np.zeros((17, 2, 16, 16), np.float32)
+    if engine == "native":
+        _complete_joints(
+            kps, valid, hough, offsets, False, 4.0, 0.25, guided, xy, score,
+            score > 0, limbs, limb_pairs().numpy(), limb_profile(14, 0.25),
+        )  # fmt: skip
+        out = kps[0]
+    else:
+        pool = Candidates(*(torch.from_numpy(a)[None] for a in (xy, score, score > 0)))
+        out = complete_joints(
+            torch.from_numpy(kps)[None],
+            torch.from_numpy(valid)[None],
+            torch.from_numpy(hough)[None],
+            None,
+            4,
+            0.25,
+            LimbGuide(pool, torch.from_numpy(limbs)[None], 14, 0.25)
+            if guided
+            else None,
+        )[0, 0].numpy()
+    if guided:
+        np.testing.assert_allclose(out[9], (*wrist, KP_MIN_SCORE), rtol=1e-6)
+    else:  # the Hough maximum's cell centre: (3 + 0.5) * 4, (10 + 0.5) * 4
+        np.testing.assert_allclose(out[9], (14.0, 42.0, KP_MIN_SCORE), rtol=1e-6)
+    assert (out[[0, 5, 7, 11], 2] == 0.9).all()
 
 
 def test_person_score_counts_the_joints_found_but_at_least_score_joints():
