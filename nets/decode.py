@@ -503,12 +503,15 @@ def assign_pixels(
 class LimbGuide(NamedTuple):
     """What `complete_joints` needs to follow a person's limbs to an absent joint:
     the options (every Hough peak above decode.complete_threshold, placed and deduped
-    as candidates) and the limb maps with their sampling (`limb_scores`)."""
+    as candidates), the limb maps with their sampling (`limb_scores`) and how many
+    passes (decode.complete_passes: each pass also follows the limbs from the joints
+    the passes before it guessed, e.g. knee, then ankle)."""
 
     options: Candidates
     limbs: Tensor
     samples: int
     extend: float
+    passes: int = 1
 
 
 def above(cand: Candidates, threshold: float) -> Candidates:
@@ -564,6 +567,21 @@ def limb_guesses(
     return guess, (best > 0).transpose(1, 2)
 
 
+def grown_box(
+    keypoints: Tensor, present: Tensor, margin: float, stride: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """x_lo, x_hi, y_lo, y_hi [B, P] (input px): the box of each person's `present`
+    joints grown on every side by `margin` x its longer side + one cell."""
+    bounds = []
+    for v in (keypoints[..., 0], keypoints[..., 1]):
+        lo = torch.where(present, v, torch.full_like(v, FAR)).amin(-1)
+        hi = torch.where(present, v, torch.full_like(v, -FAR)).amax(-1)
+        bounds.append((lo, hi))
+    (x_lo, x_hi), (y_lo, y_hi) = bounds
+    pad = margin * torch.maximum(x_hi - x_lo, y_hi - y_lo) + stride
+    return x_lo - pad, x_hi + pad, y_lo - pad, y_hi + pad
+
+
 def complete_joints(
     keypoints: Tensor,
     person_valid: Tensor,
@@ -589,7 +607,9 @@ def complete_joints(
 
     Given a `guide`, an absent joint that a limb joins to one of the person's present
     ones goes instead to the option in the box the limb maps support best
-    (`limb_guesses`); the Hough maximum stays the guess where no option has support.
+    (`limb_guesses`), over `guide.passes` passes, each in the box of the joints
+    present and guessed so far; the Hough maximum (in the first box) stays the guess
+    where no option has support.
 
     Fixed size: every slot and type is searched over every cell (a B x P x J x h x w
     masked max) and every option, people or not.
@@ -600,21 +620,12 @@ def complete_joints(
     present = score > 0
     count = present.sum(-1, keepdim=True)
     wanted = person_valid.unsqueeze(-1) & (count >= 2) & ~present  # B, P, J
-    x, y = keypoints[..., 0], keypoints[..., 1]
-    bounds = []
-    for v in (x, y):
-        lo = torch.where(present, v, torch.full_like(v, FAR)).amin(-1)
-        hi = torch.where(present, v, torch.full_like(v, -FAR)).amax(-1)
-        bounds.append((lo, hi))
-    (x_lo, x_hi), (y_lo, y_hi) = bounds
-    pad = margin * torch.maximum(x_hi - x_lo, y_hi - y_lo) + stride  # B, P
+    x_lo, x_hi, y_lo, y_hi = grown_box(keypoints, present, margin, stride)
 
     def inside(lo: Tensor, hi: Tensor, n: int) -> Tensor:  # B, P, n
         centre = torch.arange(n, dtype=keypoints.dtype, device=hough.device) + 0.5
         centre = centre * stride
-        return (centre >= (lo - pad).unsqueeze(-1)) & (
-            centre <= (hi + pad).unsqueeze(-1)
-        )
+        return (centre >= lo.unsqueeze(-1)) & (centre <= hi.unsqueeze(-1))
 
     box = inside(y_lo, y_hi, h).unsqueeze(-1) & inside(x_lo, x_hi, w).unsqueeze(-2)
     box = box.reshape(b, p, 1, h * w)
@@ -626,12 +637,15 @@ def complete_joints(
     guess = torch.stack([gx * stride, gy * stride, mass.clamp(0.0, KP_MIN_SCORE)], -1)
     guess = guess.transpose(1, 2)  # B, P, J, 3
     fill = wanted & box.any(-1) & (guess[..., 2] > 0)
-    if guide is not None:
-        grown = (x_lo - pad, x_hi + pad, y_lo - pad, y_hi + pad)
-        guided, found = limb_guesses(keypoints, grown, guide, stride)
-        guess = torch.where(found.unsqueeze(-1), guided, guess)
-        fill = fill | (wanted & found)
-    return torch.where(fill.unsqueeze(-1), guess, keypoints)
+    if guide is None:
+        return torch.where(fill.unsqueeze(-1), guess, keypoints)
+    out, known = keypoints, present
+    for _ in range(guide.passes):
+        grown = grown_box(out, known, margin, stride)
+        guided, found = limb_guesses(out, grown, guide, stride)
+        new = wanted & found & ~known
+        out, known = torch.where(new.unsqueeze(-1), guided, out), known | new
+    return torch.where((fill & ~known).unsqueeze(-1), guess, out)
 
 
 def upsample_parts(probs: Tensor, stride: int) -> tuple[Tensor, Tensor]:
@@ -710,7 +724,13 @@ def decode_fixed(
             maps.get("offsets"),
             stride,
             float(d["complete_margin"]),
-            LimbGuide(pool, maps["limbs"], d["limb_samples"], d["limb_extend"])
+            LimbGuide(
+                pool,
+                maps["limbs"],
+                d["limb_samples"],
+                d["limb_extend"],
+                int(d["complete_passes"]),
+            )
             if guided
             else None,
         )

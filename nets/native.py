@@ -789,6 +789,23 @@ def _limb_guess(
 
 
 @_jit
+def _grown_box(
+    keypoints: np.ndarray, present: np.ndarray, margin: float, stride: float
+) -> tuple[float, float, float, float]:
+    """`nets.decode.grown_box` for one person's keypoints [17, 3]."""
+    far = np.float32(FAR)
+    x_lo, x_hi, y_lo, y_hi = far, -far, far, -far
+    for j in range(keypoints.shape[0]):
+        if present[j]:
+            x_lo = min(x_lo, keypoints[j, 0])
+            x_hi = max(x_hi, keypoints[j, 0])
+            y_lo = min(y_lo, keypoints[j, 1])
+            y_hi = max(y_hi, keypoints[j, 1])
+    pad = np.float32(margin) * max(x_hi - x_lo, y_hi - y_lo) + np.float32(stride)
+    return x_lo - pad, x_hi + pad, y_lo - pad, y_hi + pad
+
+
+@_jit
 def _complete_joints(
     keypoints: np.ndarray,
     person_valid: np.ndarray,
@@ -798,6 +815,7 @@ def _complete_joints(
     stride: float,
     margin: float,
     guided: bool,
+    passes: int,
     pool_xy: np.ndarray,
     pool_score: np.ndarray,
     pool_valid: np.ndarray,
@@ -808,8 +826,8 @@ def _complete_joints(
     """`nets.decode.complete_joints` in place: each valid person with >= 2 present
     joints gets each absent type's best Hough cell in its grown keypoint box, placed
     like a candidate, scored by the 3x3 vote mass clamped to [0, KP_MIN_SCORE] (a
-    mass of 0 stays absent); when `guided`, the pool's option the limbs support
-    best where there is one (`_limb_guess`).
+    mass of 0 stays absent); when `guided`, first the pool's option the limbs
+    support best where there is one (`_limb_guess`), in `passes` passes.
 
     Unlike the graph, which masks every cell for every slot, only the box's cells of
     the absent types are read: the cost follows the people's boxes and missing joints,
@@ -838,14 +856,12 @@ def _complete_joints(
         pad = np.float32(margin) * max(x_hi - x_lo, y_hi - y_lo) + step
         c0, c1 = _cell_range(x_lo - pad, x_hi + pad, w, stride)
         r0, r1 = _cell_range(y_lo - pad, y_hi + pad, h, stride)
-        if c0 > c1 or r0 > r1:
-            continue
-        box = (x_lo - pad, x_hi + pad, y_lo - pad, y_hi + pad)
-        present = keypoints[s, :, 2] > 0
-        for j in range(n_types):
-            if keypoints[s, j, 2] > 0:
-                continue
-            if guided:
+        for _ in range(passes if guided else 0):
+            present = keypoints[s, :, 2] > 0  # this pass follows these, in their box
+            box = _grown_box(keypoints[s], present, margin, step)
+            for j in range(n_types):
+                if present[j]:
+                    continue
                 k = _limb_guess(
                     keypoints, present, s, j, box, pool_xy, pool_score, pool_valid,
                     limbs, pairs, profile, stride,
@@ -854,7 +870,11 @@ def _complete_joints(
                     keypoints[s, j, 0] = pool_xy[j, k, 0]
                     keypoints[s, j, 1] = pool_xy[j, k, 1]
                     keypoints[s, j, 2] = min(pool_score[j, k], cap)
-                    continue
+        if c0 > c1 or r0 > r1:
+            continue  # the first box holds no cell: no Hough guesses
+        for j in range(n_types):
+            if keypoints[s, j, 2] > 0:
+                continue
             best, y, x = -np.inf, 0, 0
             for r in range(r0, r1 + 1):
                 row = hough[j, r]
@@ -908,6 +928,7 @@ class NativeDecoder:
         self.complete = bool(d["complete_joints"])
         self.margin = float(d["complete_margin"])
         self.guided = self.complete and bool(d["complete_by_limbs"])
+        self.passes = int(d["complete_passes"])
         self.pool_threshold = (
             min(self.threshold, float(d["complete_threshold"]))
             if self.guided
@@ -996,8 +1017,9 @@ class NativeDecoder:
             if self.complete:
                 _complete_joints(
                     out["keypoints"][i], out["person_valid"][i], hough[i],
-                    offsets[i], refine, self.stride, self.margin, self.guided, xy,
-                    pool_score, pool_valid, limbs[i], self.pairs, self.profile,
+                    offsets[i], refine, self.stride, self.margin, self.guided,
+                    self.passes, xy, pool_score, pool_valid, limbs[i], self.pairs,
+                    self.profile,
                 )  # fmt: skip
         return out
 

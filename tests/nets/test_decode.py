@@ -181,7 +181,7 @@ def complete_with(engine: str, refine: bool) -> np.ndarray:
     if engine == "native":
         pool = np.zeros((17, 1, 2), np.float32), np.zeros((17, 1), np.float32)
         _complete_joints(
-            kps, valid, hough, offsets, refine, 4.0, 0.25, False, *pool,
+            kps, valid, hough, offsets, refine, 4.0, 0.25, False, 1, *pool,
             np.zeros((17, 1), bool), np.zeros((25, 16, 16), np.float32),
             limb_pairs().numpy(), limb_profile(14, 0.25),
         )  # fmt: skip
@@ -227,7 +227,7 @@ def test_completion_follows_the_limbs_to_an_absent_joint(engine, guided):
     valid, offsets = np.ones(1, bool), np.zeros((17, 2, 16, 16), np.float32)
     if engine == "native":
         _complete_joints(
-            kps, valid, hough, offsets, False, 4.0, 0.25, guided, xy, score,
+            kps, valid, hough, offsets, False, 4.0, 0.25, guided, 1, xy, score,
             score > 0, limbs, limb_pairs().numpy(), limb_profile(14, 0.25),
         )  # fmt: skip
         out = kps[0]
@@ -249,6 +249,43 @@ def test_completion_follows_the_limbs_to_an_absent_joint(engine, guided):
     else:  # the Hough maximum's cell centre: (3 + 0.5) * 4, (10 + 0.5) * 4
         np.testing.assert_allclose(out[9], (14.0, 42.0, KP_MIN_SCORE), rtol=1e-6)
     assert (out[[0, 5, 7, 11], 2] == 0.9).all()
+
+
+@pytest.mark.parametrize("passes", [1, 2])
+@pytest.mark.parametrize("engine", ["graph", "native"])
+def test_a_second_pass_follows_the_limbs_on_from_a_guessed_joint(engine, passes):
+    """Head, shoulder and hip found; the knee is guessed by the hip's limb; the ankle
+    lies beyond the first box and only the knee's limb leads to it: the second pass
+    guesses it from the knee, in the box the knee has grown."""
+    kps = np.zeros((1, 17, 3), np.float32)
+    for j, (x, y) in {0: (20, 8), 5: (24, 20), 11: (24, 36)}.items():
+        kps[0, j] = (x, y, 0.9)
+    knee, ankle = (26.0, 46.0), (27.0, 58.0)
+    leg = np.zeros((1, 17, 3), np.float32)
+    leg[0, 11], leg[0, 13], leg[0, 15] = (24, 36, 2), (*knee, 2), (*ankle, 2)
+    limbs = _limb_targets(leg, 16, 16, 3.4)
+    xy, score = np.zeros((17, 1, 2), np.float32), np.zeros((17, 1), np.float32)
+    xy[13, 0], xy[15, 0], score[13, 0], score[15, 0] = knee, ankle, 0.3, 0.3
+    hough = np.zeros((17, 16, 16), np.float32)  # no votes: no Hough guesses
+    valid, offsets = np.ones(1, bool), np.zeros((17, 2, 16, 16), np.float32)
+    if engine == "native":
+        _complete_joints(
+            kps, valid, hough, offsets, False, 4.0, 0.25, True, passes, xy, score,
+            score > 0, limbs, limb_pairs().numpy(), limb_profile(14, 0.25),
+        )  # fmt: skip
+        out = kps[0]
+    else:
+        pool = Candidates(*(torch.from_numpy(a)[None] for a in (xy, score, score > 0)))
+        guide = LimbGuide(pool, torch.from_numpy(limbs)[None], 14, 0.25, passes)
+        out = complete_joints(
+            *(torch.from_numpy(a)[None] for a in (kps, valid, hough)), None, 4, 0.25,
+            guide,
+        )[0, 0].numpy()  # fmt: skip
+    np.testing.assert_allclose(out[13], (*knee, KP_MIN_SCORE), rtol=1e-6)
+    if passes == 2:
+        np.testing.assert_allclose(out[15], (*ankle, KP_MIN_SCORE), rtol=1e-6)
+    else:
+        assert out[15, 2] == 0
 
 
 def test_person_score_counts_the_joints_found_but_at_least_score_joints():
