@@ -51,13 +51,15 @@ def draw_skeleton(
     """One person's skeleton onto `out` (H x W x 3 RGB), in place.
 
     keypoints: 17 x >= 2 (x, y in continuous px); a limb is drawn where both ends are
-    `seen`, in the person's colour with a black outline; each seen joint is a white dot
-    ringed in black, or (where `hollow`, e.g. an occluded ground-truth joint) a ring of
-    the person's colour.
+    `seen` and neither is `hollow`, in the person's colour with a black outline; each
+    seen joint is a white dot ringed in black, or (where `hollow`, e.g. an occluded
+    ground-truth joint or a guessed one) a ring of the person's colour: limbs to guesses
+    drew webs across close-ups.
     """
     pts = np.round(np.asarray(keypoints)[:, :2] * (1 << SHIFT)).astype(np.int32)
+    joined = seen if hollow is None else seen & ~hollow
     for i, j in body()["limbs"]:
-        if seen[i] and seen[j]:
+        if joined[i] and joined[j]:
             a, b = tuple(pts[i]), tuple(pts[j])
             cv2.line(out, a, b, (0, 0, 0), thickness + 2, cv2.LINE_AA, SHIFT)
             cv2.line(out, a, b, colour, thickness, cv2.LINE_AA, SHIFT)
