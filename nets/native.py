@@ -154,8 +154,9 @@ def _candidates(
 
     Ranking as `nets.decode.candidates`: peaks by their 3x3 vote mass; equal masses
     keep the lower cell index first; positions moved onto their votes when `refine`
-    and `vote_refine` = (iterations, window, radius) has iterations. Empty slots:
-    score 0, invalid.
+    and `vote_refine` = (iterations, window, radius) has iterations, empty slots too
+    (from the map's centre: their position means nothing, their cost keeps the
+    step's fixed). Empty slots: score 0, invalid.
     """
     iterations, window, radius = vote_refine
     n_types, h, w = hough.shape
@@ -200,8 +201,13 @@ def _candidates(
                     floor = best[k - 1]
         for i in range(k):
             if i >= count:
-                xy[j, i, 0] = 0.0
-                xy[j, i, 1] = 0.0
+                px, py = np.float32(w // 2), np.float32(h // 2)
+                if refine and iterations > 0:  # an empty slot costs what a full one
+                    px, py = _vote_centroid(  # does, as in the graph: a fixed cost
+                        heatmap[j], offsets[j], px, py, iterations, window, radius
+                    )
+                xy[j, i, 0] = px * stride
+                xy[j, i, 1] = py * stride
                 score[j, i] = 0.0
                 valid[j, i] = False
                 continue
