@@ -755,19 +755,18 @@ def _limb_guess(
     person: int,
     j: int,
     box: tuple[float, float, float, float],
-    pool_xy: np.ndarray,
-    pool_score: np.ndarray,
-    pool_valid: np.ndarray,
-    limbs: np.ndarray,
-    pairs: np.ndarray,
-    profile: tuple[np.ndarray, np.ndarray, np.ndarray],
+    pool: tuple[np.ndarray, np.ndarray, np.ndarray],
+    guide: tuple[np.ndarray, ...],
     stride: float,
 ) -> int:
     """`nets.decode.limb_guesses` for one person's absent type j: the option's slot,
-    or -1 where no option in the grown box has limb support. Support comes from the
-    joints `present` [17] before any guess (as the graph's: guesses never chain)."""
+    or -1 where no option in the grown box has limb support. `pool`: the options'
+    xy [J, K, 2], score and valid [J, K]; `guide`: the limb maps [L, h, w], their
+    pairs [L, 2] and the sampled profile (`limb_profile`). Support comes from the
+    joints `present` [17] before this pass's guesses (as the graph's)."""
     x_lo, x_hi, y_lo, y_hi = box
-    t, expect, inner = profile
+    pool_xy, pool_score, pool_valid = pool
+    limbs, pairs, t, expect, inner = guide
     best, chosen = np.float32(0.0), -1
     for k in range(pool_xy.shape[1]):
         ox, oy = pool_xy[j, k, 0], pool_xy[j, k, 1]
@@ -822,12 +821,8 @@ def _complete_joints(
     margin: float,
     guided: bool,
     passes: int,
-    pool_xy: np.ndarray,
-    pool_score: np.ndarray,
-    pool_valid: np.ndarray,
-    limbs: np.ndarray,
-    pairs: np.ndarray,
-    profile: tuple[np.ndarray, np.ndarray, np.ndarray],
+    pool: tuple[np.ndarray, np.ndarray, np.ndarray],
+    guide: tuple[np.ndarray, ...],
 ) -> None:
     """`nets.decode.complete_joints` in place: each valid person with >= 2 present
     joints gets each absent type's best Hough cell in its grown keypoint box, placed
@@ -845,33 +840,24 @@ def _complete_joints(
     """
     p, n_types = keypoints.shape[0], keypoints.shape[1]
     h, w = hough.shape[1], hough.shape[2]
-    far, cap = np.float32(FAR), np.float32(KP_MIN_SCORE)
+    cap = np.float32(KP_MIN_SCORE)
     step = np.float32(stride)
+    pool_xy, pool_score = pool[0], pool[1]
     for s in range(p):
-        count = 0
-        x_lo, x_hi, y_lo, y_hi = far, -far, far, -far
-        for j in range(n_types):
-            if keypoints[s, j, 2] > 0:
-                count += 1
-                x_lo = min(x_lo, keypoints[s, j, 0])
-                x_hi = max(x_hi, keypoints[s, j, 0])
-                y_lo = min(y_lo, keypoints[s, j, 1])
-                y_hi = max(y_hi, keypoints[s, j, 1])
+        present = keypoints[s, :, 2] > 0
+        count = present.sum()
         if not person_valid[s] or count < 2 or count == n_types:
             continue
-        pad = np.float32(margin) * max(x_hi - x_lo, y_hi - y_lo) + step
-        c0, c1 = _cell_range(x_lo - pad, x_hi + pad, w, stride)
-        r0, r1 = _cell_range(y_lo - pad, y_hi + pad, h, stride)
+        x_lo, x_hi, y_lo, y_hi = _grown_box(keypoints[s], present, margin, step)
+        c0, c1 = _cell_range(x_lo, x_hi, w, stride)
+        r0, r1 = _cell_range(y_lo, y_hi, h, stride)
         for _ in range(passes if guided else 0):
             present = keypoints[s, :, 2] > 0  # this pass follows these, in their box
             box = _grown_box(keypoints[s], present, margin, step)
             for j in range(n_types):
                 if present[j]:
                     continue
-                k = _limb_guess(
-                    keypoints, present, s, j, box, pool_xy, pool_score, pool_valid,
-                    limbs, pairs, profile, stride,
-                )  # fmt: skip
+                k = _limb_guess(keypoints, present, s, j, box, pool, guide, stride)
                 if k >= 0:
                     keypoints[s, j, 0] = pool_xy[j, k, 0]
                     keypoints[s, j, 1] = pool_xy[j, k, 1]
@@ -1024,8 +1010,8 @@ class NativeDecoder:
                 _complete_joints(
                     out["keypoints"][i], out["person_valid"][i], hough[i],
                     offsets[i], refine, self.stride, self.margin, self.guided,
-                    self.passes, xy, pool_score, pool_valid, limbs[i], self.pairs,
-                    self.profile,
+                    self.passes, (xy, pool_score, pool_valid),
+                    (limbs[i], self.pairs, *self.profile),
                 )  # fmt: skip
         return out
 

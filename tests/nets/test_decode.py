@@ -179,11 +179,15 @@ def complete_with(engine: str, refine: bool) -> np.ndarray:
     """`completion_scene`'s slots completed by one engine's step (margin 0.25)."""
     kps, valid, hough, offsets = completion_scene()
     if engine == "native":
-        pool = np.zeros((17, 1, 2), np.float32), np.zeros((17, 1), np.float32)
+        pool = (
+            np.zeros((17, 1, 2), np.float32),
+            np.zeros((17, 1), np.float32),
+            np.zeros((17, 1), bool),
+        )
+        guide = (np.zeros((25, 16, 16), np.float32), limb_pairs().numpy())
         _complete_joints(
-            kps, valid, hough, offsets, refine, 4.0, 0.25, False, 1, *pool,
-            np.zeros((17, 1), bool), np.zeros((25, 16, 16), np.float32),
-            limb_pairs().numpy(), limb_profile(14, 0.25),
+            kps, valid, hough, offsets, refine, 4.0, 0.25, False, 1, pool,
+            (*guide, *limb_profile(14, 0.25)),
         )  # fmt: skip
         return kps
     out = complete_joints(
@@ -217,6 +221,34 @@ def limb_guided_scene() -> tuple:
     return kps, limbs, hough, xy, score, wrist, other
 
 
+def guided_completion(
+    engine: str,
+    kps: np.ndarray,
+    hough: np.ndarray,
+    pool: tuple[np.ndarray, np.ndarray],
+    limbs: np.ndarray,
+    passes: int,
+) -> np.ndarray:
+    """One valid person's keypoints [17, 3] completed by one engine, the options
+    `pool` (xy [17, K, 2], score [17, K]) guided by `limbs` [25, 16, 16] over `passes`
+    passes (0: not guided); no offsets, margin 0.25."""
+    xy, score = pool
+    valid = np.ones(1, bool)
+    if engine == "native":
+        _complete_joints(
+            kps, valid, hough, np.zeros((17, 2, 16, 16), np.float32), False, 4.0, 0.25,
+            passes > 0, passes, (xy, score, score > 0),
+            (limbs, limb_pairs().numpy(), *limb_profile(14, 0.25)),
+        )  # fmt: skip
+        return kps[0]
+    options = Candidates(*(torch.from_numpy(a)[None] for a in (xy, score, score > 0)))
+    guide = LimbGuide(options, torch.from_numpy(limbs)[None], 14, 0.25, passes)
+    return complete_joints(
+        *(torch.from_numpy(a)[None] for a in (kps, valid, hough)), None, 4, 0.25,
+        guide if passes > 0 else None,
+    )[0, 0].numpy()  # fmt: skip
+
+
 @pytest.mark.parametrize("guided", [True, False])
 @pytest.mark.parametrize("engine", ["graph", "native"])
 def test_completion_follows_the_limbs_to_an_absent_joint(engine, guided):
@@ -224,26 +256,7 @@ def test_completion_follows_the_limbs_to_an_absent_joint(engine, guided):
     leads to, not to the stronger vote beside the person (without: the Hough
     maximum)."""
     kps, limbs, hough, xy, score, wrist, other = limb_guided_scene()
-    valid, offsets = np.ones(1, bool), np.zeros((17, 2, 16, 16), np.float32)
-    if engine == "native":
-        _complete_joints(
-            kps, valid, hough, offsets, False, 4.0, 0.25, guided, 1, xy, score,
-            score > 0, limbs, limb_pairs().numpy(), limb_profile(14, 0.25),
-        )  # fmt: skip
-        out = kps[0]
-    else:
-        pool = Candidates(*(torch.from_numpy(a)[None] for a in (xy, score, score > 0)))
-        out = complete_joints(
-            torch.from_numpy(kps)[None],
-            torch.from_numpy(valid)[None],
-            torch.from_numpy(hough)[None],
-            None,
-            4,
-            0.25,
-            LimbGuide(pool, torch.from_numpy(limbs)[None], 14, 0.25)
-            if guided
-            else None,
-        )[0, 0].numpy()
+    out = guided_completion(engine, kps, hough, (xy, score), limbs, int(guided))
     if guided:
         np.testing.assert_allclose(out[9], (*wrist, KP_MIN_SCORE), rtol=1e-6)
     else:  # the Hough maximum's cell centre: (3 + 0.5) * 4, (10 + 0.5) * 4
@@ -267,20 +280,7 @@ def test_a_second_pass_follows_the_limbs_on_from_a_guessed_joint(engine, passes)
     xy, score = np.zeros((17, 1, 2), np.float32), np.zeros((17, 1), np.float32)
     xy[13, 0], xy[15, 0], score[13, 0], score[15, 0] = knee, ankle, 0.3, 0.3
     hough = np.zeros((17, 16, 16), np.float32)  # no votes: no Hough guesses
-    valid, offsets = np.ones(1, bool), np.zeros((17, 2, 16, 16), np.float32)
-    if engine == "native":
-        _complete_joints(
-            kps, valid, hough, offsets, False, 4.0, 0.25, True, passes, xy, score,
-            score > 0, limbs, limb_pairs().numpy(), limb_profile(14, 0.25),
-        )  # fmt: skip
-        out = kps[0]
-    else:
-        pool = Candidates(*(torch.from_numpy(a)[None] for a in (xy, score, score > 0)))
-        guide = LimbGuide(pool, torch.from_numpy(limbs)[None], 14, 0.25, passes)
-        out = complete_joints(
-            *(torch.from_numpy(a)[None] for a in (kps, valid, hough)), None, 4, 0.25,
-            guide,
-        )[0, 0].numpy()  # fmt: skip
+    out = guided_completion(engine, kps, hough, (xy, score), limbs, passes)
     np.testing.assert_allclose(out[13], (*knee, KP_MIN_SCORE), rtol=1e-6)
     if passes == 2:
         np.testing.assert_allclose(out[15], (*ankle, KP_MIN_SCORE), rtol=1e-6)
