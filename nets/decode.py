@@ -130,23 +130,16 @@ def vote_centroid(
     iterations: int,
     window: int,
     radius: float,
-    valid: Tensor,
 ) -> tuple[Tensor, Tensor]:
     """Positions x, y [B, J, K] (cells) moved onto the votes around them: the
     heat-weighted mean of the points u + O(u) that the cells u of a (2 window + 1)^2
     window voted for within `radius` cells of the position, `iterations` times (a
-    mean shift; kept where no vote lands near). A vote nearer another `valid`
-    candidate's starting position than to this one's is that one's: two people's same
-    joints a cell apart keep their own votes instead of meeting in the middle.
+    mean shift; kept where no vote lands near).
 
     One cell's offset is one noisy estimate of the joint; its disk casts ~pi R^2 of
     them, and their mean near the peak is a steadier one (docs/MATCHING.md).
     """
     b, j, h, w = heatmap.shape
-    k = x.shape[-1]
-    x0, y0 = x, y
-    slot = torch.arange(k, device=x.device)
-    rivals = valid.unsqueeze(-2) & (slot.unsqueeze(-1) != slot)  # B, J, K, K: not self
     span = torch.arange(-window, window + 1, device=heatmap.device)
     dy, dx = (v.reshape(-1) for v in torch.meshgrid(span, span, indexing="ij"))
     heat = heatmap.reshape(b, j, h * w)
@@ -161,12 +154,7 @@ def vote_centroid(
         tx = tx + cx.to(x.dtype) + 0.5
         ty = ty + cy.to(y.dtype) + 0.5
         near = (tx - x.unsqueeze(-1)) ** 2 + (ty - y.unsqueeze(-1)) ** 2 < radius**2
-        own = (tx - x0.unsqueeze(-1)) ** 2 + (ty - y0.unsqueeze(-1)) ** 2  # B,J,K,N
-        theirs = (tx.unsqueeze(-1) - x0[:, :, None, None]) ** 2 + (
-            ty.unsqueeze(-1) - y0[:, :, None, None]
-        ) ** 2  # B, J, K, N, K: to every candidate's start
-        taken = ((theirs < own.unsqueeze(-1)) & rivals.unsqueeze(-2)).any(-1)
-        weight = weight * (near & inside & ~taken).to(x.dtype)
+        weight = weight * (near & inside).to(x.dtype)
         total = weight.sum(-1)
         found = total > 1e-6
         total = total.clamp(min=1e-6)
@@ -221,7 +209,7 @@ def candidates(
     valid = (score > threshold) & ~duplicate
     score = torch.where(valid, score.clamp(max=1.0), torch.zeros_like(score))
     if offsets is not None and heatmap is not None and refine[0] > 0:
-        x, y = vote_centroid(x, y, heatmap, offsets, *refine, valid)
+        x, y = vote_centroid(x, y, heatmap, offsets, *refine)
     return Candidates(torch.stack([x, y], -1) * stride, score, valid)
 
 

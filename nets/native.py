@@ -115,17 +115,11 @@ def _vote_centroid(
     iterations: int,
     window: int,
     radius: float,
-    rivals_x: np.ndarray,
-    rivals_y: np.ndarray,
-    n_rivals: int,
 ) -> tuple[float, float]:
     """(px, py) in cells moved onto the votes around it (`nets.decode.vote_centroid`):
-    heat [h, w] and offsets [2, h, w] of one type; a vote nearer one of the first
-    `n_rivals` rival starts (rivals_x, rivals_y: the other valid candidates that can
-    be, see `_candidates`) than to (px, py) as given is not this one's."""
+    heat [h, w] and offsets [2, h, w] of one type."""
     h, w = heat.shape
     r2 = np.float32(radius * radius)
-    x0, y0 = px, py
     for _ in range(iterations):
         bx, by = int(np.floor(px)), int(np.floor(py))
         total = sx = sy = np.float32(0.0)
@@ -134,13 +128,6 @@ def _vote_centroid(
                 tx = np.float32(x) + np.float32(0.5) + offsets[0, y, x]
                 ty = np.float32(y) + np.float32(0.5) + offsets[1, y, x]
                 if (tx - px) * (tx - px) + (ty - py) * (ty - py) < r2:
-                    own = (tx - x0) * (tx - x0) + (ty - y0) * (ty - y0)
-                    taken = False
-                    for e in range(n_rivals):
-                        dx, dy = tx - rivals_x[e], ty - rivals_y[e]
-                        taken = taken or dx * dx + dy * dy < own
-                    if taken:
-                        continue
                     total += heat[y, x]
                     sx += heat[y, x] * tx
                     sy += heat[y, x] * ty
@@ -167,9 +154,9 @@ def _candidates(
 
     Ranking as `nets.decode.candidates`: peaks by their 3x3 vote mass; equal masses
     keep the lower cell index first; positions moved onto their votes when `refine`
-    and `vote_refine` = (iterations, window, radius) has iterations, after the
-    duplicates are known (valid rivals keep their own votes). Empty slots: score 0,
-    invalid.
+    and `vote_refine` = (iterations, window, radius) has iterations, empty slots too
+    (from the map's centre: their position means nothing, their cost keeps the
+    step's fixed). Empty slots: score 0, invalid.
     """
     iterations, window, radius = vote_refine
     n_types, h, w = hough.shape
@@ -182,8 +169,6 @@ def _candidates(
     index = np.empty(k, np.int64)
     cx = np.empty(k, np.float32)
     cy = np.empty(k, np.float32)
-    rivals_x = np.empty(k, np.float32)
-    rivals_y = np.empty(k, np.float32)
     for j in range(n_types):
         if refine:
             _ranked(
@@ -216,7 +201,13 @@ def _candidates(
                     floor = best[k - 1]
         for i in range(k):
             if i >= count:
-                cx[i], cy[i] = np.float32(w // 2), np.float32(h // 2)
+                px, py = np.float32(w // 2), np.float32(h // 2)
+                if refine and iterations > 0:  # an empty slot costs what a full one
+                    px, py = _vote_centroid(  # does, as in the graph: a fixed cost
+                        heatmap[j], offsets[j], px, py, iterations, window, radius
+                    )
+                xy[j, i, 0] = px * stride
+                xy[j, i, 1] = py * stride
                 score[j, i] = 0.0
                 valid[j, i] = False
                 continue
@@ -235,24 +226,10 @@ def _candidates(
             ok = best[i] > threshold and not duplicate
             valid[j, i] = ok
             score[j, i] = min(best[i], np.float32(1.0)) if ok else 0.0
-        # Then every slot moves onto its votes (empty slots too, from the map's
-        # centre: their position means nothing, their cost keeps the step's fixed).
-        # A rival can only own one of its votes if its start lies within
-        # 2 radius (1 + iterations) of this one's (each step moves < radius).
-        reach2 = np.float32((2 * radius * (1 + iterations)) ** 2)
-        for i in range(k):
-            px, py = cx[i], cy[i]
-            if refine and iterations > 0:
-                n_rivals = 0
-                for e in range(count):
-                    dx, dy = cx[e] - px, cy[e] - py
-                    if e != i and valid[j, e] and dx * dx + dy * dy < reach2:
-                        rivals_x[n_rivals], rivals_y[n_rivals] = cx[e], cy[e]
-                        n_rivals += 1
+            if refine and iterations > 0:  # after the duplicates, as the graph's
                 px, py = _vote_centroid(
-                    heatmap[j], offsets[j], px, py, iterations, window, radius,
-                    rivals_x, rivals_y, n_rivals,
-                )  # fmt: skip
+                    heatmap[j], offsets[j], px, py, iterations, window, radius
+                )
             xy[j, i, 0] = px * stride
             xy[j, i, 1] = py * stride
 

@@ -101,36 +101,6 @@ def test_vote_refinement_moves_candidates_onto_the_mean_of_their_votes():
     assert np.abs(xy[:, 0] - cand.xy[0, :, 0].numpy()).max() < 1e-3
 
 
-def test_vote_refinement_keeps_two_close_joints_apart():
-    """Two people's same joint 3 px apart (exact disks, overlapping): each candidate
-    keeps its own votes, so both stay exact in both engines (pooling the votes within
-    the 4 px radius would pull both toward the middle)."""
-    points = [(40.0, 40.0), (43.0, 41.0)]
-    ys, xs = torch.meshgrid(torch.arange(24.0), torch.arange(24.0), indexing="ij")
-    heat = torch.zeros(1, 1, 24, 24)
-    offsets = torch.zeros(1, 1, 2, 24, 24)
-    best = torch.full((24, 24), float("inf"))
-    for px, py in points:  # each cell votes for the nearer joint, as the targets do
-        dx, dy = px / 4 - (xs + 0.5), py / 4 - (ys + 0.5)
-        nearer = (dx**2 + dy**2 <= 3**2) & (dx**2 + dy**2 < best)
-        best = torch.where(nearer, dx**2 + dy**2, best)
-        heat[0, 0][nearer] = 1
-        offsets[0, 0, 0][nearer], offsets[0, 0, 1][nearer] = dx[nearer], dy[nearer]
-    hough = hough_vote(heat, offsets, 3.0)
-    cand = candidates(hough, offsets, 4, 0.1, 4, heat, 2.0, (2, 4, 1.0))
-    found = cand.xy[0, 0][cand.valid[0, 0]]
-    assert found.shape[0] == 2
-    for px, py in points:
-        assert (found - torch.tensor([px, py])).norm(dim=-1).min() < 1e-3
-    xy = np.zeros((1, 4, 2), np.float32)
-    score, valid = np.zeros((1, 4), np.float32), np.zeros((1, 4), bool)
-    _candidates(
-        hough[0].numpy(), offsets[0].numpy(), heat[0].numpy(), True, 0.1, 4.0, 2.0,
-        (2, 4, 1.0), xy, score, valid,
-    )  # fmt: skip
-    np.testing.assert_allclose(xy[0][valid[0]], found.numpy(), atol=1e-3)
-
-
 def test_limb_scores_prefer_true_limbs_and_zero_invalid_pairs():
     cfg = small_config(256)
     scene = generate_scene(3, size=256, people=(3, 3))
