@@ -122,6 +122,19 @@ def refine_setting(cfg: dict[str, Any]) -> tuple[int, int, float]:
     return int(cfg["decode"]["vote_refine"]), math.ceil(reach), radius
 
 
+def candidate_pool(cfg: dict[str, Any]) -> tuple[bool, float]:
+    """(whether the completion follows the limbs, the threshold the candidates are
+    taken at): decode.candidate_threshold, or decode.complete_threshold below it where
+    the limb-guided completion draws its options from the same pool (`above` then
+    gives the decode's candidates)."""
+    d = cfg["decode"]
+    guided = bool(d["complete_joints"] and d["complete_by_limbs"])
+    threshold = float(d["candidate_threshold"])
+    return guided, min(
+        threshold, float(d["complete_threshold"])
+    ) if guided else threshold
+
+
 def vote_centroid(
     x: Tensor,
     y: Tensor,
@@ -639,13 +652,14 @@ def complete_joints(
     fill = wanted & box.any(-1) & (guess[..., 2] > 0)
     if guide is None:
         return torch.where(fill.unsqueeze(-1), guess, keypoints)
-    out, known = keypoints, present
-    for _ in range(guide.passes):
-        grown = grown_box(out, known, margin, stride)
-        guided, found = limb_guesses(out, grown, guide, stride)
-        new = wanted & found & ~known
-        out, known = torch.where(new.unsqueeze(-1), guided, out), known | new
-    return torch.where((fill & ~known).unsqueeze(-1), guess, out)
+    out = keypoints
+    for _ in range(guide.passes):  # a guess scores > 0: it counts as present next
+        known = out[..., 2] > 0
+        guided, found = limb_guesses(
+            out, grown_box(out, known, margin, stride), guide, stride
+        )
+        out = torch.where((wanted & found & ~known).unsqueeze(-1), guided, out)
+    return torch.where((fill & (out[..., 2] <= 0)).unsqueeze(-1), guess, out)
 
 
 def upsample_parts(probs: Tensor, stride: int) -> tuple[Tensor, Tensor]:
@@ -680,19 +694,18 @@ def decode_fixed(
     d = cfg["decode"]
     stride = int(cfg["output_stride"])
     dspf = maps["dspf"][0] if isinstance(maps["dspf"], (list, tuple)) else maps["dspf"]
-    guided = bool(d["complete_joints"] and d["complete_by_limbs"])
-    threshold = float(d["candidate_threshold"])
+    guided, pool_threshold = candidate_pool(cfg)
     pool = candidates(
         maps["hough"],
         maps.get("offsets"),
         d["top_k"],
-        min(threshold, float(d["complete_threshold"])) if guided else threshold,
+        pool_threshold,
         stride,
         maps.get("heatmap"),
         d["dedup_radius"],
         refine_setting(cfg),
     )
-    cand = above(pool, threshold)
+    cand = above(pool, float(d["candidate_threshold"]))
     A = limb_scores(maps["limbs"], cand, d["limb_samples"], stride, d["limb_extend"])
     tree_match, kept = match_limbs(A, cand, matcher, d)
     labels = assemble(tree_match, kept, cand, matcher)

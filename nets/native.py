@@ -34,7 +34,7 @@ import numba
 import numpy as np
 
 from configs import body
-from nets.decode import limb_pairs, limb_profile, refine_setting
+from nets.decode import candidate_pool, limb_pairs, limb_profile, refine_setting
 from nets.similarity import FAR, KP_MIN_SCORE
 
 # Fast-math without the no-NaN / no-infinity promises (the code uses infinities as
@@ -919,13 +919,8 @@ class NativeDecoder:
         self.person_nms = None if nms is None else float(nms)
         self.complete = bool(d["complete_joints"])
         self.margin = float(d["complete_margin"])
-        self.guided = self.complete and bool(d["complete_by_limbs"])
+        self.guided, self.pool_threshold = candidate_pool(cfg)
         self.passes = int(d["complete_passes"])
-        self.pool_threshold = (
-            min(self.threshold, float(d["complete_threshold"]))
-            if self.guided
-            else self.threshold
-        )
         self.sigmas = np.asarray(body()["oks_sigmas"], np.float32)
         self.pairs = limb_pairs().numpy()
         n_tree = len(body()["limbs"])
