@@ -40,21 +40,27 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+# Maps whose keys are the user's (network parts, loss terms), not the schema's: a
+# derived config may add to what its base set there.
+FREE_FORM = ("train.lr_scale", "train.term_weights")
+
+
 def merge(
     base: dict[str, Any], over: dict[str, Any], strict: bool = True, where: str = ""
 ) -> dict[str, Any]:
     """`over` laid over a copy of `base`, nested sections key by key.
 
-    strict: a key `base` lacks is a ConfigError (an experiment file's typo); lenient
-    (strict=False): such keys are kept, for a checkpoint's config filled with keys the
-    defaults gained since it was written.
+    strict: a key `base` lacks is a ConfigError (an experiment file's typo), except
+    inside the FREE_FORM maps; lenient (strict=False): such keys are kept, for a
+    checkpoint's config filled with keys the defaults gained since it was written.
     """
     out = copy.deepcopy(base)
     for key, value in over.items():
         if strict and key not in base:
             raise ConfigError(f"unknown config key '{where}{key}'")
         if isinstance(out.get(key), dict) and isinstance(value, dict):
-            out[key] = merge(out[key], value, strict, f"{where}{key}.")
+            inner = strict and f"{where}{key}" not in FREE_FORM
+            out[key] = merge(out[key], value, inner, f"{where}{key}.")
         else:
             out[key] = value
     return out
