@@ -140,12 +140,9 @@ def start_from(model: MGParser, path: Path, cfg: dict[str, Any]) -> dict:
     """Load `train.init`'s weights into `model`, except the parts in `train.fresh`,
     which keep their new initialisation (and may be built differently from the
     checkpoint's); returns the checkpoint's meta. One-line CheckpointError when the
-    other parts do not fit."""
+    other parts do not fit. The targets may differ (e.g. `targets.disk_radius`: the
+    same weights taught other disks), unlike a resumed run's."""
     fresh = set(cfg["train"]["fresh"])
-    if not fresh:
-        weights, meta = read_resume_state(path, cfg)
-        model.load_state_dict(weights.state_dict())
-        return meta
     weights, _ = load_checkpoint(path)
     own = model.state_dict()
     theirs = weights.state_dict()
