@@ -44,10 +44,6 @@ JOIN_ROUNDS = 8  # joins per redundant limb and image, at most
 JOIN_SWAPS = 1  # polish rounds
 
 
-# The score of a joint placed by the joint regression: a guess (below KP_MIN_SCORE),
-# drawn hollow and left out of tracking like the Hough guesses.
-REGRESSED_SCORE = KP_MIN_SCORE / 2
-
 ENGINES = ("native", "graph")
 ENGINE_CHOICES = ("auto", *ENGINES)
 
@@ -599,45 +595,6 @@ def grown_box(
     return x_lo - pad, x_hi + pad, y_lo - pad, y_hi + pad
 
 
-def regressed_joints(
-    regression: Tensor, cells: Tensor, people: int, stride: int
-) -> tuple[Tensor, Tensor]:
-    """Where the joint regression [B, J, 2, h, w] (cells) puts every joint of every
-    person: [B, P, J, 2] input px, the mean over the person's cells (`cells` [B, h,
-    w], person + 1, 0 none) of cell centre + offset; and whether it has cells [B, P].
-    A mean over the whole body: one cell's reading may be off, hundreds agree."""
-    b, j, _, h, w = regression.shape
-    flat = cells.reshape(b, h * w).long()
-    owner = F.one_hot(flat, people + 1)[..., 1:].to(regression.dtype)  # B, N, P
-    count = owner.sum(1)
-    ys = torch.arange(h, dtype=regression.dtype, device=regression.device) + 0.5
-    xs = torch.arange(w, dtype=regression.dtype, device=regression.device) + 0.5
-    centre = torch.stack(
-        [xs.repeat(h), ys.repeat_interleave(w)]
-    )  # 2, N (row-major cells)
-    at = (regression.reshape(b, j, 2, h * w) + centre) * stride
-    total = torch.einsum("bjcn,bnp->bpjc", at, owner)
-    return total / count.clamp(min=1.0)[..., None, None], count > 0
-
-
-def snap_to_options(
-    at: Tensor, box: tuple[Tensor, ...], options: Candidates, reach: float
-) -> tuple[Tensor, Tensor]:
-    """The option [B, P, J, 2] of each type nearest each regressed joint `at`, if
-    within `reach` x the person's box's longer side (x_lo, x_hi, y_lo, y_hi [B, P]),
-    and where one was [B, P, J]: the regression knows the body, the votes the
-    precise spot."""
-    x_lo, x_hi, y_lo, y_hi = box
-    size = torch.maximum(x_hi - x_lo, y_hi - y_lo)  # B, P
-    d2 = ((at.unsqueeze(3) - options.xy.unsqueeze(1)) ** 2).sum(-1)  # B, P, J, K
-    d2 = torch.where(options.valid.unsqueeze(1), d2, torch.full_like(d2, FAR))
-    best, index = d2.min(-1)
-    b, p, j = best.shape
-    xy = options.xy.unsqueeze(1).expand(b, p, j, -1, 2)
-    xy = xy.gather(3, index[..., None, None].expand(b, p, j, 1, 2)).squeeze(3)
-    return xy, best <= (reach * size).unsqueeze(-1) ** 2
-
-
 def complete_joints(
     keypoints: Tensor,
     person_valid: Tensor,
@@ -646,9 +603,6 @@ def complete_joints(
     stride: int,
     margin: float,
     guide: LimbGuide | None = None,
-    regressed: tuple[Tensor, Tensor] | None = None,
-    mode: str = "fallback",
-    snap: float = 0.0,
 ) -> Tensor:
     """Keypoints [B, P, J, 3] with each valid person's absent joints (score 0) guessed
     from the Hough maps [B, J, h, w] around it, scored at most `KP_MIN_SCORE`.
@@ -696,34 +650,16 @@ def complete_joints(
     guess = torch.stack([gx * stride, gy * stride, mass.clamp(0.0, KP_MIN_SCORE)], -1)
     guess = guess.transpose(1, 2)  # B, P, J, 3
     fill = wanted & box.any(-1) & (guess[..., 2] > 0)
-    out = keypoints
-    if regressed is not None:
-        at, has = regressed
-        if snap > 0 and guide is not None:
-            near, ok = snap_to_options(
-                at, grown_box(keypoints, present, 0.0, 0), guide.options, snap
-            )
-            at = torch.where(ok.unsqueeze(-1), near, at)
-        reg = torch.cat([at, torch.full_like(at[..., :1], REGRESSED_SCORE)], -1)
-        use = wanted & has.unsqueeze(-1)
-        fill = fill & ~use  # the regression, not the box's strongest vote
-        if mode == "first":
-            out = torch.where(use.unsqueeze(-1), reg, out)
     if guide is None:
-        out = torch.where(fill.unsqueeze(-1), guess, out)
-        if regressed is not None and mode != "first":
-            out = torch.where((use & (out[..., 2] <= 0)).unsqueeze(-1), reg, out)
-        return out
+        return torch.where(fill.unsqueeze(-1), guess, keypoints)
+    out = keypoints
     for _ in range(guide.passes):  # a guess scores > 0: it counts as present next
         known = out[..., 2] > 0
         guided, found = limb_guesses(
             out, grown_box(out, known, margin, stride), guide, stride
         )
         out = torch.where((wanted & found & ~known).unsqueeze(-1), guided, out)
-    out = torch.where((fill & (out[..., 2] <= 0)).unsqueeze(-1), guess, out)
-    if regressed is not None and mode != "first":
-        out = torch.where((use & (out[..., 2] <= 0)).unsqueeze(-1), reg, out)
-    return out
+    return torch.where((fill & (out[..., 2] <= 0)).unsqueeze(-1), guess, out)
 
 
 def upsample_parts(probs: Tensor, stride: int) -> tuple[Tensor, Tensor]:
@@ -810,11 +746,6 @@ def decode_fixed(
             )
             if guided
             else None,
-            regressed_joints(maps["regression"], cells, d["max_people"], stride)
-            if d["complete_by_regression"] != "off" and "regression" in maps
-            else None,
-            str(d["complete_by_regression"]),
-            float(d["regression_snap"]),
         )
     instances = torch.where(parts != 0, to_input_grid(cells, stride), 0)
     return {

@@ -130,27 +130,6 @@ class PoseHead(nn.Module):
         }
 
 
-class JointRegression(nn.Module):
-    """Per cell, offsets (in cells) to every joint of the person the cell belongs to:
-    B x 17 x 2 x h x w (MoveNet's regression, dense over the person's cells).
-
-    Why: a joint the heatmaps do not see (occluded, blurred, out of the limb maps'
-    reach) is where the rest of the body says it is; the decode reads this field at
-    the person's found joints to place the absent ones (`nets.decode`). Its own 5x5
-    separable stage: the shared map serves local peaks, this reads body shape."""
-
-    def __init__(self, fpn_channels: int, channels: int, own_decoder: bool = True):
-        super().__init__()
-        self.decoder = _decoder(fpn_channels, channels, own_decoder)
-        self.stage = SeparableConv(channels, channels, 5)
-        self.out = nn.Conv2d(channels, NUM_KEYPOINTS * 2, 1)
-
-    def forward(self, features: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
-        """features: the pyramid, or the shared decoder's map (own_decoder=False)."""
-        x = self.out(self.stage(self.decoder(features)))
-        return x.unflatten(1, (NUM_KEYPOINTS, 2))
-
-
 def joint_1x1(x: torch.Tensor, convs: Sequence[nn.Conv2d]) -> list[torch.Tensor]:
     """`[conv(x).flatten(2) for conv in convs]` for 1x1 convs (B x C x h*w each),
     computed as one matrix product; inference only (`MGParser.maps`).

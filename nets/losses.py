@@ -6,8 +6,7 @@ Terms: cross-entropy for parts (against each cell's class shares); BCE (soft tar
 for the keypoint disks and limb maps; L1 for offsets (inside the disks) and for the
 DSPF at each of the 4 levels (on person cells); optionally (`train.person_iou`) a soft
 Jaccard loss on each image's person mask (1 - background probability), the measure
-the person-mask IoU takes; with `model.regression`, L1 for the joint regression (on
-person cells, every joint of the person with a position); and, in training step 2 only
+the person-mask IoU takes; and, in training step 2 only
 (`with_matching=True`), BCE between the relaxed assignment matrices of the
 differentiable matching and ground-truth ones. The s_i are parameters of the loss
 module: give `MGLoss.parameters()` to the optimizer too.
@@ -124,8 +123,6 @@ class MGLoss(nn.Module):
         self.person_iou = bool(cfg["train"]["person_iou"])
         if self.person_iou:
             self.terms.append("person_iou")
-        if cfg["model"]["regression"]:
-            self.terms.append("regression")
         if with_matching:
             self.terms.append("matching")
         self.factors = dict(cfg["train"]["term_weights"] or {})
@@ -158,12 +155,6 @@ class MGLoss(nn.Module):
         if self.person_iou:
             losses["person_iou"] = person_iou_loss(
                 outputs["parts"], targets["part_shares"], valid
-            )
-        if "regression" in self.terms:
-            losses["regression"] = vector_l1(
-                outputs["regression"],
-                targets["regression"],
-                targets["regression_mask"],
             )
         if self.with_matching:
             losses["matching"] = self.matching_loss(outputs, targets["keypoints"])

@@ -32,7 +32,7 @@ from nets.backbones import build_backbone, load_backbone_weights
 from nets.decode import decode_fixed
 from nets.dspf import DSPF
 from nets.fpn import FPN
-from nets.heads import Decoder, JointRegression, PartHead, PoseHead, joint_1x1
+from nets.heads import Decoder, PartHead, PoseHead, joint_1x1
 from nets.hough import hough_vote
 from nets.matching import MATCHERS
 
@@ -57,7 +57,6 @@ class MGParser(nn.Module):
         hough_radius: float,
         dspf: dict[str, Any],
         shared_decoder: bool = False,
-        regression: bool = False,
     ):
         super().__init__()
         mean = getattr(backbone, "input_mean", IMAGENET_MEAN)  # what it was trained on
@@ -78,9 +77,6 @@ class MGParser(nn.Module):
         self.part_head = PartHead(fpn_channels, head_channels, num_classes, own)
         self.pose_head = PoseHead(fpn_channels, head_channels, num_limbs, own)
         self.dspf = DSPF(fpn_channels, **dspf)
-        self.regression = (
-            JointRegression(fpn_channels, head_channels, own) if regression else None
-        )
         self.hough_radius = hough_radius
 
     def features(
@@ -102,8 +98,6 @@ class MGParser(nn.Module):
             torch.sigmoid(out["heatmap"]), out["offsets"], self.hough_radius
         )
         out["dspf"] = self.dspf(pyramid)
-        if self.regression is not None:
-            out["regression"] = self.regression(heads_in)
         return out
 
     def maps(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -116,8 +110,6 @@ class MGParser(nn.Module):
         maps = self.head_maps(heads_in)
         maps["hough"] = hough_vote(maps["heatmap"], maps["offsets"], self.hough_radius)
         maps["dspf"] = self.dspf(pyramid, planar=True)[0]
-        if self.regression is not None:
-            maps["regression"] = self.regression(heads_in)
         return maps
 
     def head_maps(
@@ -170,21 +162,17 @@ def build_model(cfg: dict[str, Any]) -> MGParser:
         hough_radius=float(cfg["targets"]["disk_radius"]) / OUTPUT_STRIDE,
         dspf=dict(m["dspf"]),
         shared_decoder=bool(m["shared_decoder"]),
-        regression=bool(m["regression"]),
     )
 
 
 def activations(outputs: dict[str, Any]) -> dict[str, torch.Tensor]:
     """Network outputs -> the activated maps the decode takes (ARCHITECTURE.md,
     "Decode input"): probabilities for parts, heatmap and limbs, finest DSPF."""
-    maps = {
+    return {
         **activated_heads(outputs),
         "hough": outputs["hough"],
         "dspf": outputs["dspf"][0],
     }
-    if "regression" in outputs:
-        maps["regression"] = outputs["regression"]
-    return maps
 
 
 def activated_heads(outputs: dict[str, Any]) -> dict[str, torch.Tensor]:

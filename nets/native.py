@@ -34,13 +34,7 @@ import numba
 import numpy as np
 
 from configs import body
-from nets.decode import (
-    REGRESSED_SCORE,
-    candidate_pool,
-    limb_pairs,
-    limb_profile,
-    refine_setting,
-)
+from nets.decode import candidate_pool, limb_pairs, limb_profile, refine_setting
 from nets.similarity import FAR, KP_MIN_SCORE
 
 # Fast-math without the no-NaN / no-infinity promises (the code uses infinities as
@@ -48,7 +42,6 @@ from nets.similarity import FAR, KP_MIN_SCORE
 # loops; error_model="numpy": no Python division checks in them.
 FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
 _jit = numba.njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
-REGRESSION_MODES = ("off", "fallback", "first")
 
 
 @_jit
@@ -818,66 +811,6 @@ def _grown_box(
 
 
 @_jit
-def _regressed_joints(
-    regression: np.ndarray,
-    instances: np.ndarray,
-    stride: float,
-    at: np.ndarray,
-    has: np.ndarray,
-) -> None:
-    """`nets.decode.regressed_joints` for one image: the mean over each person's cells
-    (`instances` [h, w], slot + 1) of cell centre + regressed offset ([J, 2, h, w],
-    cells) into `at` [P, J, 2] (input px), whether it has cells into `has` [P]. One
-    pass over every cell: the same cost for any number of people."""
-    p, n_types = at.shape[0], at.shape[1]
-    h, w = instances.shape
-    count = np.zeros(p, np.float32)
-    at[:] = 0.0
-    for y in range(h):
-        for x in range(w):
-            s = instances[y, x] - 1
-            if s < 0:
-                continue
-            count[s] += 1
-            cx, cy = np.float32(x) + np.float32(0.5), np.float32(y) + np.float32(0.5)
-            for j in range(n_types):
-                at[s, j, 0] += cx + regression[j, 0, y, x]
-                at[s, j, 1] += cy + regression[j, 1, y, x]
-    for s in range(p):
-        has[s] = count[s] > 0
-        scale = np.float32(stride) / max(count[s], np.float32(1.0))
-        for j in range(n_types):
-            at[s, j, 0] *= scale
-            at[s, j, 1] *= scale
-
-
-@_jit
-def _snap(
-    at: np.ndarray,
-    j: int,
-    box: tuple[float, float, float, float],
-    pool: tuple[np.ndarray, np.ndarray, np.ndarray],
-    reach: float,
-) -> tuple[float, float]:
-    """`nets.decode.snap_to_options` for one regressed joint `at` [2] of type j: the
-    nearest pool option if within `reach` x the box's longer side, else `at`."""
-    x_lo, x_hi, y_lo, y_hi = box
-    pool_xy, _, pool_valid = pool
-    limit = np.float32(reach) * max(x_hi - x_lo, y_hi - y_lo)
-    best, chosen = np.float32(FAR), -1
-    for k in range(pool_xy.shape[1]):
-        if not pool_valid[j, k]:
-            continue
-        dx, dy = pool_xy[j, k, 0] - at[0], pool_xy[j, k, 1] - at[1]
-        d2 = dx * dx + dy * dy
-        if d2 < best:
-            best, chosen = d2, k
-    if chosen >= 0 and best <= limit * limit:
-        return pool_xy[j, chosen, 0], pool_xy[j, chosen, 1]
-    return at[0], at[1]
-
-
-@_jit
 def _complete_joints(
     keypoints: np.ndarray,
     person_valid: np.ndarray,
@@ -890,18 +823,12 @@ def _complete_joints(
     passes: int,
     pool: tuple[np.ndarray, np.ndarray, np.ndarray],
     guide: tuple[np.ndarray, ...],
-    regressed: tuple[np.ndarray, np.ndarray],
-    mode: int,
-    snap: float,
 ) -> None:
     """`nets.decode.complete_joints` in place: each valid person with >= 2 present
     joints gets each absent type's best Hough cell in its grown keypoint box, placed
     like a candidate, scored by the 3x3 vote mass clamped to [0, KP_MIN_SCORE] (a
     mass of 0 stays absent); when `guided`, first the pool's option the limbs
-    support best where there is one (`_limb_guess`), in `passes` passes. With
-    `mode` 1 (fallback) the regressed joints (`regressed`: at [P, J, 2], has [P])
-    stand in for the Hough cells, with 2 (first) they come before the limbs; `snap`
-    > 0 moves them onto the nearest option (`_snap`).
+    support best where there is one (`_limb_guess`), in `passes` passes.
 
     Unlike the graph, which masks every cell for every slot, only the box's cells of
     the absent types are read: the cost follows the people's boxes and missing joints,
@@ -916,24 +843,11 @@ def _complete_joints(
     cap = np.float32(KP_MIN_SCORE)
     step = np.float32(stride)
     pool_xy, pool_score = pool[0], pool[1]
-    at, has = regressed
-    reg_xy = np.empty((n_types, 2), np.float32)
     for s in range(p):
         present = keypoints[s, :, 2] > 0
         count = present.sum()
         if not person_valid[s] or count < 2 or count == n_types:
             continue
-        wanted = ~present
-        use = mode > 0 and has[s]
-        if use:
-            tight = _grown_box(keypoints[s], present, 0.0, 0.0)
-            for j in range(n_types):
-                reg_xy[j, 0], reg_xy[j, 1] = at[s, j, 0], at[s, j, 1]
-                if snap > 0 and guided:
-                    reg_xy[j, 0], reg_xy[j, 1] = _snap(at[s, j], j, tight, pool, snap)
-                if mode == 2 and wanted[j]:
-                    keypoints[s, j, 0], keypoints[s, j, 1] = reg_xy[j, 0], reg_xy[j, 1]
-                    keypoints[s, j, 2] = REGRESSED_SCORE
         x_lo, x_hi, y_lo, y_hi = _grown_box(keypoints[s], present, margin, step)
         c0, c1 = _cell_range(x_lo, x_hi, w, stride)
         r0, r1 = _cell_range(y_lo, y_hi, h, stride)
@@ -948,15 +862,11 @@ def _complete_joints(
                     keypoints[s, j, 0] = pool_xy[j, k, 0]
                     keypoints[s, j, 1] = pool_xy[j, k, 1]
                     keypoints[s, j, 2] = min(pool_score[j, k], cap)
+        if c0 > c1 or r0 > r1:
+            continue  # the first box holds no cell: no Hough guesses
         for j in range(n_types):
-            if keypoints[s, j, 2] > 0 or not wanted[j]:
+            if keypoints[s, j, 2] > 0:
                 continue
-            if use:  # the regression, not the box's strongest vote
-                keypoints[s, j, 0], keypoints[s, j, 1] = reg_xy[j, 0], reg_xy[j, 1]
-                keypoints[s, j, 2] = REGRESSED_SCORE
-                continue
-            if c0 > c1 or r0 > r1:
-                continue  # the first box holds no cell: no Hough guesses
             best, y, x = -np.inf, 0, 0
             for r in range(r0, r1 + 1):
                 row = hough[j, r]
@@ -1011,8 +921,6 @@ class NativeDecoder:
         self.margin = float(d["complete_margin"])
         self.guided, self.pool_threshold = candidate_pool(cfg)
         self.passes = int(d["complete_passes"])
-        self.regression_mode = REGRESSION_MODES.index(str(d["complete_by_regression"]))
-        self.snap = float(d["regression_snap"])
         self.sigmas = np.asarray(body()["oks_sigmas"], np.float32)
         self.pairs = limb_pairs().numpy()
         n_tree = len(body()["limbs"])
@@ -1067,10 +975,6 @@ class NativeDecoder:
         xy, pool_score, pool_valid, A, padded, score, valid = self._buffers(
             n_types, h, w
         )
-        regression = maps.get("regression") if self.regression_mode else None
-        mode = 0 if regression is None else self.regression_mode
-        at = np.zeros((self.p, n_types, 2), np.float32)
-        has = np.zeros(self.p, bool)
         for i in range(b):
             _candidates(
                 hough[i], offsets[i], heatmap[i], refine, self.pool_threshold,
@@ -1097,17 +1001,12 @@ class NativeDecoder:
                 self.stride, self.min_sigma, self.max_psi, out["instances"][i],
                 out["parts"][i],
             )  # fmt: skip
-            if self.complete and mode:
-                _regressed_joints(
-                    _c32(regression[i]), out["instances"][i], self.stride, at, has
-                )
             if self.complete:
                 _complete_joints(
                     out["keypoints"][i], out["person_valid"][i], hough[i],
                     offsets[i], refine, self.stride, self.margin, self.guided,
                     self.passes, (xy, pool_score, pool_valid),
-                    (limbs[i], self.pairs, *self.profile), (at, has), mode,
-                    self.snap,
+                    (limbs[i], self.pairs, *self.profile),
                 )  # fmt: skip
         return out
 

@@ -184,30 +184,6 @@ def _dspf_targets(
     return field, mask
 
 
-def _regression_targets(
-    instances: np.ndarray, kps: np.ndarray, valid: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per valid person cell, offsets in cells to each joint of its person with a
-    position (v > 0: labelled, or a teacher's soft guess), 17 x 2 x h x w, and where
-    they hold, 17 x h x w (`nets.heads.JointRegression`'s targets)."""
-    inst = _sample(instances, OUTPUT_STRIDE)
-    h, w = inst.shape
-    field = np.zeros((kps.shape[1], 2, h, w), np.float32)
-    mask = np.zeros((kps.shape[1], h, w), np.float32)
-    rows, cols = np.nonzero((inst > 0) & (valid > 0))
-    if len(rows) == 0:
-        return field, mask
-    person = inst[rows, cols].astype(np.int64) - 1
-    cx = (cols.astype(np.float32) + 0.5) * OUTPUT_STRIDE
-    cy = (rows.astype(np.float32) + 0.5) * OUTPUT_STRIDE
-    joints = kps[person]  # N x 17 x 3
-    known = joints[..., 2] > 0
-    field[:, 0, rows, cols] = ((joints[..., 0] - cx[:, None]) * known).T / OUTPUT_STRIDE
-    field[:, 1, rows, cols] = ((joints[..., 1] - cy[:, None]) * known).T / OUTPUT_STRIDE
-    mask[:, rows, cols] = known.T
-    return field, mask
-
-
 def output_grid(scene: Scene) -> Scene:
     """A scene's ground truth on the network's output grid (stride-4 cells read at their
     centres, as the targets are; keypoints in cells): what a perfect network could
@@ -262,10 +238,6 @@ def encode(scene: Scene, cfg: dict[str, Any]) -> dict[str, np.ndarray]:
     for stride in DSPF_STRIDES:
         out[f"dspf_{stride}"], out[f"dspf_mask_{stride}"] = _dspf_targets(
             scene.instances, kps, stride
-        )
-    if cfg["model"]["regression"]:
-        out["regression"], out["regression_mask"] = _regression_targets(
-            scene.instances, kps, valid
         )
     return out
 

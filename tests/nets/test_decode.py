@@ -18,7 +18,6 @@ from nets.decode import (
     limb_profile,
     limb_scores,
     refine_setting,
-    regressed_joints,
     select_people,
     to_input_grid,
     to_predictions,
@@ -26,15 +25,7 @@ from nets.decode import (
 )
 from nets.export import DECODE_INPUTS, DECODE_OUTPUTS, DecodeGraph, decode_onnx
 from nets.hough import hough_vote
-from nets.native import (
-    REGRESSION_MODES,
-    NativeDecoder,
-    _candidates,
-    _complete_joints,
-    _regressed_joints,
-    _select_people,
-)
-from nets.decode import REGRESSED_SCORE
+from nets.native import NativeDecoder, _candidates, _complete_joints, _select_people
 from nets.similarity import KP_MIN_SCORE
 from trainers.metrics import evaluate
 from trainers.synth.compose import generate_scene
@@ -197,7 +188,6 @@ def complete_with(engine: str, refine: bool) -> np.ndarray:
         _complete_joints(
             kps, valid, hough, offsets, refine, 4.0, 0.25, False, 1, pool,
             (*guide, *limb_profile(14, 0.25)),
-            (np.zeros((3, 17, 2), np.float32), np.zeros(3, bool)), 0, 0.0,
         )  # fmt: skip
         return kps
     out = complete_joints(
@@ -238,24 +228,17 @@ def guided_completion(
     pool: tuple[np.ndarray, np.ndarray],
     limbs: np.ndarray,
     passes: int,
-    regressed: np.ndarray | None = None,
-    mode: str = "fallback",
-    snap: float = 0.0,
 ) -> np.ndarray:
     """One valid person's keypoints [17, 3] completed by one engine, the options
     `pool` (xy [17, K, 2], score [17, K]) guided by `limbs` [25, 16, 16] over `passes`
-    passes (0: not guided), with the joints the regression puts at `regressed`
-    [17, 2] in `mode` if given; no offsets, margin 0.25."""
+    passes (0: not guided); no offsets, margin 0.25."""
     xy, score = pool
     valid = np.ones(1, bool)
-    at = np.zeros((1, 17, 2), np.float32) if regressed is None else regressed[None]
-    has = np.full(1, regressed is not None)
     if engine == "native":
         _complete_joints(
             kps, valid, hough, np.zeros((17, 2, 16, 16), np.float32), False, 4.0, 0.25,
             passes > 0, passes, (xy, score, score > 0),
-            (limbs, limb_pairs().numpy(), *limb_profile(14, 0.25)), (at, has),
-            REGRESSION_MODES.index(mode) if regressed is not None else 0, snap,
+            (limbs, limb_pairs().numpy(), *limb_profile(14, 0.25)),
         )  # fmt: skip
         return kps[0]
     options = Candidates(*(torch.from_numpy(a)[None] for a in (xy, score, score > 0)))
@@ -263,8 +246,6 @@ def guided_completion(
     return complete_joints(
         *(torch.from_numpy(a)[None] for a in (kps, valid, hough)), None, 4, 0.25,
         guide if passes > 0 else None,
-        None if regressed is None else (torch.from_numpy(at)[None], torch.ones(1, 1, dtype=torch.bool)),
-        mode, snap,
     )[0, 0].numpy()  # fmt: skip
 
 
@@ -305,54 +286,6 @@ def test_a_second_pass_follows_the_limbs_on_from_a_guessed_joint(engine, passes)
         np.testing.assert_allclose(out[15], (*ankle, KP_MIN_SCORE), rtol=1e-6)
     else:
         assert out[15, 2] == 0
-
-
-def test_regressed_joints_are_the_mean_over_each_persons_cells():
-    """Both engines: every cell of a person says where its joints are (cell centre +
-    offset, stride 4); the person's joint is the mean of its cells' sayings, other
-    people's cells and background do not count; a person without cells has none."""
-    rng = np.random.default_rng(0)
-    cells = np.zeros((16, 16), np.int64)
-    cells[2:10, 1:6], cells[4:14, 9:15] = 1, 2  # slots 0 and 1; slot 2 has no cell
-    regression = rng.normal(0, 3, (17, 2, 16, 16)).astype(np.float32)
-    centre = np.stack(np.meshgrid(np.arange(16) + 0.5, np.arange(16) + 0.5))
-    said = (regression + centre[None].astype(np.float32)) * 4  # 17, 2, h, w (x, y)
-    at, has = np.zeros((3, 17, 2), np.float32), np.zeros(3, bool)
-    _regressed_joints(regression, cells, 4.0, at, has)
-    graph_at, graph_has = regressed_joints(
-        torch.from_numpy(regression)[None], torch.from_numpy(cells)[None], 3, 4
-    )
-    for s in (0, 1):
-        want = said[:, :, cells == s + 1].mean(-1)  # 17, 2
-        np.testing.assert_allclose(at[s], want, rtol=1e-5)
-        np.testing.assert_allclose(graph_at[0, s].numpy(), want, rtol=1e-5)
-    assert has.tolist() == graph_has[0].tolist() == [True, True, False]
-
-
-@pytest.mark.parametrize("mode", ["fallback", "first"])
-@pytest.mark.parametrize("engine", ["graph", "native"])
-def test_completion_puts_absent_joints_where_the_regression_says(engine, mode):
-    """The regression's place for the absent wrist replaces the Hough maximum
-    (fallback: where the limbs lead nowhere; first: before the limbs are asked);
-    with `snap`, the nearest option within that share of the person's size."""
-    kps, limbs, hough, xy, score, wrist, other = limb_guided_scene()
-    said = np.zeros((17, 2), np.float32)
-    said[9] = (30.0, 41.0)  # near `wrist` (32, 40); the Hough maximum is (14, 42)
-    pool = (xy, score)
-    plain = guided_completion(engine, kps.copy(), hough, pool, limbs, 0, said, mode)
-    np.testing.assert_allclose(plain[9], (30.0, 41.0, REGRESSED_SCORE), rtol=1e-6)
-    assert (plain[[0, 5, 7, 11], 2] == 0.9).all()
-    no_limbs = np.zeros_like(limbs)
-    snapped = guided_completion(
-        engine, kps.copy(), hough, pool, no_limbs, 1, said, mode, 0.1
-    )  # 0.1 x the box's 36 px side: the wrist option 2.2 px away is taken
-    np.testing.assert_allclose(snapped[9], (*wrist, REGRESSED_SCORE), rtol=1e-6)
-    said[9] = other
-    guided = guided_completion(engine, kps.copy(), hough, pool, limbs, 1, said, mode)
-    if mode == "fallback":  # the limbs lead to the wrist: their option stands
-        np.testing.assert_allclose(guided[9], (*wrist, KP_MIN_SCORE), rtol=1e-6)
-    else:  # the regression's place comes first
-        np.testing.assert_allclose(guided[9], (*other, REGRESSED_SCORE), rtol=1e-6)
 
 
 def test_person_score_counts_the_joints_found_but_at_least_score_joints():

@@ -94,32 +94,6 @@ def test_shared_decoder_builds_runs_trains_and_exports(tmp_path):
         assert np.allclose(got[name], value.numpy(), atol=1e-4), name
 
 
-def test_joint_regression_head_builds_trains_and_exports(tmp_path):
-    """model.regression: a head of per-cell offsets to all 17 joints, on the shared
-    decoder's map or its own decoder; it trains, and the network graph exports it
-    (the native engine reads it) with ORT agreeing with torch."""
-    torch.manual_seed(0)
-    for shared in (True, False):
-        cfg = tiny_cfg()
-        cfg["model"].update(regression=True, shared_decoder=shared)
-        model = build_model(cfg)
-        out = model(torch.rand(2, 3, 64, 64))
-        assert tuple(out["regression"].shape) == (2, 17, 2, 16, 16)
-        out["regression"].abs().mean().backward()
-        assert all(p.grad is not None for p in model.regression.parameters())
-        assert "regression" not in build_model(tiny_cfg())(torch.rand(1, 3, 64, 64))
-    model.eval()
-    images = torch.rand(1, 3, 64, 64)
-    path = export_onnx(NetworkModel(model), tmp_path / "regression.onnx", 64)
-    with torch.no_grad():
-        ref = flatten_outputs(NetworkModel(model)(images))
-        assert torch.allclose(
-            ref["regression"], activations(model(images))["regression"], atol=1e-5
-        )
-    got = OnnxRuntime(path, threads=1).run(images.numpy())
-    assert np.allclose(got["regression"], ref["regression"].numpy(), atol=1e-4)
-
-
 def test_hough_uses_the_disk_radius_in_cells():
     cfg = tiny_cfg()
     cfg["targets"]["disk_radius"] = 10.0

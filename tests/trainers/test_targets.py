@@ -311,35 +311,3 @@ def test_generated_scenes_encode_consistently(seed):
         gap = np.linalg.norm(own[:, :, :2] - end[:, None], axis=2)
         gap[own[:, :, 2] < 1] = np.inf
         assert gap.min(axis=1).max() < 1e-3
-
-
-def test_regression_targets_point_every_person_cell_at_each_of_its_joints():
-    """model.regression: per valid person cell, offsets in cells to every joint of
-    its own person with a position (labelled or soft); none for absent joints,
-    background or ignored cells."""
-    cfg = copy.deepcopy(CFG)
-    cfg["model"]["regression"] = True
-    inst = np.zeros((SIZE, SIZE), np.uint16)
-    inst[:, :32] = 1
-    inst[:, 32:] = 2
-    inst[:8] = 0  # background rows
-    kps = np.zeros((2, 17, 3), np.float32)
-    kps[0, 0] = (10.0, 20.0, 2.0)
-    kps[0, 9] = (50.0, 40.0, 0.5)  # soft: a teacher's guess still has a position
-    kps[1, 0] = (40.0, 12.0, 1.0)
-    scene = _blank_scene(inst, kps)
-    scene.ignore = np.zeros((SIZE, SIZE), bool)
-    scene.ignore[56:] = True
-    t = encode(scene, cfg)
-    field, mask = t["regression"], t["regression_mask"]
-    assert field.shape == (17, 2, 16, 16) and mask.shape == (17, 16, 16)
-    # Cell (5, 3) is person 1 at (14, 22); cell (5, 12) person 2 at (50, 22).
-    np.testing.assert_allclose(field[0, :, 5, 3], [(10 - 14) / 4, (20 - 22) / 4])
-    np.testing.assert_allclose(field[9, :, 5, 3], [(50 - 14) / 4, (40 - 22) / 4])
-    np.testing.assert_allclose(field[0, :, 5, 12], [(40 - 50) / 4, (12 - 22) / 4])
-    assert mask[0, 5, 3] == mask[9, 5, 3] == mask[0, 5, 12] == 1
-    assert mask[9, 5, 12] == 0 and not field[9, :, 5, 12].any()  # no such joint
-    assert mask[1].sum() == 0  # a joint nobody has
-    assert not mask[:, :2].any() and not mask[:, 14:].any()  # background, ignore
-    assert mask[0].sum() == 16 * 12  # every other cell of either person
-    assert "regression" not in encode(scene, CFG)  # only for a model that has the head

@@ -153,6 +153,24 @@ def test_a_continued_run_keeps_the_learned_loss_weights(tmp_path):
     torch.testing.assert_close(second["loss_weights"], first["loss_weights"])
 
 
+def test_init_may_teach_other_disks_but_a_resume_may_not(tmp_path):
+    """`train.init` takes weights: a run may start from them with other targets (the
+    keypoint disks' radius, and with it the Hough radius) and its checkpoint says so;
+    resuming the first run with that changed config is a one-line error."""
+    train(tiny_cfg(step1_iters=1, step2_iters=0), tmp_path / "first")
+    first, _ = load_checkpoint(tmp_path / "first" / "final.pt")
+    cfg = tiny_cfg(
+        step1_iters=1, step2_iters=0, init=str(tmp_path / "first" / "final.pt")
+    )
+    cfg["targets"]["disk_radius"] = 8.0
+    train(cfg, tmp_path / "smaller")
+    second, second_cfg = load_checkpoint(tmp_path / "smaller" / "final.pt")
+    assert second_cfg["targets"]["disk_radius"] == 8.0
+    assert second.hough_radius == 2.0 and first.hough_radius == 3.0
+    with pytest.raises(CheckpointError, match="different model config"):
+        train(cfg, tmp_path / "first", resume=True)
+
+
 def test_a_fresh_part_learns_on_frozen_features(tmp_path):
     """The DSPF ablation's set-up: every part but the DSPF from `init`, frozen (weights
     and BN statistics unchanged); the DSPF built as another variant, fresh, learning."""
