@@ -130,9 +130,9 @@ def candidate_pool(cfg: dict[str, Any]) -> tuple[bool, float]:
     d = cfg["decode"]
     guided = bool(d["complete_joints"] and d["complete_by_limbs"])
     threshold = float(d["candidate_threshold"])
-    return guided, min(
-        threshold, float(d["complete_threshold"])
-    ) if guided else threshold
+    if guided:
+        threshold = min(threshold, float(d["complete_threshold"]))
+    return guided, threshold
 
 
 def vote_centroid(
