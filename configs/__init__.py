@@ -116,6 +116,7 @@ def body() -> dict[str, Any]:
         "redundant_limbs": [(index[a], index[b]) for a, b in raw["redundant_limbs"]],
         # tree then redundant limbs by name: the network's limb channels, in order
         "limb_names": [list(pair) for pair in raw["limbs"] + raw["redundant_limbs"]],
+        "limb_lengths": raw["limb_lengths"],
         "flip": flip,
         # fine part -> (from, to) keypoint indices of the limb it runs along
         "part_segments": {

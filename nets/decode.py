@@ -42,6 +42,10 @@ Tensor = torch.Tensor
 # short greedy and one polish round do (decode oracle unchanged, MATCHING.md).
 JOIN_ROUNDS = 8  # joins per redundant limb and image, at most
 JOIN_SWAPS = 1  # polish rounds
+# Cutting stretched limbs (`prune_stretched`): a person's scale needs this many limbs,
+# and is re-measured on the piece kept this many times.
+MIN_SCALE_LIMBS = 3
+PRUNE_ROUNDS = 3
 
 
 ENGINES = ("native", "graph")
@@ -438,6 +442,74 @@ def select_people(
     return keypoints, person_score, valid
 
 
+def limb_lengths() -> Tensor:
+    """[L] each limb's typical length (`limb_pairs` order; body.yaml `limb_lengths`)."""
+    return torch.tensor(body()["limb_lengths"], dtype=torch.float32)
+
+
+def prune_stretched(
+    keypoints: Tensor,
+    scores: Tensor,
+    valid: Tensor,
+    stretch: float | None,
+    slack: float,
+    score_joints: float,
+    threshold: float,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(keypoints, scores, valid) with each person cut back to its joints that hang
+    together at its own scale.
+
+    Limb scores are scale-free, so in a crowd a pair of joints two groups apart can
+    score like a limb (the limb map is the max over people): one skeleton then spans
+    both groups. A person's scale is the median, over the limbs (tree and redundant)
+    with both joints found, of length / typical length (body.yaml); a limb longer than
+    `stretch` x scale x typical + `slack` px is cut, and the person keeps the joints
+    its best-scoring remaining piece joins (left whole with fewer than 3 such limbs).
+    PRUNE_ROUNDS times, the scale re-measured on what is kept: a skeleton that joins
+    two people has a median between theirs. The score is then recomputed as in
+    `select_people`; a person left at or below `threshold` is invalid. None
+    (`decode.limb_stretch: null`) keeps everyone whole.
+    """
+    if stretch is None:
+        return keypoints, scores, valid
+    for _ in range(PRUNE_ROUNDS):
+        keep = best_piece(keypoints, stretch, slack)
+        keypoints = keypoints * keep.unsqueeze(-1).to(keypoints.dtype)
+    found = (keypoints[..., 2] > 0).sum(-1).to(scores.dtype)
+    total = keypoints[..., 2].sum(-1) / found.clamp(min=score_joints)
+    valid = valid & (total > threshold)
+    zero = torch.zeros_like(scores)
+    keypoints = torch.where(valid[..., None, None], keypoints, zero[..., None, None])
+    return keypoints, torch.where(valid, total, zero), valid
+
+
+def best_piece(keypoints: Tensor, stretch: float, slack: float) -> Tensor:
+    """[B, P, J] the found joints of each person's best-scoring piece once its
+    stretched limbs are cut (`prune_stretched`)."""
+    pairs = limb_pairs().to(keypoints.device)
+    typical = limb_lengths().to(keypoints.device, keypoints.dtype)
+    found = keypoints[..., 2] > 0
+    ends = keypoints[..., pairs[:, 0], :2] - keypoints[..., pairs[:, 1], :2]
+    length = ends.norm(dim=-1)  # B, P, L
+    measured = found[..., pairs[:, 0]] & found[..., pairs[:, 1]]
+    count = measured.sum(-1, keepdim=True)
+    ratio = torch.where(measured, length / typical, torch.full_like(length, FAR))
+    scale = ratio.sort(-1).values.gather(-1, (count - 1).clamp(min=0) // 2)
+    near = length <= stretch * scale * typical + slack
+    kept = (measured & (near | (count < MIN_SCALE_LIMBS))).to(keypoints.dtype)
+    n = found.shape[-1]
+    ends_of = F.one_hot(pairs, n).to(keypoints.dtype)  # L, 2, J
+    link = torch.einsum("...l,la,lb->...ab", kept, ends_of[:, 0], ends_of[:, 1])
+    eye = torch.eye(n, dtype=link.dtype, device=link.device)
+    link = link + link.transpose(-1, -2) + eye * found.unsqueeze(-1).to(link.dtype)
+    for _ in range(math.ceil(math.log2(n))):  # reach over paths of up to n joints
+        link = (link @ link).clamp(max=1.0)
+    mass = (link * keypoints[..., 2].unsqueeze(-2)).sum(-1)  # each joint's piece's
+    best = mass.argmax(-1, keepdim=True)  # the first of equal pieces, as the native
+    piece = link.gather(-2, best.unsqueeze(-1).expand(*best.shape, n)).squeeze(-2)
+    return (piece > 0) & found
+
+
 def drop_duplicates(
     keypoints: Tensor, scores: Tensor, valid: Tensor, threshold: float | None
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -710,12 +782,18 @@ def decode_fixed(
     tree_match, kept = match_limbs(A, cand, matcher, d)
     labels = assemble(tree_match, kept, cand, matcher)
     keypoints, person_scores, person_valid = drop_duplicates(
-        *select_people(
-            labels,
-            cand,
-            d["max_people"],
-            d["person_threshold"],
+        *prune_stretched(
+            *select_people(
+                labels,
+                cand,
+                d["max_people"],
+                d["person_threshold"],
+                float(d["score_joints"]),
+            ),
+            d["limb_stretch"],
+            stride / 2,
             float(d["score_joints"]),
+            d["person_threshold"],
         ),
         d["person_nms"],
     )

@@ -19,7 +19,8 @@ K x K problem; it gives the graph engine's `matcher="hungarian"` people
 
 Steps and their graph counterparts: `_candidates` (`candidates`), `_limb_scores`
 (`limb_scores`), `max_weight_matching` (`hungarian_match`), `_assemble` (`assemble` and
-`_join`), `_select_people` (`select_people`), `_drop_duplicates` (`drop_duplicates`),
+`_join`), `_select_people` (`select_people`), `_prune_stretched` (`prune_stretched`),
+`_drop_duplicates` (`drop_duplicates`),
 `_assign_cells` (`assign_pixels` over every cell, then masked by the cell's part
 argmax), `_complete_joints` (`complete_joints`). Compiled once per machine
 (cache=True: the first decode compiles, 30 s on a busy 2-core machine; later
@@ -34,7 +35,15 @@ import numba
 import numpy as np
 
 from configs import body
-from nets.decode import candidate_pool, limb_pairs, limb_profile, refine_setting
+from nets.decode import (
+    MIN_SCALE_LIMBS,
+    PRUNE_ROUNDS,
+    candidate_pool,
+    limb_lengths,
+    limb_pairs,
+    limb_profile,
+    refine_setting,
+)
 from nets.similarity import FAR, KP_MIN_SCORE
 
 # Fast-math without the no-NaN / no-infinity promises (the code uses infinities as
@@ -490,6 +499,72 @@ def _select_people(
 
 
 @_jit
+def _prune_stretched(
+    keypoints: np.ndarray,
+    person_scores: np.ndarray,
+    person_valid: np.ndarray,
+    pairs: np.ndarray,
+    typical: np.ndarray,
+    stretch: float,
+    slack: float,
+    score_joints: float,
+    threshold: float,
+) -> None:
+    """`nets.decode.prune_stretched` in place: each person cut back to its best piece
+    once limbs longer than `stretch` x its median scale x typical + `slack` are cut,
+    PRUNE_ROUNDS times; score recomputed, invalid at or below `threshold`."""
+    p, n_types = keypoints.shape[0], keypoints.shape[1]
+    n_limbs = pairs.shape[0]
+    ratio = np.empty(n_limbs, np.float32)
+    length = np.empty(n_limbs, np.float32)
+    piece = np.empty(n_types, np.int64)
+    mass = np.empty(n_types, np.float32)
+    for s in range(p):
+        for _ in range(PRUNE_ROUNDS):
+            count = 0
+            for e in range(n_limbs):
+                a, b = pairs[e, 0], pairs[e, 1]
+                dx = keypoints[s, a, 0] - keypoints[s, b, 0]
+                dy = keypoints[s, a, 1] - keypoints[s, b, 1]
+                length[e] = np.sqrt(dx * dx + dy * dy)
+                both = keypoints[s, a, 2] > 0 and keypoints[s, b, 2] > 0
+                ratio[e] = length[e] / typical[e] if both else FAR
+                count += 1 if both else 0
+            scale = np.sort(ratio)[max(count - 1, 0) // 2]
+            for j in range(n_types):  # each found joint its own piece, then joined
+                piece[j] = j if keypoints[s, j, 2] > 0 else -1
+            for _ in range(n_types):
+                for e in range(n_limbs):
+                    a, b = pairs[e, 0], pairs[e, 1]
+                    near = length[e] <= stretch * scale * typical[e] + slack
+                    if ratio[e] < FAR and (near or count < MIN_SCALE_LIMBS):
+                        low = min(piece[a], piece[b])
+                        piece[a] = low
+                        piece[b] = low
+            mass[:] = 0.0
+            for j in range(n_types):
+                if piece[j] >= 0:
+                    mass[piece[j]] += keypoints[s, j, 2]
+            best, most = 0, np.float32(-1.0)
+            for j in range(n_types):  # the first of equal pieces, as the graph's
+                m = mass[piece[j]] if piece[j] >= 0 else np.float32(0.0)
+                if m > most:
+                    best, most = j, m
+            for j in range(n_types):
+                if piece[j] < 0 or piece[j] != piece[best]:
+                    keypoints[s, j] = 0.0
+        total, found = np.float32(0.0), np.float32(0.0)
+        for j in range(n_types):
+            total += keypoints[s, j, 2]
+            found += np.float32(1.0) if keypoints[s, j, 2] > 0 else np.float32(0.0)
+        score = total / max(found, score_joints)
+        person_valid[s] = person_valid[s] and score > threshold
+        person_scores[s] = score if person_valid[s] else 0.0
+        if not person_valid[s]:
+            keypoints[s] = 0.0
+
+
+@_jit
 def _drop_duplicates(
     keypoints: np.ndarray,
     person_scores: np.ndarray,
@@ -915,8 +990,10 @@ class NativeDecoder:
         self.person_threshold = float(d["person_threshold"])
         self.score_joints = float(d["score_joints"])
         self.min_sigma, self.max_psi = float(d["min_sigma"]), float(d["max_psi"])
-        nms = d["person_nms"]
+        nms, stretch = d["person_nms"], d["limb_stretch"]
         self.person_nms = None if nms is None else float(nms)
+        self.stretch = None if stretch is None else float(stretch)
+        self.typical = limb_lengths().numpy()
         self.complete = bool(d["complete_joints"])
         self.margin = float(d["complete_margin"])
         self.guided, self.pool_threshold = candidate_pool(cfg)
@@ -991,6 +1068,12 @@ class NativeDecoder:
                 out["keypoints"][i],
                 out["person_scores"][i], out["person_valid"][i],
             )  # fmt: skip
+            if self.stretch is not None:
+                _prune_stretched(
+                    out["keypoints"][i], out["person_scores"][i],
+                    out["person_valid"][i], self.pairs, self.typical, self.stretch,
+                    self.stride / 2, self.score_joints, self.person_threshold,
+                )  # fmt: skip
             if self.person_nms is not None:
                 _drop_duplicates(
                     out["keypoints"][i], out["person_scores"][i],

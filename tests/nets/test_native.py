@@ -14,9 +14,15 @@ from scipy.optimize import linear_sum_assignment
 
 from configs import load_config
 from configs.records import Scene
-from nets.decode import decode_fixed, to_predictions
+from nets.decode import (
+    decode_fixed,
+    limb_lengths,
+    limb_pairs,
+    prune_stretched,
+    to_predictions,
+)
 from nets.model import DEFAULT_WEIGHTS, activations, load_checkpoint
-from nets.native import NativeDecoder, max_weight_matching
+from nets.native import NativeDecoder, _prune_stretched, max_weight_matching
 from nets.similarity import KP_MIN_SCORE
 from tests.clips import squeezed_frames
 from trainers.synth.compose import generate_scene
@@ -252,3 +258,57 @@ def test_both_engines_drop_a_duplicate_person_and_keep_close_people(shift, kept)
     if kept == 1:
         assert set(np.unique(on.instances)) == {0, 1}
         np.testing.assert_array_equal(on.keypoints[0], off.keypoints[0])
+
+
+# A person standing 120 px tall (x, y), COCO-17 order.
+STANDING = np.array(
+    [[50, 20], [53, 17], [47, 17], [56, 19], [44, 19], [62, 40], [38, 40], [66, 62],
+     [34, 62], [68, 82], [32, 82], [58, 80], [42, 80], [58, 112], [42, 112],
+     [58, 142], [42, 142]],
+    np.float32,
+)  # fmt: skip
+
+
+def prune_both(people: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Both engines' stretched-limb cut (limb_stretch 2.5, slack 2 px, scores over
+    at least 12 joints, threshold 0.05) on keypoints [P, 17, 3]: graph keypoints,
+    native keypoints, graph scores, native scores."""
+    scores = people[..., 2].sum(-1) / np.maximum((people[..., 2] > 0).sum(-1), 12)
+    scores = scores.astype(np.float32)
+    valid = np.ones(len(people), bool)
+    kg, sg, _ = prune_stretched(
+        torch.from_numpy(people)[None], torch.from_numpy(scores)[None],
+        torch.from_numpy(valid)[None], 2.5, 2.0, 12.0, 0.05,
+    )  # fmt: skip
+    kn, sn = people.copy(), scores.copy()
+    _prune_stretched(
+        kn, sn, valid, limb_pairs().numpy(), limb_lengths().numpy(), 2.5, 2.0, 12.0,
+        0.05,
+    )  # fmt: skip
+    return kg[0].numpy(), kn, sg[0].numpy(), sn
+
+
+def test_both_engines_cut_a_limb_no_person_could_have():
+    """A whole standing person stays as it is; its left wrist 130 px off (the
+    forearm 7x its typical length) is cut, the rest kept, the score recounted; and
+    a skeleton joining one person's upper body to legs 150 px away (a crowd's
+    cross-group limb) keeps the heavier piece, the upper body. With
+    `decode.limb_stretch: null` nobody is cut."""
+    rng = np.random.default_rng(0)
+    person = np.concatenate([STANDING, rng.uniform(0.3, 0.9, (17, 1))], 1)
+    stray = person.copy()
+    stray[9, 0] += 130.0
+    joined = person.copy()
+    joined[11:, 0] += 150.0
+    people = np.stack([person, stray, joined]).astype(np.float32)
+    kg, kn, sg, sn = prune_both(people)
+    np.testing.assert_allclose(kg, kn, atol=1e-5)
+    np.testing.assert_allclose(sg, sn, atol=1e-6)
+    np.testing.assert_array_equal(kn[0], people[0])
+    assert np.flatnonzero(kn[1, :, 2] == 0).tolist() == [9]
+    np.testing.assert_array_equal(np.delete(kn[1], 9, 0), np.delete(people[1], 9, 0))
+    assert sn[1] == pytest.approx((people[1, :, 2].sum() - people[1, 9, 2]) / 16)
+    assert np.flatnonzero(kn[2, :, 2] > 0).tolist() == list(range(11))
+    off = prune_stretched(torch.from_numpy(people), torch.ones(3), torch.ones(3).bool(),
+                          None, 2.0, 12.0, 0.05)  # fmt: skip
+    assert torch.equal(off[0], torch.from_numpy(people))  # limb_stretch: null
