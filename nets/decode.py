@@ -46,6 +46,9 @@ JOIN_SWAPS = 1  # polish rounds
 # and is re-measured on the piece kept this many times.
 MIN_SCALE_LIMBS = 3
 PRUNE_ROUNDS = 3
+# Limb scores x (1 + this x the two candidates' scores): equal pairs go to the
+# stronger candidates, in both engines alike (`limb_scores`).
+TIE_BREAK = 1e-3
 
 
 ENGINES = ("native", "graph")
@@ -296,7 +299,9 @@ def limb_scores(
     mean(e), floored at 0. In crowds the limb map is the max over people, so a wrong
     pair running over other people's limbs can average as high as a true one; it rarely
     has a true limb's bell shape, peaking mid-way and fading past both ends. Input px
-    map to the limb map's normalised grid as x / (w * stride) * 2 - 1.
+    map to the limb map's normalised grid as x / (w * stride) * 2 - 1. Scores are
+    raised by TIE_BREAK x the two candidates' scores: two candidates that settled on one
+    spot score alike along every limb, and the better one should win in both engines.
     """
     pairs = limb_pairs().to(limbs.device)
     score = segment_scores(
@@ -310,6 +315,10 @@ def limb_scores(
     valid = cand.valid[:, pairs[:, 0]].unsqueeze(-1) & cand.valid[
         :, pairs[:, 1]
     ].unsqueeze(-2)
+    ends = cand.score[:, pairs[:, 0]].unsqueeze(-1) + cand.score[
+        :, pairs[:, 1]
+    ].unsqueeze(-2)
+    score = score * (1 + TIE_BREAK * ends)
     return torch.where(valid, score, torch.zeros_like(score))
 
 

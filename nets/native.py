@@ -38,6 +38,7 @@ from configs import body
 from nets.decode import (
     MIN_SCALE_LIMBS,
     PRUNE_ROUNDS,
+    TIE_BREAK,
     candidate_pool,
     limb_lengths,
     limb_pairs,
@@ -250,6 +251,7 @@ def _limb_scores(
     pairs: np.ndarray,
     xy: np.ndarray,
     valid: np.ndarray,
+    cand_score: np.ndarray,
     t: np.ndarray,
     expect: np.ndarray,
     inner: np.ndarray,
@@ -258,7 +260,8 @@ def _limb_scores(
     out: np.ndarray,
 ) -> None:
     """Limb scores [L, K, K] as `nets.decode.limb_scores` (bilinear samples, zero
-    outside the map), pairs scoring <= `keep_above` or with an invalid end set to 0.
+    outside the map, the candidates' TIE_BREAK), pairs scoring <= `keep_above` or with
+    an invalid end set to 0.
 
     Every pair of every limb is sampled, valid or not: the cost is fixed. `padded`
     [L, h + 3, w + 3] is scratch: the maps with a zero border, so a sample clamped to
@@ -278,6 +281,7 @@ def _limb_scores(
     expect_mean = expect.sum() / samples
     scale = np.float32(1.0 / stride)
     half, one = np.float32(0.5), np.float32(1.0)
+    tie = np.float32(TIE_BREAK)
     lo, hi_x, hi_y = np.float32(-1.0), np.float32(w), np.float32(h)
     ex = np.zeros(k8, np.float32)
     ey = np.zeros(k8, np.float32)
@@ -326,6 +330,7 @@ def _limb_scores(
             for o in range(k):
                 fit = one - (misfit[o] / samples) / expect_mean
                 score = on_segment[o] / inner_count * max(fit, np.float32(0.0))
+                score *= one + tie * (cand_score[a, n] + cand_score[c, o])
                 ok = row_valid & valid[c, o] & (score > keep_above)
                 out[li, n, o] = score if ok else np.float32(0.0)
 
@@ -1059,7 +1064,7 @@ class NativeDecoder:
             )  # fmt: skip
             _above(pool_score, pool_valid, self.threshold, score, valid)
             _limb_scores(
-                limbs[i], padded, self.pairs, xy, valid, *self.profile,
+                limbs[i], padded, self.pairs, xy, valid, score, *self.profile,
                 self.stride, self.limb_threshold, A,
             )  # fmt: skip
             labels = _assemble(A, self.tree, self.joins, valid)

@@ -15,14 +15,23 @@ from scipy.optimize import linear_sum_assignment
 from configs import load_config
 from configs.records import Scene
 from nets.decode import (
+    Candidates,
+    candidates,
     decode_fixed,
     limb_lengths,
     limb_pairs,
+    limb_profile,
+    limb_scores,
     prune_stretched,
     to_predictions,
 )
 from nets.model import DEFAULT_WEIGHTS, activations, load_checkpoint
-from nets.native import NativeDecoder, _prune_stretched, max_weight_matching
+from nets.native import (
+    NativeDecoder,
+    _limb_scores,
+    _prune_stretched,
+    max_weight_matching,
+)
 from nets.similarity import KP_MIN_SCORE
 from tests.clips import squeezed_frames
 from trainers.synth.compose import generate_scene
@@ -312,3 +321,29 @@ def test_both_engines_cut_a_limb_no_person_could_have():
     off = prune_stretched(torch.from_numpy(people), torch.ones(3), torch.ones(3).bool(),
                           None, 2.0, 12.0, 0.05)  # fmt: skip
     assert torch.equal(off[0], torch.from_numpy(people))  # limb_stretch: null
+
+
+def test_both_engines_prefer_the_stronger_of_two_candidates_on_one_spot():
+    """Two left-shoulder candidates on one spot (what the vote refinement makes of two
+    cells of one joint) score alike along every limb but for the tie-break: the
+    stronger one's pairs score higher, by the same factor in both engines."""
+    cfg = small_config(256)
+    maps = perfect_maps([encode(generate_scene(3, size=256, people=(3, 3)), cfg)], cfg)
+    cand = candidates(maps["hough"], maps["offsets"], 8, 0.1, 4, maps["heatmap"])
+    j = 5
+    copy = int(np.flatnonzero(~cand.valid[0, j].numpy())[0])
+    xy, score, valid = cand.xy.clone(), cand.score.clone(), cand.valid.clone()
+    xy[0, j, copy], score[0, j, copy], valid[0, j, copy] = xy[0, j, 0], 0.5, True
+    graph = limb_scores(maps["limbs"], Candidates(xy, score, valid), 14, 4, 0.25)[0]
+    limbs = maps["limbs"][0].numpy()
+    native = np.zeros(tuple(graph.shape), np.float32)
+    padded = np.empty((len(limbs), limbs.shape[1] + 3, limbs.shape[2] + 3), np.float32)
+    _limb_scores(
+        limbs, padded, limb_pairs().numpy(), xy[0].numpy(), valid[0].numpy(),
+        score[0].numpy(), *limb_profile(14, 0.25), 4.0, 0.0, native,
+    )  # fmt: skip
+    np.testing.assert_allclose(native, graph.numpy(), atol=1e-5)
+    rows = [li for li, (a, _) in enumerate(limb_pairs().tolist()) if a == j]
+    better, worse = graph[rows, 0], graph[rows, copy]
+    assert (better > 0.5).any()
+    assert ((better > worse) | (better == 0)).all()
