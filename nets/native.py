@@ -257,10 +257,11 @@ def _limb_scores(
     inner: np.ndarray,
     stride: float,
     keep_above: float,
+    tie_break: float,
     out: np.ndarray,
 ) -> None:
     """Limb scores [L, K, K] as `nets.decode.limb_scores` (bilinear samples, zero
-    outside the map, the candidates' TIE_BREAK), pairs scoring <= `keep_above` or with
+    outside the map, the candidates' `tie_break`), pairs scoring <= `keep_above` or with
     an invalid end set to 0.
 
     Every pair of every limb is sampled, valid or not: the cost is fixed. `padded`
@@ -281,7 +282,7 @@ def _limb_scores(
     expect_mean = expect.sum() / samples
     scale = np.float32(1.0 / stride)
     half, one = np.float32(0.5), np.float32(1.0)
-    tie = np.float32(TIE_BREAK)
+    tie = np.float32(tie_break)
     lo, hi_x, hi_y = np.float32(-1.0), np.float32(w), np.float32(h)
     ex = np.zeros(k8, np.float32)
     ey = np.zeros(k8, np.float32)
@@ -514,10 +515,14 @@ def _prune_stretched(
     slack: float,
     score_joints: float,
     threshold: float,
+    rounds: int,
+    min_limbs: int,
 ) -> None:
     """`nets.decode.prune_stretched` in place: each person cut back to its best piece
     once limbs longer than `stretch` x its median scale x typical + `slack` are cut,
-    PRUNE_ROUNDS times; score recomputed, invalid at or below `threshold`."""
+    `rounds` times (a scale needs `min_limbs`); score recomputed, invalid at or below
+    `threshold`. Constants come in as arguments: numba's cache would keep a stale
+    copy of another module's."""
     p, n_types = keypoints.shape[0], keypoints.shape[1]
     n_limbs = pairs.shape[0]
     ratio = np.empty(n_limbs, np.float32)
@@ -525,7 +530,7 @@ def _prune_stretched(
     piece = np.empty(n_types, np.int64)
     mass = np.empty(n_types, np.float32)
     for s in range(p):
-        for _ in range(PRUNE_ROUNDS):
+        for _ in range(rounds):
             count = 0
             for e in range(n_limbs):
                 a, b = pairs[e, 0], pairs[e, 1]
@@ -542,7 +547,7 @@ def _prune_stretched(
                 for e in range(n_limbs):
                     a, b = pairs[e, 0], pairs[e, 1]
                     near = length[e] <= stretch * scale * typical[e] + slack
-                    if ratio[e] < FAR and (near or count < MIN_SCALE_LIMBS):
+                    if ratio[e] < FAR and (near or count < min_limbs):
                         low = min(piece[a], piece[b])
                         piece[a] = low
                         piece[b] = low
@@ -1065,7 +1070,7 @@ class NativeDecoder:
             _above(pool_score, pool_valid, self.threshold, score, valid)
             _limb_scores(
                 limbs[i], padded, self.pairs, xy, valid, score, *self.profile,
-                self.stride, self.limb_threshold, A,
+                self.stride, self.limb_threshold, TIE_BREAK, A,
             )  # fmt: skip
             labels = _assemble(A, self.tree, self.joins, valid)
             _select_people(
@@ -1078,6 +1083,7 @@ class NativeDecoder:
                     out["keypoints"][i], out["person_scores"][i],
                     out["person_valid"][i], self.pairs, self.typical, self.stretch,
                     self.stride / 2, self.score_joints, self.person_threshold,
+                    PRUNE_ROUNDS, MIN_SCALE_LIMBS,
                 )  # fmt: skip
             if self.person_nms is not None:
                 _drop_duplicates(

@@ -15,6 +15,9 @@ from scipy.optimize import linear_sum_assignment
 from configs import load_config
 from configs.records import Scene
 from nets.decode import (
+    MIN_SCALE_LIMBS,
+    PRUNE_ROUNDS,
+    TIE_BREAK,
     Candidates,
     candidates,
     decode_fixed,
@@ -292,7 +295,7 @@ def prune_both(people: np.ndarray) -> tuple[np.ndarray, ...]:
     kn, sn = people.copy(), scores.copy()
     _prune_stretched(
         kn, sn, valid, limb_pairs().numpy(), limb_lengths().numpy(), 2.5, 2.0, 12.0,
-        0.05,
+        0.05, PRUNE_ROUNDS, MIN_SCALE_LIMBS,
     )  # fmt: skip
     return kg[0].numpy(), kn, sg[0].numpy(), sn
 
@@ -340,7 +343,7 @@ def test_both_engines_prefer_the_stronger_of_two_candidates_on_one_spot():
     padded = np.empty((len(limbs), limbs.shape[1] + 3, limbs.shape[2] + 3), np.float32)
     _limb_scores(
         limbs, padded, limb_pairs().numpy(), xy[0].numpy(), valid[0].numpy(),
-        score[0].numpy(), *limb_profile(14, 0.25), 4.0, 0.0, native,
+        score[0].numpy(), *limb_profile(14, 0.25), 4.0, 0.0, TIE_BREAK, native,
     )  # fmt: skip
     np.testing.assert_allclose(native, graph.numpy(), atol=1e-5)
     rows = [li for li, (a, _) in enumerate(limb_pairs().tolist()) if a == j]
