@@ -282,12 +282,44 @@ def segment_scores(
     return on_segment * fit.clamp(min=0)
 
 
+def segment_minimum(
+    plane: Tensor,
+    start: Tensor,
+    end: Tensor,
+    samples: int,
+    stride: int = 4,
+    extend: float = 0.25,
+) -> Tensor:
+    """[B, L, N, M] the smallest value of `plane` [B, h, w] (bilinear) over the samples
+    of `limb_profile` that lie on each segment from start [B, L, N, 2] to end
+    [B, L, M, 2] (input px), the points `segment_scores` reads."""
+    b, h, w = plane.shape
+    n_limbs, n, m = start.shape[1], start.shape[2], end.shape[2]
+    t, _, inner = limb_profile(samples, extend)
+    t = torch.from_numpy(t[inner > 0]).to(plane.device, plane.dtype)
+    tt = t.view(1, 1, 1, 1, -1, 1)
+    pts = start[:, :, :, None, None] * (1 - tt) + end[:, :, None, :, None] * tt
+    scale = torch.tensor(
+        [2.0 / (w * stride), 2.0 / (h * stride)], dtype=plane.dtype, device=plane.device
+    )
+    sampled = F.grid_sample(
+        plane.unsqueeze(1),
+        (pts * scale - 1.0).reshape(b, n_limbs * n * m, len(t), 2),
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=False,
+    )
+    return sampled.reshape(b, n_limbs, n, m, len(t)).amin(-1)
+
+
 def limb_scores(
     limbs: Tensor,
     cand: Candidates,
     samples: int,
     stride: int = 4,
     extend: float = 0.25,
+    foreground: Tensor | None = None,
+    floor: float | None = None,
 ) -> Tensor:
     """Score matrices A [B, L, K, K] for candidate n of limb l's first type and m of its
     second; 0 for invalid pairs.
@@ -302,6 +334,10 @@ def limb_scores(
     map to the limb map's normalised grid as x / (w * stride) * 2 - 1. Scores are
     raised by TIE_BREAK x the two candidates' scores: two candidates that settled on one
     spot score alike along every limb, and the better one should win in both engines.
+    Given `foreground` [B, h, w] (1 - the part head's background share) and `floor`,
+    a pair whose segment leaves the person pixels (a foreground sample under `floor`)
+    scores 0: a limb map sampled across a road between two groups of walkers can pass,
+    the part head sees the road (`decode.limb_foreground`).
     """
     pairs = limb_pairs().to(limbs.device)
     score = segment_scores(
@@ -319,6 +355,10 @@ def limb_scores(
         :, pairs[:, 1]
     ].unsqueeze(-2)
     score = score * (1 + TIE_BREAK * ends)
+    if foreground is not None and floor is not None:
+        start, end = cand.xy[:, pairs[:, 0]], cand.xy[:, pairs[:, 1]]
+        on = segment_minimum(foreground, start, end, samples, stride, extend)
+        score = torch.where(on >= floor, score, torch.zeros_like(score))
     return torch.where(valid, score, torch.zeros_like(score))
 
 
@@ -787,7 +827,15 @@ def decode_fixed(
         refine_setting(cfg),
     )
     cand = above(pool, float(d["candidate_threshold"]))
-    A = limb_scores(maps["limbs"], cand, d["limb_samples"], stride, d["limb_extend"])
+    A = limb_scores(
+        maps["limbs"],
+        cand,
+        d["limb_samples"],
+        stride,
+        d["limb_extend"],
+        1 - maps["parts"][:, 0],
+        d["limb_foreground"],
+    )
     tree_match, kept = match_limbs(A, cand, matcher, d)
     labels = assemble(tree_match, kept, cand, matcher)
     keypoints, person_scores, person_valid = drop_duplicates(

@@ -258,15 +258,19 @@ def _limb_scores(
     stride: float,
     keep_above: float,
     tie_break: float,
+    foreground: np.ndarray,
+    floor: float,
     out: np.ndarray,
 ) -> None:
     """Limb scores [L, K, K] as `nets.decode.limb_scores` (bilinear samples, zero
     outside the map, the candidates' `tie_break`), pairs scoring <= `keep_above` or with
-    an invalid end set to 0.
+    an invalid end set to 0, and with `floor` >= 0 those whose segment reads
+    `foreground` [h, w] under `floor` anywhere (`nets.decode.segment_minimum`).
 
     Every pair of every limb is sampled, valid or not: the cost is fixed. `padded`
-    [L, h + 3, w + 3] is scratch: the maps with a zero border, so a sample clamped to
-    [-1, w] x [-1, h] reads zeros off the map without a branch. For each first end,
+    [L + 1, h + 3, w + 3] is scratch: the maps and the foreground with a zero border,
+    so a sample clamped to [-1, w] x [-1, h] reads zeros off the map without a
+    branch. For each first end,
     all its samples are placed (vector code), their four cells read (scalar loads:
     this CPU has no fast gather), then interpolated and scored (vector code), with
     the second ends padded to a multiple of 8 (one AVX2 register).
@@ -274,7 +278,10 @@ def _limb_scores(
     n_limbs, h, w = limbs.shape
     wp = w + 3
     padded[:] = 0.0
-    padded[:, 1 : h + 1, 1 : w + 1] = limbs
+    padded[:n_limbs, 1 : h + 1, 1 : w + 1] = limbs
+    padded[n_limbs, 1 : h + 1, 1 : w + 1] = foreground
+    gate = floor >= 0
+    fm = padded[n_limbs].ravel()
     k = xy.shape[1]
     k8 = (k + 7) // 8 * 8
     samples = t.shape[0]
@@ -290,8 +297,11 @@ def _limb_scores(
     fx = np.empty((samples, k8), np.float32)
     fy = np.empty((samples, k8), np.float32)
     corners = np.empty((4, samples, k8), np.float32)
+    fg = np.zeros((4, samples, k8), np.float32)
     on_segment = np.empty(k8, np.float32)
     misfit = np.empty(k8, np.float32)
+    least = np.empty(k8, np.float32)
+    off = np.float32(FAR) * (one - inner)  # samples off the segment never the least
     for li in range(n_limbs):
         m = padded[li].ravel()
         a, c = pairs[li, 0], pairs[li, 1]
@@ -315,8 +325,16 @@ def _limb_scores(
                 at = flat[i]
                 c00[i], c01[i] = m[at], m[at + 1]
                 c10[i], c11[i] = m[at + wp], m[at + wp + 1]
+            if gate:
+                f00, f01 = fg[0].ravel(), fg[1].ravel()
+                f10, f11 = fg[2].ravel(), fg[3].ravel()
+                for i in range(samples * k8):
+                    at = flat[i]
+                    f00[i], f01[i] = fm[at], fm[at + 1]
+                    f10[i], f11[i] = fm[at + wp], fm[at + wp + 1]
             on_segment[:] = 0.0
             misfit[:] = 0.0
+            least[:] = FAR
             for s in range(samples):
                 ins, exs, rx, ry = inner[s], expect[s], fx[s], fy[s]
                 v00, v01 = corners[0, s], corners[1, s]
@@ -327,12 +345,19 @@ def _limb_scores(
                     q = top + ry[o] * (bottom - top)
                     on_segment[o] += q * ins
                     misfit[o] += abs(q - exs)
+                if gate:
+                    g00, g01, g10, g11 = fg[0, s], fg[1, s], fg[2, s], fg[3, s]
+                    for o in range(k8):
+                        top = g00[o] + rx[o] * (g01[o] - g00[o])
+                        bottom = g10[o] + rx[o] * (g11[o] - g10[o])
+                        least[o] = min(least[o], top + ry[o] * (bottom - top) + off[s])
             row_valid = valid[a, n]
             for o in range(k):
                 fit = one - (misfit[o] / samples) / expect_mean
                 score = on_segment[o] / inner_count * max(fit, np.float32(0.0))
                 score *= one + tie * (cand_score[a, n] + cand_score[c, o])
                 ok = row_valid & valid[c, o] & (score > keep_above)
+                ok = ok & (not gate or least[o] >= floor)
                 out[li, n, o] = score if ok else np.float32(0.0)
 
 
@@ -997,6 +1022,8 @@ class NativeDecoder:
         self.dedup = float(d["dedup_radius"])
         self.vote_refine = refine_setting(cfg)
         self.limb_threshold = float(d["limb_threshold"])
+        floor = d["limb_foreground"]
+        self.floor = -1.0 if floor is None else float(floor)  # < 0: no gate
         self.person_threshold = float(d["person_threshold"])
         self.score_joints = float(d["score_joints"])
         self.min_sigma, self.max_psi = float(d["min_sigma"]), float(d["max_psi"])
@@ -1034,7 +1061,7 @@ class NativeDecoder:
                 np.empty((n_types, k), np.float32),
                 np.empty((n_types, k), bool),
                 np.empty((n_limbs, k, k), np.float32),
-                np.empty((n_limbs, h + 3, w + 3), np.float32),
+                np.empty((n_limbs + 1, h + 3, w + 3), np.float32),
                 np.empty((n_types, k), np.float32),
                 np.empty((n_types, k), bool),
             )
@@ -1070,7 +1097,8 @@ class NativeDecoder:
             _above(pool_score, pool_valid, self.threshold, score, valid)
             _limb_scores(
                 limbs[i], padded, self.pairs, xy, valid, score, *self.profile,
-                self.stride, self.limb_threshold, TIE_BREAK, A,
+                self.stride, self.limb_threshold, TIE_BREAK,
+                1 - parts[i, 0], self.floor, A,
             )  # fmt: skip
             labels = _assemble(A, self.tree, self.joins, valid)
             _select_people(

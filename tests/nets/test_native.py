@@ -340,13 +340,46 @@ def test_both_engines_prefer_the_stronger_of_two_candidates_on_one_spot():
     graph = limb_scores(maps["limbs"], Candidates(xy, score, valid), 14, 4, 0.25)[0]
     limbs = maps["limbs"][0].numpy()
     native = np.zeros(tuple(graph.shape), np.float32)
-    padded = np.empty((len(limbs), limbs.shape[1] + 3, limbs.shape[2] + 3), np.float32)
+    padded = np.empty((len(limbs) + 1, *(n + 3 for n in limbs.shape[1:])), np.float32)
     _limb_scores(
         limbs, padded, limb_pairs().numpy(), xy[0].numpy(), valid[0].numpy(),
-        score[0].numpy(), *limb_profile(14, 0.25), 4.0, 0.0, TIE_BREAK, native,
+        score[0].numpy(), *limb_profile(14, 0.25), 4.0, 0.0, TIE_BREAK,
+        np.ones(limbs.shape[1:], np.float32), -1.0, native,
     )  # fmt: skip
     np.testing.assert_allclose(native, graph.numpy(), atol=1e-5)
     rows = [li for li, (a, _) in enumerate(limb_pairs().tolist()) if a == j]
     better, worse = graph[rows, 0], graph[rows, copy]
     assert (better > 0.5).any()
     assert ((better > worse) | (better == 0)).all()
+
+
+def test_both_engines_never_join_a_limb_across_the_background():
+    """A true limb whose middle the part head calls background (a 3 x 3-cell hole in
+    the foreground) scores 0 in both engines; limbs clear of the hole keep their
+    score."""
+    cfg = small_config(256)
+    maps = perfect_maps([encode(generate_scene(3, size=256, people=(3, 3)), cfg)], cfg)
+    cand = candidates(maps["hough"], maps["offsets"], 8, 0.1, 4, maps["heatmap"])
+    plain = limb_scores(maps["limbs"], cand, 14, 4, 0.25)[0]
+    li, n, m = (int(v) for v in torch.nonzero(plain > 0.5)[0])
+    a, b = limb_pairs()[li].tolist()
+    middle = (cand.xy[0, a, n] + cand.xy[0, b, m]) / 2 / 4  # cells
+    limbs = maps["limbs"][0].numpy()
+    h, w = limbs.shape[1:]
+    hole = np.ones((h, w), np.float32)
+    cx, cy = int(middle[0]), int(middle[1])
+    hole[cy - 1 : cy + 2, cx - 1 : cx + 2] = 0.0
+    gated = limb_scores(
+        maps["limbs"], cand, 14, 4, 0.25, torch.from_numpy(hole)[None], 0.5
+    )[0]
+    native = np.zeros(tuple(gated.shape), np.float32)
+    padded = np.empty((len(limbs) + 1, h + 3, w + 3), np.float32)
+    _limb_scores(
+        limbs, padded, limb_pairs().numpy(), cand.xy[0].numpy(),
+        cand.valid[0].numpy(), cand.score[0].numpy(), *limb_profile(14, 0.25), 4.0,
+        0.0, TIE_BREAK, hole, 0.5, native,
+    )  # fmt: skip
+    np.testing.assert_allclose(native, gated.numpy(), atol=1e-5)
+    assert gated[li, n, m] == 0
+    kept = (plain > 0) & (gated == plain)
+    assert int(kept.sum()) > 0.8 * int((plain > 0).sum())
