@@ -833,7 +833,7 @@ def decode_fixed(
         d["limb_samples"],
         stride,
         d["limb_extend"],
-        1 - maps["parts"][:, 0],
+        None if d["limb_foreground"] is None else 1 - maps["parts"][:, 0],
         d["limb_foreground"],
     )
     tree_match, kept = match_limbs(A, cand, matcher, d)
