@@ -249,6 +249,32 @@ def limb_profile(samples: int, extend: float) -> tuple[np.ndarray, ...]:
     return t, expect, ((t >= 0) & (t <= 1)).astype(np.float32)
 
 
+def sample_segments(
+    planes: Tensor, start: Tensor, end: Tensor, t: Tensor, stride: int = 4
+) -> Tensor:
+    """[B, L, N, M, S] bilinear samples (zero off the map) at the points t [S] along
+    each segment from start [B, L, N, 2] to end [B, L, M, 2] (input px; t 0 at the
+    start, 1 at the end) of planes [B, C, h, w]: one plane a limb (C = L) or one for
+    all (C = 1). Input px map to the normalised grid as x / (w * stride) * 2 - 1."""
+    b, c, h, w = planes.shape
+    n_limbs, n, m = start.shape[1], start.shape[2], end.shape[2]
+    tt = t.view(1, 1, 1, 1, -1, 1)
+    pts = start[:, :, :, None, None] * (1 - tt) + end[:, :, None, :, None] * tt
+    scale = torch.tensor(
+        [2.0 / (w * stride), 2.0 / (h * stride)],
+        dtype=planes.dtype,
+        device=planes.device,
+    )
+    sampled = F.grid_sample(
+        planes.reshape(b * c, 1, h, w),
+        (pts * scale - 1.0).reshape(b * c, n_limbs // c * n * m, len(t), 2),
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=False,
+    )
+    return sampled.reshape(b, n_limbs, n, m, len(t))
+
+
 def segment_scores(
     limbs: Tensor,
     start: Tensor,
@@ -259,57 +285,14 @@ def segment_scores(
 ) -> Tensor:
     """[B, L, N, M] how much limb l's map [B, L, h, w] looks like a true limb from
     each start [B, L, N, 2] to each end [B, L, M, 2] (input px); `limb_scores`."""
-    b, n_limbs, h, w = limbs.shape
-    n, m = start.shape[2], end.shape[2]
     t, expect, inner = (
         torch.from_numpy(a).to(limbs.device, limbs.dtype)
         for a in limb_profile(samples, extend)
     )
-    tt = t.view(1, 1, 1, 1, samples, 1)
-    pts = start[:, :, :, None, None] * (1 - tt) + end[:, :, None, :, None] * tt
-    scale = torch.tensor(
-        [2.0 / (w * stride), 2.0 / (h * stride)], dtype=limbs.dtype, device=limbs.device
-    )
-    sampled = F.grid_sample(
-        limbs.reshape(b * n_limbs, 1, h, w),
-        (pts * scale - 1.0).reshape(b * n_limbs, n * m, samples, 2),
-        mode="bilinear",
-        padding_mode="zeros",
-        align_corners=False,
-    ).reshape(b, n_limbs, n, m, samples)
+    sampled = sample_segments(limbs, start, end, t, stride)
     on_segment = (sampled * inner).sum(-1) / inner.sum()
     fit = 1 - (sampled - expect).abs().mean(-1) / expect.mean()
     return on_segment * fit.clamp(min=0)
-
-
-def segment_minimum(
-    plane: Tensor,
-    start: Tensor,
-    end: Tensor,
-    samples: int,
-    stride: int = 4,
-    extend: float = 0.25,
-) -> Tensor:
-    """[B, L, N, M] the smallest value of `plane` [B, h, w] (bilinear) over the samples
-    of `limb_profile` that lie on each segment from start [B, L, N, 2] to end
-    [B, L, M, 2] (input px), the points `segment_scores` reads."""
-    b, h, w = plane.shape
-    n_limbs, n, m = start.shape[1], start.shape[2], end.shape[2]
-    t, _, inner = limb_profile(samples, extend)
-    t = torch.from_numpy(t[inner > 0]).to(plane.device, plane.dtype)
-    tt = t.view(1, 1, 1, 1, -1, 1)
-    pts = start[:, :, :, None, None] * (1 - tt) + end[:, :, None, :, None] * tt
-    scale = torch.tensor(
-        [2.0 / (w * stride), 2.0 / (h * stride)], dtype=plane.dtype, device=plane.device
-    )
-    sampled = F.grid_sample(
-        plane.unsqueeze(1),
-        (pts * scale - 1.0).reshape(b, n_limbs * n * m, len(t), 2),
-        mode="bilinear",
-        padding_mode="zeros",
-        align_corners=False,
-    )
-    return sampled.reshape(b, n_limbs, n, m, len(t)).amin(-1)
 
 
 def limb_scores(
@@ -356,9 +339,11 @@ def limb_scores(
     ].unsqueeze(-2)
     score = score * (1 + TIE_BREAK * ends)
     if foreground is not None and floor is not None:
+        t, _, inner = limb_profile(samples, extend)  # the samples on the segment
+        on = torch.from_numpy(t[inner > 0]).to(score.device, score.dtype)
         start, end = cand.xy[:, pairs[:, 0]], cand.xy[:, pairs[:, 1]]
-        on = segment_minimum(foreground, start, end, samples, stride, extend)
-        score = torch.where(on >= floor, score, torch.zeros_like(score))
+        least = sample_segments(foreground.unsqueeze(1), start, end, on, stride)
+        score = torch.where(least.amin(-1) >= floor, score, torch.zeros_like(score))
     return torch.where(valid, score, torch.zeros_like(score))
 
 

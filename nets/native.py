@@ -245,6 +245,20 @@ def _candidates(
 
 
 @_jit
+def _gather_corners(
+    plane: np.ndarray, flat: np.ndarray, wp: int, corners: np.ndarray
+) -> None:
+    """The four cells around each sample of a padded plane (raveled, row length `wp`)
+    whose top-left cell is `flat` [n], into corners [4, ...] (n values each)."""
+    c00, c01 = corners[0].ravel(), corners[1].ravel()
+    c10, c11 = corners[2].ravel(), corners[3].ravel()
+    for i in range(flat.shape[0]):
+        at = flat[i]
+        c00[i], c01[i] = plane[at], plane[at + 1]
+        c10[i], c11[i] = plane[at + wp], plane[at + wp + 1]
+
+
+@_jit
 def _limb_scores(
     limbs: np.ndarray,
     padded: np.ndarray,
@@ -265,7 +279,7 @@ def _limb_scores(
     """Limb scores [L, K, K] as `nets.decode.limb_scores` (bilinear samples, zero
     outside the map, the candidates' `tie_break`), pairs scoring <= `keep_above` or with
     an invalid end set to 0, and with `floor` >= 0 those whose segment reads
-    `foreground` [h, w] under `floor` anywhere (`nets.decode.segment_minimum`).
+    `foreground` [h, w] under `floor` anywhere on the segment.
 
     Every pair of every limb is sampled, valid or not: the cost is fixed. `padded`
     [L + 1, h + 3, w + 3] is scratch: the maps and the foreground with a zero border,
@@ -319,19 +333,9 @@ def _limb_scores(
                     rx[o], ry[o] = ix - x0, iy - y0
                     row[o] = np.int32(y0) * wp + np.int32(x0)
             flat = base.ravel()
-            c00, c01 = corners[0].ravel(), corners[1].ravel()
-            c10, c11 = corners[2].ravel(), corners[3].ravel()
-            for i in range(samples * k8):
-                at = flat[i]
-                c00[i], c01[i] = m[at], m[at + 1]
-                c10[i], c11[i] = m[at + wp], m[at + wp + 1]
+            _gather_corners(m, flat, wp, corners)
             if gate:
-                f00, f01 = fg[0].ravel(), fg[1].ravel()
-                f10, f11 = fg[2].ravel(), fg[3].ravel()
-                for i in range(samples * k8):
-                    at = flat[i]
-                    f00[i], f01[i] = fm[at], fm[at + 1]
-                    f10[i], f11[i] = fm[at + wp], fm[at + wp + 1]
+                _gather_corners(fm, flat, wp, fg)
             on_segment[:] = 0.0
             misfit[:] = 0.0
             least[:] = FAR
