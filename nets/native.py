@@ -284,10 +284,10 @@ def _limb_scores(
     Every pair of every limb is sampled, valid or not: the cost is fixed. `padded`
     [L + 1, h + 3, w + 3] is scratch: the maps and the foreground with a zero border,
     so a sample clamped to [-1, w] x [-1, h] reads zeros off the map without a
-    branch. For each first end,
-    all its samples are placed (vector code), their four cells read (scalar loads:
-    this CPU has no fast gather), then interpolated and scored (vector code), with
-    the second ends padded to a multiple of 8 (one AVX2 register).
+    branch. For each first end, all its samples are placed (vector code), their four
+    cells read (scalar loads: this CPU has no fast gather), then interpolated and
+    scored (vector code), with the second ends padded to a multiple of 8 (one AVX2
+    register).
     """
     n_limbs, h, w = limbs.shape
     wp = w + 3
