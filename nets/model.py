@@ -246,6 +246,15 @@ def load_checkpoint(
 ) -> tuple[MGParser, dict]:
     """Rebuild (model, cfg) from a checkpoint; `expect_cfg` (e.g. the config a run is
     resumed with) must describe the same network or this raises CheckpointError."""
+    model, cfg, _ = load_checkpoint_meta(path, expect_cfg)
+    return model, cfg
+
+
+def load_checkpoint_meta(
+    path: str | Path, expect_cfg: dict[str, Any] | None = None
+) -> tuple[MGParser, dict, dict]:
+    """`load_checkpoint` and the checkpoint's meta (training progress, limbs; {} when
+    it has none), from one read of the file."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
@@ -289,7 +298,7 @@ def load_checkpoint(
         raise CheckpointError(
             f"checkpoint {path} weights do not match its config: {detail}"[:400]
         ) from exc
-    return model, cfg
+    return model, cfg, ckpt.get("meta") or {}
 
 
 def weights_path(checkpoint: str | Path | None) -> Path | None:

@@ -47,6 +47,11 @@ from nets.decode import (
 )
 from nets.similarity import FAR, KP_MIN_SCORE
 
+# Numba's cache keys on this file alone and bakes in the globals a function reads:
+# a constant from another module that may be tuned (KP_MIN_SCORE, TIE_BREAK, ...)
+# comes in as an argument; FAR is read as a global: a sentinel beyond any image, its
+# exact value changes no result.
+
 # Fast-math without the no-NaN / no-infinity promises (the code uses infinities as
 # "none yet"): reassociation and fused multiply-adds let the compiler vectorize the
 # loops; error_model="numpy": no Python division checks in them.
@@ -610,9 +615,12 @@ def _drop_duplicates(
     person_valid: np.ndarray,
     sigmas: np.ndarray,
     threshold: float,
+    min_score: float,
 ) -> None:
     """`nets.decode.drop_duplicates` in place: slot p becomes invalid and zero when an
-    earlier valid slot q has OKS(p, q) > `threshold` over the joints both have, the
+    earlier valid slot q has OKS(p, q) > `threshold` over the joints both score above
+    `min_score` (`KP_MIN_SCORE`, an argument: numba's cache would keep a stale copy of
+    another module's constant), the
     larger keypoint box (at least 1 px^2) as the scale (`nets.similarity.duplicates`).
 
     The OKS formula a second time, for this engine only: numba cannot call the
@@ -641,7 +649,7 @@ def _drop_duplicates(
             scale = max(area[s], area[q])
             total, count = np.float32(0.0), np.float32(0.0)
             for j in range(n_types):
-                both = min(keypoints[s, j, 2], keypoints[q, j, 2]) > KP_MIN_SCORE
+                both = min(keypoints[s, j, 2], keypoints[q, j, 2]) > min_score
                 dx = keypoints[s, j, 0] - keypoints[q, j, 0]
                 dy = keypoints[s, j, 1] - keypoints[q, j, 1]
                 var = (2 * sigmas[j]) ** 2 * scale * 2
@@ -937,12 +945,14 @@ def _complete_joints(
     passes: int,
     pool: tuple[np.ndarray, np.ndarray, np.ndarray],
     guide: tuple[np.ndarray, ...],
+    cap: float,
 ) -> None:
     """`nets.decode.complete_joints` in place: each valid person with >= 2 present
     joints gets each absent type's best Hough cell in its grown keypoint box, placed
-    like a candidate, scored by the 3x3 vote mass clamped to [0, KP_MIN_SCORE] (a
-    mass of 0 stays absent); when `guided`, first the pool's option the limbs
-    support best where there is one (`_limb_guess`), in `passes` passes.
+    like a candidate, scored by the 3x3 vote mass clamped to [0, `cap`] (a mass of 0
+    stays absent; `cap` is `KP_MIN_SCORE`, an argument so numba's cache never keeps a
+    stale copy); when `guided`, first the pool's option the limbs support best where
+    there is one (`_limb_guess`), in `passes` passes.
 
     Unlike the graph, which masks every cell for every slot, only the box's cells of
     the absent types are read: the cost follows the people's boxes and missing joints,
@@ -954,7 +964,7 @@ def _complete_joints(
     """
     p, n_types = keypoints.shape[0], keypoints.shape[1]
     h, w = hough.shape[1], hough.shape[2]
-    cap = np.float32(KP_MIN_SCORE)
+    top_score = np.float32(cap)
     step = np.float32(stride)
     pool_xy, pool_score = pool[0], pool[1]
     for s in range(p):
@@ -962,12 +972,12 @@ def _complete_joints(
         count = present.sum()
         if not person_valid[s] or count < 2 or count == n_types:
             continue
-        x_lo, x_hi, y_lo, y_hi = _grown_box(keypoints[s], present, margin, step)
-        c0, c1 = _cell_range(x_lo, x_hi, w, stride)
-        r0, r1 = _cell_range(y_lo, y_hi, h, stride)
-        for _ in range(passes if guided else 0):
+        first = _grown_box(keypoints[s], present, margin, step)
+        c0, c1 = _cell_range(first[0], first[1], w, stride)
+        r0, r1 = _cell_range(first[2], first[3], h, stride)
+        for n in range(passes if guided else 0):
             present = keypoints[s, :, 2] > 0  # this pass follows these, in their box
-            box = _grown_box(keypoints[s], present, margin, step)
+            box = first if n == 0 else _grown_box(keypoints[s], present, margin, step)
             for j in range(n_types):
                 if present[j]:
                     continue
@@ -975,7 +985,7 @@ def _complete_joints(
                 if k >= 0:
                     keypoints[s, j, 0] = pool_xy[j, k, 0]
                     keypoints[s, j, 1] = pool_xy[j, k, 1]
-                    keypoints[s, j, 2] = min(pool_score[j, k], cap)
+                    keypoints[s, j, 2] = min(pool_score[j, k], top_score)
         if c0 > c1 or r0 > r1:
             continue  # the first box holds no cell: no Hough guesses
         for j in range(n_types):
@@ -995,7 +1005,7 @@ def _complete_joints(
             for yy in range(max(y - 1, 0), min(y + 2, h)):
                 for xx in range(max(x - 1, 0), min(x + 2, w)):
                     mass += hough[j, yy, xx]
-            score = min(max(mass, np.float32(0.0)), cap)
+            score = min(max(mass, np.float32(0.0)), top_score)
             if score <= 0:
                 continue  # no votes near: no guess
             px, py = _cell_position(offsets, refine, j, y, x)
@@ -1121,6 +1131,7 @@ class NativeDecoder:
                 _drop_duplicates(
                     out["keypoints"][i], out["person_scores"][i],
                     out["person_valid"][i], self.sigmas, self.person_nms,
+                    KP_MIN_SCORE,
                 )  # fmt: skip
             _assign_cells(
                 out["keypoints"][i], out["person_valid"][i], parts[i], dspf[i],
@@ -1132,7 +1143,7 @@ class NativeDecoder:
                     out["keypoints"][i], out["person_valid"][i], hough[i],
                     offsets[i], refine, self.stride, self.margin, self.guided,
                     self.passes, (xy, pool_score, pool_valid),
-                    (limbs[i], self.pairs, *self.profile),
+                    (limbs[i], self.pairs, *self.profile), KP_MIN_SCORE,
                 )  # fmt: skip
         return out
 

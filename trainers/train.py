@@ -33,7 +33,7 @@ from configs.cli import setup_logging
 from configs.errors import CheckpointError
 from configs.extras import require
 from nets.losses import MGLoss
-from nets.model import MGParser, build_model, load_checkpoint, save_checkpoint
+from nets.model import MGParser, build_model, load_checkpoint_meta, save_checkpoint
 from trainers.data import build_pool, make_loader
 from trainers.plots import loss_curve
 
@@ -131,8 +131,7 @@ def build_optimizer(runner: nn.Module, cfg: dict[str, Any]) -> torch.optim.Optim
 def read_resume_state(path: Path, cfg: dict[str, Any]) -> tuple[nn.Module, dict]:
     """(weights, meta) of a checkpoint; a one-line CheckpointError if it does not fit
     `cfg` (another architecture or taxonomy) or is not a checkpoint."""
-    model, _ = load_checkpoint(path, expect_cfg=cfg)
-    meta = torch.load(path, map_location="cpu", weights_only=True).get("meta") or {}
+    model, _, meta = load_checkpoint_meta(path, expect_cfg=cfg)
     return model, meta
 
 
@@ -143,7 +142,7 @@ def start_from(model: MGParser, path: Path, cfg: dict[str, Any]) -> dict:
     other parts do not fit. The targets may differ (e.g. `targets.disk_radius`: the
     same weights taught other disks), unlike a resumed run's."""
     fresh = set(cfg["train"]["fresh"])
-    weights, _ = load_checkpoint(path)
+    weights, _, meta = load_checkpoint_meta(path)
     own = model.state_dict()
     theirs = weights.state_dict()
     keep = {k: v for k, v in theirs.items() if k.split(".")[0] not in fresh}
@@ -156,7 +155,7 @@ def start_from(model: MGParser, path: Path, cfg: dict[str, Any]) -> dict:
             f"(first difference: {first})"
         )
     model.load_state_dict(keep, strict=False)
-    return torch.load(path, map_location="cpu", weights_only=True).get("meta") or {}
+    return meta
 
 
 def apply_freeze(model: MGParser, cfg: dict[str, Any]) -> None:

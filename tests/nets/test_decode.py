@@ -187,7 +187,7 @@ def complete_with(engine: str, refine: bool) -> np.ndarray:
         guide = (np.zeros((25, 16, 16), np.float32), limb_pairs().numpy())
         _complete_joints(
             kps, valid, hough, offsets, refine, 4.0, 0.25, False, 1, pool,
-            (*guide, *limb_profile(14, 0.25)),
+            (*guide, *limb_profile(14, 0.25)), KP_MIN_SCORE,
         )  # fmt: skip
         return kps
     out = complete_joints(
@@ -238,7 +238,7 @@ def guided_completion(
         _complete_joints(
             kps, valid, hough, np.zeros((17, 2, 16, 16), np.float32), False, 4.0, 0.25,
             passes > 0, passes, (xy, score, score > 0),
-            (limbs, limb_pairs().numpy(), *limb_profile(14, 0.25)),
+            (limbs, limb_pairs().numpy(), *limb_profile(14, 0.25)), KP_MIN_SCORE,
         )  # fmt: skip
         return kps[0]
     options = Candidates(*(torch.from_numpy(a)[None] for a in (xy, score, score > 0)))

@@ -37,6 +37,7 @@ from nets.native import (
 )
 from nets.similarity import KP_MIN_SCORE
 from tests.clips import squeezed_frames
+from tests.poses import STANDING
 from trainers.synth.compose import generate_scene
 from trainers.targets import encode, perfect_maps
 
@@ -270,15 +271,6 @@ def test_both_engines_drop_a_duplicate_person_and_keep_close_people(shift, kept)
     if kept == 1:
         assert set(np.unique(on.instances)) == {0, 1}
         np.testing.assert_array_equal(on.keypoints[0], off.keypoints[0])
-
-
-# A person standing 120 px tall (x, y), COCO-17 order.
-STANDING = np.array(
-    [[50, 20], [53, 17], [47, 17], [56, 19], [44, 19], [62, 40], [38, 40], [66, 62],
-     [34, 62], [68, 82], [32, 82], [58, 80], [42, 80], [58, 112], [42, 112],
-     [58, 142], [42, 142]],
-    np.float32,
-)  # fmt: skip
 
 
 def prune_both(people: np.ndarray) -> tuple[np.ndarray, ...]:

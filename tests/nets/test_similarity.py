@@ -8,7 +8,7 @@ import torch
 from configs import body
 from nets.decode import drop_duplicates
 from nets.native import _drop_duplicates
-from nets.similarity import duplicates, oks, pose_areas
+from nets.similarity import KP_MIN_SCORE, duplicates, oks, pose_areas
 
 ANKLES = [body()["keypoints"].index(n) for n in ("left_ankle", "right_ankle")]
 
@@ -58,7 +58,8 @@ def test_both_engines_clear_the_same_dropped_slots():
     scores = np.linspace(0.9, 0.4, len(kps)).astype(np.float32) * valid
     graph = drop_duplicates(*(torch.from_numpy(a) for a in (kps, scores, valid)), 0.5)
     native = (kps.copy(), scores.copy(), valid.copy())
-    _drop_duplicates(*native, np.asarray(body()["oks_sigmas"], np.float32), 0.5)
+    sigmas = np.asarray(body()["oks_sigmas"], np.float32)
+    _drop_duplicates(*native, sigmas, 0.5, KP_MIN_SCORE)
     for a, b in zip(graph, native, strict=True):
         np.testing.assert_array_equal(a.numpy(), b)
     k, s, v = native

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from configs import body
-from tests.nets.test_native import STANDING
+from tests.poses import STANDING
 from trainers.limb_lengths import UNIT, main, typical_lengths
 
 
