@@ -121,6 +121,37 @@ def random_affine(
     return warp(scene, np.column_stack([linear, offset]), size)
 
 
+def person_zoom(
+    scene: Scene,
+    rng: np.random.Generator,
+    size: int,
+    fill: tuple[float, float] = (0.5, 0.95),
+    rotate: float = 10.0,
+) -> Scene:
+    """Zoom onto one random person so its box spans `fill` (uniform) of the output.
+
+    Real footage is mostly crowds and far walkers, while users' webcams and photos show
+    people large: without this the student rarely sees a person fill its input. The
+    box is the person's mask, or its labelled joints when it has no pixel; the person
+    lands anywhere that keeps the box inside the output.
+    """
+    k = int(rng.integers(scene.num_people))
+    ys, xs = np.nonzero(scene.instances == k + 1)
+    if not len(xs):
+        seen = scene.keypoints[k, :, 2] > 0
+        xs, ys = scene.keypoints[k, seen, 0], scene.keypoints[k, seen, 1]
+    lo, hi = np.array([xs.min(), ys.min()]), np.array([xs.max(), ys.max()]) + 1
+    zoom = rng.uniform(*fill) * size / max(float((hi - lo).max()), 1.0)
+    angle = np.deg2rad(rng.uniform(-rotate, rotate))
+    cos, sin = np.cos(angle) * zoom, np.sin(angle) * zoom
+    linear = np.array([[cos, -sin], [sin, cos]])
+    extent = np.abs(linear) @ (hi - lo)  # the rotated box's sides
+    slack = np.maximum(size - extent, 0.0) / 2
+    target = size / 2 + rng.uniform(-slack, slack)
+    offset = target - linear @ ((lo + hi) / 2)
+    return warp(scene, np.column_stack([linear, offset]), size)
+
+
 def color_jitter(
     image: np.ndarray, rng: np.random.Generator, strength: float = 0.3
 ) -> np.ndarray:
@@ -139,13 +170,17 @@ def color_jitter(
 
 
 def augment(scene: Scene, rng: np.random.Generator, cfg: dict[str, Any]) -> Scene:
-    """Training augmentation: flip, zoom/rotate/crop to cfg["input_size"], colour."""
+    """Training augmentation: flip, zoom/rotate/crop to cfg["input_size"] (onto one
+    person with probability augment.person_zoom), colour."""
     aug = cfg["augment"]
     if rng.random() < aug["flip"]:
         scene = hflip(scene)
-    scene = random_affine(
-        scene, rng, cfg["input_size"], tuple(aug["scale"]), float(aug["rotate"])
-    )
+    size, rotate = cfg["input_size"], float(aug["rotate"])
+    zoom_in = aug["person_zoom"] > 0 and scene.num_people > 0  # else no extra draw
+    if zoom_in and rng.random() < aug["person_zoom"]:
+        scene = person_zoom(scene, rng, size, tuple(aug["person_fill"]), rotate)
+    else:
+        scene = random_affine(scene, rng, size, tuple(aug["scale"]), rotate)
     scene.image = color_jitter(scene.image, rng, float(aug["color"]))
     return scene
 

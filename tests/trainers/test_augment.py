@@ -9,6 +9,7 @@ from trainers.augment import (
     augment,
     color_jitter,
     hflip,
+    person_zoom,
     random_affine,
     resize_to_input,
     warp,
@@ -87,6 +88,40 @@ def test_random_affine_is_seeded():
     c = random_affine(scene, np.random.default_rng(2), 64)
     np.testing.assert_array_equal(a.image, b.image)
     assert not np.array_equal(a.image, c.image)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_person_zoom_makes_one_person_fill_the_input(seed):
+    """A person of a 240 px image (three blocks, 29 x 21 px) comes out spanning the
+    asked share of a 64 px input (within the rotation's growth of its box), wholly
+    inside, labels exact."""
+    scene = _scene(240, 240)
+    rng = np.random.default_rng(seed)
+    out = person_zoom(scene, rng, 64, (0.6, 0.9), 10.0)
+    _assert_labels_under_keypoints(out)
+    chosen = int(np.random.default_rng(seed).integers(3))
+    k = list(out.track_ids).index(10 + chosen)
+    ys, xs = np.nonzero(out.instances == k + 1)
+    span = max(xs.max() - xs.min(), ys.max() - ys.min()) + 1
+    assert 0.6 * 64 - 2 <= span <= 0.9 * 64 * 1.2 + 2
+    # wholly inside: every labelled joint of the person survives the crop
+    seen = (out.keypoints[k, :, 2] > 0).sum()
+    assert seen == (scene.keypoints[chosen, :, 2] > 0).sum()
+
+
+def test_person_zoom_off_leaves_the_draws_unchanged():
+    """person_zoom 0 draws nothing extra: the old augmentation, draw for draw."""
+    cfg = load_config()
+    cfg["input_size"] = 64
+    a = augment(_scene(), np.random.default_rng(3), cfg)
+    rng = np.random.default_rng(3)
+    flip = rng.random() < cfg["augment"]["flip"]
+    scene = hflip(_scene()) if flip else _scene()
+    b = random_affine(scene, rng, 64, tuple(cfg["augment"]["scale"]), 10.0)
+    np.testing.assert_array_equal(a.parts, b.parts)
+    cfg["augment"]["person_zoom"] = 1.0
+    c = augment(_scene(), np.random.default_rng(3), cfg)
+    assert not np.array_equal(a.parts, c.parts)
 
 
 def test_people_leaving_are_dropped_and_renumbered():
