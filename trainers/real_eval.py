@@ -7,7 +7,11 @@ Two parts, every system scored in the same run on the same images:
   background, pixels summed over COCO, OCHuman and CIHP), and part mIoU on CIHP in the
   coarse set `coarse5` (background, head, torso, arms, legs; configs/parts.yaml).
   Every system sees the whole image: the student letterboxed into its input, its maps
-  and joints scaled back; the teachers at their own input sizes.
+  and joints scaled back; the teachers at their own input sizes. OKS AP and AP50 are
+  also scored on the mirrored images, the answers mirrored back (`OKS_AP_mirrored`,
+  `AP50_mirrored`): a second draw of the same system on the same people, so a
+  difference between systems can be read against the spread between the draws
+  (about 30 people: one model moved 3 points).
 - Clips without labels (the validation clips of configs/real_clips.yaml, or any folder
   of videos): people per frame (people scoring >= `PERSON_SCORE`, the score that starts
   a track in the pipeline; overall and per clip), the student's agreement with each
@@ -30,7 +34,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from configs import ConfigError, real_clips
+from configs import ConfigError, body, real_clips
 from configs.records import Prediction, Scene
 from nets.model import InferenceModel
 from nets.similarity import oks, pose_areas
@@ -140,6 +144,16 @@ def fusion_prediction(
     return Prediction(parts, scene.instances, kps, fused.scores)
 
 
+def mirrored_back(pred: Prediction, width: int) -> Prediction:
+    """The keypoints of a prediction made on the mirrored image, in the original one:
+    x -> width - x (pixel c covers [c, c + 1)), left and right joints swapped. Maps
+    are not mirrored back: only keypoints are scored on the mirrored draw."""
+    kps = np.asarray(pred.keypoints, np.float32).reshape(-1, 17, 3)[:, body()["flip"]]
+    kps = kps.copy()
+    kps[..., 0] = np.where(kps[..., 2] > 0, width - kps[..., 0], kps[..., 0])
+    return Prediction(pred.parts, pred.instances, kps, pred.scores)
+
+
 def _foreground(pred: Prediction) -> np.ndarray:
     return (pred.parts > 0) | (pred.instances > 0)
 
@@ -201,12 +215,20 @@ def score_samples(
     if not data:
         raise ConfigError(f"no labelled samples under {formats}")
     tallies = {name: _Tally() for name in systems}
+    mirrored = {name: _Tally() for name in systems}
     for scene, scores in tqdm(data, desc="real samples", unit="image"):
+        flipped = np.ascontiguousarray(scene.image[:, ::-1])
         for name, system in systems.items():
             tallies[name].add(system(scene.image), scene, scores)
+            if "keypoints" in scores:
+                back = mirrored_back(system(flipped), scene.image.shape[1])
+                mirrored[name].add(back, scene, ("keypoints",))
     out = {name: t.metrics() for name, t in tallies.items()}
-    for metrics in out.values():
+    for name, metrics in out.items():
         metrics["images"] = len(data)
+        kp = mirrored[name]
+        ap, ap50 = oks_aps(kp.kp_preds, kp.kp_gts) if kp.kp_gts else (0.0, 0.0)
+        metrics["OKS_AP_mirrored"], metrics["AP50_mirrored"] = ap, ap50
     return out
 
 
@@ -335,12 +357,14 @@ def format_real(result: dict[str, Any]) -> str:
 
     rows = [("student", result["student"]), *result["teachers"].items()]
     lines = [
-        "| system | OKS AP | AP50 | mask IoU | part mIoU (coarse) |",
-        "|---|---|---|---|---|",
+        "| system | OKS AP | AP50 | mirrored: OKS AP | AP50 | mask IoU "
+        "| part mIoU (coarse) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, m in rows:
         lines.append(
             f"| {name} | {cell(m['OKS_AP'])} | {cell(m['AP50'])} | "
+            f"{cell(m.get('OKS_AP_mirrored'))} | {cell(m.get('AP50_mirrored'))} | "
             f"{cell(m['mask_IoU'])} | {cell(m['part_mIoU'])} |"
         )
     clips = result.get("clips")

@@ -24,7 +24,9 @@ from trainers.real_eval import (
     agreement,
     evaluate_real,
     format_real,
+    mirrored_back,
     score_clips,
+    score_samples,
     student_predictor,
 )
 
@@ -85,6 +87,41 @@ def test_real_evaluation_every_system_every_key(tmp_path):
     assert "| fusion |" in format_real(result)
     assert "| a.mp4 | " in format_real(result)
     json.dumps(result)
+
+
+@needs_samples
+def test_mirrored_draw_of_a_mirror_true_system_is_its_first_draw(tmp_path):
+    """A system that answers with the ground truth of what it sees (mirrored when the
+    image is) scores the same on both draws: the mirroring back swaps sides and x
+    exactly. A system blind to the mirror (the first draw's answer, always) does not."""
+    from trainers.datasets import open_dataset
+
+    scenes = list(open_dataset(f"coco:{FORMATS / 'coco/test_coco.json'}"))
+
+    def truth(image: np.ndarray, blind: bool = False) -> Prediction:
+        for scene in scenes:
+            for flipped in (False, True):
+                seen = scene.image[:, ::-1] if flipped else scene.image
+                if seen.shape == image.shape and np.array_equal(seen, image):
+                    kps = np.asarray(scene.keypoints, np.float32).copy()
+                    kps[..., 2] = np.where(kps[..., 2] > 0, 1.0, 0.0)
+                    if flipped and not blind:
+                        kps = mirrored_back(
+                            Prediction(None, None, kps, []), seen.shape[1]
+                        ).keypoints
+                    scores = np.ones(len(kps), np.float32)
+                    return Prediction(scene.parts, scene.instances, kps, scores)
+        raise AssertionError("unknown image")
+
+    (tmp_path / "coco").symlink_to(FORMATS / "coco")  # the COCO samples alone
+    systems = {"true": truth, "blind": lambda im: truth(im, True)}
+    out = score_samples(systems, tmp_path)
+    true, blind = out["true"], out["blind"]
+    assert true["OKS_AP"] > 0.8  # not 1: people without joints are false positives
+    assert true["OKS_AP_mirrored"] == pytest.approx(true["OKS_AP"])
+    assert true["AP50_mirrored"] == pytest.approx(true["AP50"])
+    assert blind["OKS_AP"] == pytest.approx(true["OKS_AP"])
+    assert blind["OKS_AP_mirrored"] < true["OKS_AP"] - 0.3
 
 
 def test_empty_frames_and_agreement(tmp_path):
