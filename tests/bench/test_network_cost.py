@@ -95,6 +95,8 @@ def test_one_thread_rows_parts_and_doc(tmp_path: Path) -> None:
     assert "| size | trunk | FPN | heads |" in text
 
 
+@pytest.mark.forked  # OpenVINO in its own process, as above: with bf16 rows (a CPU
+# that has bf16) the SIGINT test crashed after it in every run, 6 of 6
 def test_without_movenet_the_rows_have_no_ratio(tmp_path: Path) -> None:
     reference, note = load_reference(tmp_path / "movenet-multipose.json")
     assert reference is None and "skipped" in note
