@@ -98,6 +98,14 @@ def warp(scene: Scene, matrix: np.ndarray, size: int) -> Scene:
     )
 
 
+def _turned(zoom: float, rng: np.random.Generator, rotate: float) -> np.ndarray:
+    """The 2 x 2 map that scales by `zoom` and turns by a random angle within
+    +- `rotate` degrees (one draw)."""
+    angle = np.deg2rad(rng.uniform(-rotate, rotate))
+    cos, sin = np.cos(angle) * zoom, np.sin(angle) * zoom
+    return np.array([[cos, -sin], [sin, cos]])
+
+
 def random_affine(
     scene: Scene,
     rng: np.random.Generator,
@@ -112,9 +120,7 @@ def random_affine(
     """
     height, width = scene.parts.shape
     zoom = size / max(height, width) * np.exp(rng.uniform(*np.log(scale)))
-    angle = np.deg2rad(rng.uniform(-rotate, rotate))
-    cos, sin = np.cos(angle) * zoom, np.sin(angle) * zoom
-    linear = np.array([[cos, -sin], [sin, cos]])
+    linear = _turned(zoom, rng, rotate)
     slack = np.abs(np.array([width, height]) * zoom - size) / 2
     target = size / 2 + rng.uniform(-slack, slack)
     offset = target - linear @ [width / 2, height / 2]
@@ -142,9 +148,7 @@ def person_zoom(
         xs, ys = scene.keypoints[k, seen, 0], scene.keypoints[k, seen, 1]
     lo, hi = np.array([xs.min(), ys.min()]), np.array([xs.max(), ys.max()]) + 1
     zoom = rng.uniform(*fill) * size / max(float((hi - lo).max()), 1.0)
-    angle = np.deg2rad(rng.uniform(-rotate, rotate))
-    cos, sin = np.cos(angle) * zoom, np.sin(angle) * zoom
-    linear = np.array([[cos, -sin], [sin, cos]])
+    linear = _turned(zoom, rng, rotate)
     extent = np.abs(linear) @ (hi - lo)  # the rotated box's sides
     slack = np.maximum(size - extent, 0.0) / 2
     target = size / 2 + rng.uniform(-slack, slack)
