@@ -190,8 +190,12 @@ class _Tally:
             self.part_preds.append(_coarse(pred))
             self.part_gts.append(gt)
 
+    def oks_aps(self) -> tuple[float, float]:
+        """(OKS AP, AP50) over the keypoint samples added, 0 without any."""
+        return oks_aps(self.kp_preds, self.kp_gts) if self.kp_gts else (0.0, 0.0)
+
     def metrics(self) -> dict[str, Any]:
-        ap, ap50 = oks_aps(self.kp_preds, self.kp_gts) if self.kp_gts else (0.0, 0.0)
+        ap, ap50 = self.oks_aps()
         out: dict[str, Any] = {"OKS_AP": ap, "AP50": ap50}
         out["mask_IoU"] = self.inter / self.union if self.has_masks else None
         if self.has_parts and self.part_gts:
@@ -226,9 +230,7 @@ def score_samples(
     out = {name: t.metrics() for name, t in tallies.items()}
     for name, metrics in out.items():
         metrics["images"] = len(data)
-        kp = mirrored[name]
-        ap, ap50 = oks_aps(kp.kp_preds, kp.kp_gts) if kp.kp_gts else (0.0, 0.0)
-        metrics["OKS_AP_mirrored"], metrics["AP50_mirrored"] = ap, ap50
+        metrics["OKS_AP_mirrored"], metrics["AP50_mirrored"] = mirrored[name].oks_aps()
     return out
 
 
