@@ -53,14 +53,24 @@ def _keep_people(
     )
 
 
+def mirror_keypoints(keypoints: np.ndarray, width: int) -> np.ndarray:
+    """Keypoints [N, 17, 3] of an image `width` px wide, mirrored left-right: left and
+    right joints swap names, x -> width - x (pixel c covers [c, c + 1)) where the score
+    or visibility is > 0; other joints keep their values. A copy."""
+    kps = np.asarray(keypoints, np.float32).reshape(-1, 17, 3)[:, body()["flip"]]
+    kps = kps.copy()
+    kps[..., 0] = np.where(kps[..., 2] > 0, width - kps[..., 0], kps[..., 0])
+    return kps
+
+
 def hflip(scene: Scene) -> Scene:
     """Mirror left-right; left and right keypoints and parts swap names."""
     width = scene.parts.shape[1]
     lut = np.arange(256, dtype=np.uint8)
     flip = taxonomy(scene.taxonomy)["flip"]
     lut[: len(flip)] = flip
-    kps = np.asarray(scene.keypoints, np.float32)[:, body()["flip"]].copy()
-    kps[..., 0] = np.where(kps[..., 2] > 0, width - kps[..., 0], 0.0)
+    kps = mirror_keypoints(scene.keypoints, width)
+    kps[..., 0] = np.where(kps[..., 2] > 0, kps[..., 0], 0.0)  # unlabelled: x 0
     return Scene(
         image=np.ascontiguousarray(scene.image[:, ::-1]),
         parts=lut[scene.parts[:, ::-1]],

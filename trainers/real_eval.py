@@ -34,10 +34,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from configs import ConfigError, body, real_clips
+from configs import ConfigError, real_clips
 from configs.records import Prediction, Scene
 from nets.model import InferenceModel
 from nets.similarity import oks, pose_areas
+from trainers.augment import mirror_keypoints
 from trainers.datasets import open_dataset
 from trainers.datasets.common import map_parts
 from trainers.fusion import fuse
@@ -145,12 +146,10 @@ def fusion_prediction(
 
 
 def mirrored_back(pred: Prediction, width: int) -> Prediction:
-    """The keypoints of a prediction made on the mirrored image, in the original one:
-    x -> width - x (pixel c covers [c, c + 1)), left and right joints swapped. Maps
-    are not mirrored back: only keypoints are scored on the mirrored draw."""
-    kps = np.asarray(pred.keypoints, np.float32).reshape(-1, 17, 3)[:, body()["flip"]]
-    kps = kps.copy()
-    kps[..., 0] = np.where(kps[..., 2] > 0, width - kps[..., 0], kps[..., 0])
+    """The keypoints of a prediction made on the mirrored image, in the original one
+    (`mirror_keypoints`). Maps are not mirrored back: only keypoints are scored on the
+    mirrored draw."""
+    kps = mirror_keypoints(pred.keypoints, width)
     return Prediction(pred.parts, pred.instances, kps, pred.scores)
 
 
