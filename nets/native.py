@@ -619,9 +619,9 @@ def _drop_duplicates(
 ) -> None:
     """`nets.decode.drop_duplicates` in place: slot p becomes invalid and zero when an
     earlier valid slot q has OKS(p, q) > `threshold` over the joints both score above
-    `min_score` (`KP_MIN_SCORE`, an argument: numba's cache would keep a stale copy of
-    another module's constant), the
-    larger keypoint box (at least 1 px^2) as the scale (`nets.similarity.duplicates`).
+    `min_score`, the larger keypoint box (at least 1 px^2) as the scale
+    (`nets.similarity.duplicates`). `min_score` is `KP_MIN_SCORE`, an argument: numba's
+    cache would keep a stale copy of another module's constant.
 
     The OKS formula a second time, for this engine only: numba cannot call the
     numpy / torch one, and run as numpy it cost 0.2-0.5 ms a frame, a fifth of this
@@ -1109,10 +1109,12 @@ class NativeDecoder:
                 self.stride, self.dedup, self.vote_refine, xy, pool_score, pool_valid,
             )  # fmt: skip
             _above(pool_score, pool_valid, self.threshold, score, valid)
+            # the gate's plane: 1 - background; with the gate off any plane of the
+            # shape (never read), so no frame pays for building it
+            plane = 1 - parts[i, 0] if self.floor >= 0 else parts[i, 0]
             _limb_scores(
                 limbs[i], padded, self.pairs, xy, valid, score, *self.profile,
-                self.stride, self.limb_threshold, TIE_BREAK,
-                1 - parts[i, 0], self.floor, A,
+                self.stride, self.limb_threshold, TIE_BREAK, plane, self.floor, A,
             )  # fmt: skip
             labels = _assemble(A, self.tree, self.joins, valid)
             _select_people(

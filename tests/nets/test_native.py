@@ -169,10 +169,12 @@ def test_same_people_as_the_exact_graph_decode_on_oracle_scenes():
     assert guessed > 0  # the completion ran (occluded joints near other people)
 
 
+@pytest.mark.parametrize("floor", [None, 0.9])
 @pytest.mark.parametrize("seed", range(3))
-def test_same_people_as_the_exact_graph_decode_on_noise_maps(seed):
+def test_same_people_as_the_exact_graph_decode_on_noise_maps(seed, floor):
     """Uniform noise maps (32 x 32 cells): every slot holds a person, Hough votes lie
-    everywhere, so nearly every absent joint is guessed; both engines agree.
+    everywhere, so nearly every absent joint is guessed; both engines agree, with the
+    foreground gate (`decode.limb_foreground`, from the part maps) off and on.
 
     Without the vote refinement: its means, summed in another order, move the
     engines' candidates apart by ~1e-5 px, enough to break the exact ties of these
@@ -180,6 +182,7 @@ def test_same_people_as_the_exact_graph_decode_on_noise_maps(seed):
     torch.set_num_threads(1)
     cfg = small_config(128)
     cfg["decode"]["vote_refine"] = 0
+    cfg["decode"]["limb_foreground"] = floor
     rng = np.random.default_rng(seed)
     h = w = 32
     maps = {
