@@ -38,18 +38,6 @@ def warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     )
 
 
-def upsample_planes(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """`upsample_to(x, like)` one channel at a time: the same values (to float
-    rounding). Inference only (`DSPF.forward(planar=True)`): OpenVINO upsamples a
-    conv's output channels-last, and grid_sample reads planar NCHW, so each warp
-    paid a slow layout conversion of the stride-4 map (0.23 ms at 256 px, 1
-    thread); 1-channel planes are the same in both layouts, so only the 4x smaller
-    coarse map is converted."""
-    b, c, h, w = x.shape
-    up = upsample_to(x.reshape(b * c, 1, h, w), like)
-    return up.reshape(b, c, *like.shape[-2:])
-
-
 def _regressor(cin: int, channels: int) -> nn.Sequential:
     """Separable 3x3 conv then a 1x1 conv to the 2 field channels."""
     return nn.Sequential(SeparableConv(cin, channels, 3), nn.Conv2d(channels, 2, 1))
@@ -98,21 +86,16 @@ class DSPF(nn.Module):
                 nn.init.zeros_(conv.weight)
                 nn.init.zeros_(conv.bias)
 
-    def forward(
-        self, pyramid: list[torch.Tensor], planar: bool = False
-    ) -> list[torch.Tensor]:
-        """planar: upsample what the warps sample plane by plane (`upsample_planes`,
-        inference only: `MGParser.maps`)."""
+    def forward(self, pyramid: list[torch.Tensor]) -> list[torch.Tensor]:
         pyramid = [proj(x) for proj, x in zip(self.project, pyramid, strict=True)]
         if not self.coarse_to_fine:
             return self._direct(pyramid)
-        upsample = upsample_planes if planar and self.warping else upsample_to
         field = self.coarsest(pyramid[-1])
         out = [field]
         for level in range(self.levels - 2, -1, -1):
             x = pyramid[level]
-            up = upsample(pyramid[level + 1], x)
-            field_up = 2.0 * upsample(field, x)
+            up = upsample_to(pyramid[level + 1], x)
+            field_up = 2.0 * upsample_to(field, x)
             if self.warping:
                 flow = self.flow[level](torch.cat([x, up], 1))
                 up, field_up = warp(up, flow), warp(field_up, flow)

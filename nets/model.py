@@ -103,13 +103,12 @@ class MGParser(nn.Module):
     def maps(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """`activations(self(images))`, computed the way inference wants it
         (`NetworkModel`, `InferenceModel`): see `head_maps`; the Hough vote reuses
-        the heatmap's sigmoid; the DSPF upsamples what it warps plane by plane
-        (`nets.dspf.upsample_planes`). Equal to the training forward's maps up to
-        float rounding (tests/nets/test_maps.py)."""
+        the heatmap's sigmoid. Equal to the training forward's maps up to float
+        rounding (tests/nets/test_maps.py)."""
         pyramid, heads_in = self.features(images)
         maps = self.head_maps(heads_in)
         maps["hough"] = hough_vote(maps["heatmap"], maps["offsets"], self.hough_radius)
-        maps["dspf"] = self.dspf(pyramid, planar=True)[0]
+        maps["dspf"] = self.dspf(pyramid)[0]
         return maps
 
     def head_maps(
