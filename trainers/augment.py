@@ -116,6 +116,21 @@ def _turned(zoom: float, rng: np.random.Generator, rotate: float) -> np.ndarray:
     return np.array([[cos, -sin], [sin, cos]])
 
 
+def _placed(
+    scene: Scene,
+    linear: np.ndarray,
+    centre: np.ndarray,
+    slack: np.ndarray,
+    rng: np.random.Generator,
+    size: int,
+) -> Scene:
+    """`scene` warped by `linear`, its point `centre` landing within +- `slack` of the
+    output's centre (uniform, one draw): the placement both zooms share."""
+    target = size / 2 + rng.uniform(-slack, slack)
+    offset = target - linear @ centre
+    return warp(scene, np.column_stack([linear, offset]), size)
+
+
 def random_affine(
     scene: Scene,
     rng: np.random.Generator,
@@ -132,9 +147,7 @@ def random_affine(
     zoom = size / max(height, width) * np.exp(rng.uniform(*np.log(scale)))
     linear = _turned(zoom, rng, rotate)
     slack = np.abs(np.array([width, height]) * zoom - size) / 2
-    target = size / 2 + rng.uniform(-slack, slack)
-    offset = target - linear @ [width / 2, height / 2]
-    return warp(scene, np.column_stack([linear, offset]), size)
+    return _placed(scene, linear, np.array([width, height]) / 2, slack, rng, size)
 
 
 def person_zoom(
@@ -161,9 +174,7 @@ def person_zoom(
     linear = _turned(zoom, rng, rotate)
     extent = np.abs(linear) @ (hi - lo)  # the rotated box's sides
     slack = np.maximum(size - extent, 0.0) / 2
-    target = size / 2 + rng.uniform(-slack, slack)
-    offset = target - linear @ ((lo + hi) / 2)
-    return warp(scene, np.column_stack([linear, offset]), size)
+    return _placed(scene, linear, (lo + hi) / 2, slack, rng, size)
 
 
 def color_jitter(
