@@ -198,7 +198,7 @@ def _heads(m: MGParser, *inputs: torch.Tensor) -> dict[str, Any]:
 
 
 def _dspf(m: MGParser, *pyramid: torch.Tensor) -> dict[str, Any]:
-    return {"dspf": m.dspf(list(pyramid), planar=True)[0]}
+    return {"dspf": m.dspf(list(pyramid))[0]}
 
 
 def _hough(m: MGParser, heat: torch.Tensor, offsets: torch.Tensor) -> dict[str, Any]:
