@@ -92,5 +92,3 @@ def test_direct_regression_coarse_levels_are_pooled_finest():
         assert torch.allclose(
             fields[i], F.avg_pool2d(fields[0], 2**i) / 2**i, atol=1e-6
         )
-
-
