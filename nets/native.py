@@ -45,7 +45,7 @@ from nets.decode import (
     limb_profile,
     refine_setting,
 )
-from nets.similarity import FAR, KP_MIN_SCORE
+from nets.similarity import FAR, KP_MIN_SCORE, OKS_TIE
 
 # Numba's cache keys on this file alone and bakes in the globals a function reads:
 # a constant from another module that may be tuned (KP_MIN_SCORE, TIE_BREAK, ...)
@@ -618,10 +618,10 @@ def _drop_duplicates(
     min_score: float,
 ) -> None:
     """`nets.decode.drop_duplicates` in place: slot p becomes invalid and zero when an
-    earlier valid slot q has OKS(p, q) > `threshold` over the joints both score above
-    `min_score`, the larger keypoint box (at least 1 px^2) as the scale
-    (`nets.similarity.duplicates`). `min_score` is `KP_MIN_SCORE`, an argument: numba's
-    cache would keep a stale copy of another module's constant.
+    earlier valid slot q has OKS(p, q) > `threshold` (the caller adds `OKS_TIE`) over
+    the joints both score above `min_score`, the larger keypoint box (at least 1 px^2)
+    as the scale (`nets.similarity.duplicates`). `min_score` is `KP_MIN_SCORE`, an
+    argument: numba's cache would keep a stale copy of another module's constant.
 
     The OKS formula a second time, for this engine only: numba cannot call the
     numpy / torch one, and run as numpy it cost 0.2-0.5 ms a frame, a fifth of this
@@ -1132,8 +1132,8 @@ class NativeDecoder:
             if self.person_nms is not None:
                 _drop_duplicates(
                     out["keypoints"][i], out["person_scores"][i],
-                    out["person_valid"][i], self.sigmas, self.person_nms,
-                    KP_MIN_SCORE,
+                    out["person_valid"][i], self.sigmas,
+                    self.person_nms + OKS_TIE, KP_MIN_SCORE,
                 )  # fmt: skip
             _assign_cells(
                 out["keypoints"][i], out["person_valid"][i], parts[i], dspf[i],

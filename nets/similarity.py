@@ -19,6 +19,10 @@ from configs import body
 
 KP_MIN_SCORE = 0.05  # a joint counts for OKS above this score
 FAR = 1e9  # px; beyond any image, so a missing joint never widens a box
+# OKS within this of the duplicate threshold is not above it: a fragment sharing one of
+# its two joints with another scores 0.5 + e^-30-ish, and the engines' float sums put
+# that on either side of a 0.5 threshold (the graph 0.5, the native engine 0.50000006)
+OKS_TIE = 1e-6
 
 
 def _sigmas(like: Any) -> Any:
@@ -66,7 +70,8 @@ def duplicates(keypoints: Any, valid: Any, threshold: float) -> Any:
     """[..., P] bool: the person slots to drop as duplicates of a better one.
 
     Slots come ranked best first (`decode.select_people`); slot p is a duplicate when
-    an earlier valid slot q has OKS(p, q) > `threshold` over the joints both have.
+    an earlier valid slot q has OKS(p, q) > `threshold` (by more than `OKS_TIE`) over
+    the joints both have.
     The scale is the larger of the two keypoint boxes, as the tracker's: both claim
     one body, and a fragment's box (a head, two feet) understates it, so with the
     better-ranked one's box alone a fragment ranked above a body's copy would keep it
@@ -83,7 +88,8 @@ def duplicates(keypoints: Any, valid: Any, threshold: float) -> Any:
     sim = oks(keypoints, keypoints, xp.maximum(area[..., :, None], area[..., None, :]))
     rank = torch.arange(p, device=keypoints.device) if xp is torch else np.arange(p)
     earlier = rank[None, :] < rank[:, None]  # [p, q]: q ranks above p
-    return ((sim > threshold) & earlier & valid[..., None, :]).any(-1) & valid
+    above = sim > threshold + OKS_TIE
+    return (above & earlier & valid[..., None, :]).any(-1) & valid
 
 
 def mask_iou(masks: list[np.ndarray], labels: np.ndarray, count: int) -> np.ndarray:

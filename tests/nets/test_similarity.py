@@ -8,7 +8,7 @@ import torch
 from configs import body
 from nets.decode import drop_duplicates
 from nets.native import _drop_duplicates
-from nets.similarity import KP_MIN_SCORE, duplicates, oks, pose_areas
+from nets.similarity import KP_MIN_SCORE, OKS_TIE, duplicates, oks, pose_areas
 
 ANKLES = [body()["keypoints"].index(n) for n in ("left_ankle", "right_ankle")]
 
@@ -68,6 +68,31 @@ def test_both_engines_clear_the_same_dropped_slots():
     np.testing.assert_array_equal(k[v], kps[v])
     kept = drop_duplicates(*(torch.from_numpy(a) for a in (kps, scores, valid)), None)
     np.testing.assert_array_equal(kept[2].numpy(), valid)
+
+
+def test_a_fragment_at_the_threshold_is_kept_by_both_engines():
+    """A two-ankle fragment with one ankle on a body's and the other far off has OKS
+    0.5 plus float noise with it: at a 0.5 threshold both engines keep it (their
+    sums fell on either side of 0.5 on a real frame before `OKS_TIE`)."""
+    body_a = standing(40.0)
+    feet = np.zeros_like(body_a)
+    feet[ANKLES] = body_a[ANKLES]
+    feet[ANKLES[1], 0] += 150.0
+    kps = np.stack([body_a, feet])
+    valid = np.array([True, True])
+    scale = pose_areas(kps).max()
+    assert abs(oks(feet[None], body_a[None], np.array([scale]))[0, 0] - 0.5) < OKS_TIE
+    assert not duplicates(kps, valid, 0.5).any()
+    scores = np.array([0.9, 0.1], np.float32)
+    graph = drop_duplicates(*(torch.from_numpy(a) for a in (kps, scores, valid)), 0.5)
+    native = (kps.copy(), scores.copy(), valid.copy())
+    sigmas = np.asarray(body()["oks_sigmas"], np.float32)
+    _drop_duplicates(*native, sigmas, 0.5 + OKS_TIE, KP_MIN_SCORE)
+    np.testing.assert_array_equal(graph[2].numpy(), [True, True])
+    np.testing.assert_array_equal(native[2], [True, True])
+    # and without the margin the native engine's float32 sum may call it a duplicate:
+    # the margin, not luck, keeps the engines together
+    assert duplicates(kps, valid, 0.5 - 2 * OKS_TIE)[1]
 
 
 @pytest.mark.parametrize("xp", [np.asarray, torch.as_tensor])
