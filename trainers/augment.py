@@ -143,11 +143,11 @@ def random_affine(
     The image centre lands anywhere that keeps the crop inside the zoomed image (when it
     is larger than the output) or the image inside the output (when smaller).
     """
-    height, width = scene.parts.shape
-    zoom = size / max(height, width) * np.exp(rng.uniform(*np.log(scale)))
+    sides = np.array(scene.parts.shape[::-1], np.float64)  # width, height
+    zoom = size / sides.max() * np.exp(rng.uniform(*np.log(scale)))
     linear = _turned(zoom, rng, rotate)
-    slack = np.abs(np.array([width, height]) * zoom - size) / 2
-    return _placed(scene, linear, np.array([width, height]) / 2, slack, rng, size)
+    slack = np.abs(sides * zoom - size) / 2
+    return _placed(scene, linear, sides / 2, slack, rng, size)
 
 
 def person_zoom(
