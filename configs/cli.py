@@ -26,6 +26,13 @@ def check_input_size(size: int) -> int:
     return size
 
 
+def still_input_size(size: int, scale: float) -> int:
+    """The input side for still images: `scale` x the streaming side `size`, to a
+    multiple of 32. Why: a photograph has no frame rate to keep, and its small people
+    need the pixels (docs/MODEL.md, "Twelfth round": OKS AP rose with the side)."""
+    return max(32, round(size * scale / 32) * 32)
+
+
 PACKAGES = (
     "configs",
     "nets",

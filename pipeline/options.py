@@ -44,8 +44,9 @@ def add_model_arguments(
             type=_input_size,
             metavar="PX",
             help="run the network at this square input, a multiple of 32 (default: "
-            "the checkpoint's, 256 for the shipped model; larger finds smaller people "
-            "and costs about (PX / 256)^2 the time: docs/MODEL.md)",
+            "the checkpoint's, 256 for the shipped model, and pipeline.still_scale "
+            "times it for still images: 384; larger finds smaller people and costs "
+            "about (PX / 256)^2 the time: docs/MODEL.md)",
         )
     model.add_argument(
         "--backend",

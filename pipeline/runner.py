@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from pipeline.engine.stage import Sink
@@ -187,6 +188,7 @@ def run_pipeline(
     (stream relays) is ended at the end.
     """
     from configs import load_config, load_overrides, taxonomy
+    from configs.cli import still_input_size
     from pipeline.stages.infer import resolve_model
 
     cfg = load_config(opts.config)
@@ -200,6 +202,12 @@ def run_pipeline(
             opts.input_size,
             load_overrides(opts.config).get("decode"),
         )
+        if opts.input_size is None and getattr(source, "still", False):
+            size = still_input_size(
+                int(model_cfg["input_size"]), float(cfg["pipeline"]["still_scale"])
+            )
+            opts = replace(opts, input_size=size)
+            model_cfg = {**model_cfg, "input_size": size}
         names = taxonomy(model_cfg["model"]["taxonomy"])["classes"]
         for sink in sinks:
             sink.part_names = names

@@ -1,4 +1,5 @@
-"""configs/: the shared numbers agree with the YAML tables; the letterbox maps back."""
+"""configs/: the shared numbers agree with the YAML tables; the letterbox maps back;
+still images get a larger input side, a multiple of 32."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import numpy as np
 import pytest
 
 from configs import body, mapping
+from configs.cli import still_input_size
 from configs.constants import IGNORE, NUM_KEYPOINTS
 from configs.letterbox import Letterbox
 
@@ -59,3 +61,11 @@ def test_load_overrides_is_what_the_file_and_its_bases_set(tmp_path):
     (tmp_path / "bad.yaml").write_text("decode:\n  top_kk: 9\n")
     with pytest.raises(ConfigError):
         load_overrides(tmp_path / "bad.yaml")
+
+
+@pytest.mark.parametrize(
+    ("size", "scale", "still"), [(256, 1.5, 384), (128, 1.5, 192), (384, 1.0, 384),
+                                 (256, 1.2, 320), (64, 0.1, 32)]
+)  # fmt: skip
+def test_still_input_size_is_a_multiple_of_32(size, scale, still):
+    assert still_input_size(size, scale) == still

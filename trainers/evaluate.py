@@ -32,7 +32,7 @@ import torch
 from tqdm import tqdm
 
 from configs import ConfigError
-from configs.cli import add_checkpoint, check_input_size
+from configs.cli import add_checkpoint, check_input_size, still_input_size
 from configs.errors import CheckpointError, DatasetError
 from configs.letterbox import Letterbox
 from configs.records import Prediction, Scene
@@ -264,11 +264,18 @@ def evaluate_real_cli(model: InferenceModel, name: str, args: Any) -> int:
     if args.clip_frames < 1:
         raise ConfigError("--clip-frames must be at least 1")
     clips = clip_files(Path(args.clips) if args.clips else None)
-    systems = Systems(student_predictor(model), *default_teachers())
+    cfg = model.cfg
+    still = args.input_size or still_input_size(
+        int(cfg["input_size"]), float(cfg["pipeline"]["still_scale"])
+    )
+    systems = Systems(
+        student_predictor(model), *default_teachers(), student_predictor(model, still)
+    )
     formats = Path(args.formats) if args.formats else FORMATS
     pictures = Path(args.overlays) if args.overlays else None
     result = evaluate_real(systems, formats, clips, args.clip_frames, pictures)
     result["model"] = name
+    result["input_size"] = {"samples": still, "clips": int(cfg["input_size"])}
     print(f"\n{name} beside its teachers on real people\n\n{format_real(result)}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

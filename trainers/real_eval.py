@@ -6,12 +6,13 @@ Two parts, every system scored in the same run on the same images:
   image with COCO-17 keypoints (COCO, OCHuman, PoseTrack18), person-mask IoU (person vs
   background, pixels summed over COCO, OCHuman and CIHP), and part mIoU on CIHP in the
   coarse set `coarse5` (background, head, torso, arms, legs; configs/parts.yaml).
-  Every system sees the whole image: the student letterboxed into its input, its maps
-  and joints scaled back; the teachers at their own input sizes. OKS AP and AP50 are
-  also scored on the mirrored images, the answers mirrored back (`OKS_AP_mirrored`,
-  `AP50_mirrored`): a second draw of the same system on the same people, so a
-  difference between systems can be read against the spread between the draws
-  (about 30 people: one model moved 3 points).
+  Every system sees the whole image: the student letterboxed into its input (at the
+  size the pipeline gives still images, `pipeline.still_scale`, unless `--input-size`
+  says), its maps and joints scaled back; the teachers at their own input sizes. OKS
+  AP and AP50 are also scored on the mirrored images, the answers mirrored back
+  (`OKS_AP_mirrored`, `AP50_mirrored`): a second draw of the same system on the same
+  people, so a difference between systems can be read against the spread between the
+  draws (about 30 people: one model moved 3 points).
 - Clips without labels (the validation clips of configs/real_clips.yaml, or any folder
   of videos): people per frame (people scoring >= `PERSON_SCORE`, the score that starts
   a track in the pipeline; overall and per clip), the student's agreement with each
@@ -67,11 +68,14 @@ Predictor = Callable[[np.ndarray], Prediction]
 
 @dataclass
 class Systems:
-    """What is scored: the student and the two teachers (pose, parsing) by name."""
+    """What is scored: the student and the two teachers (pose, parsing) by name;
+    `still`, when given, is the student as it runs on photographs (the pipeline's
+    still-image size), scored on the labelled samples in `student`'s place."""
 
     student: Predictor
     pose: Teacher
     parse: Teacher
+    still: Predictor | None = None
 
     def teachers(self) -> dict[str, Predictor]:
         """Each teacher, and their fusion, as predictors in the image's grid; each
@@ -92,11 +96,12 @@ class Systems:
         }
 
 
-def student_predictor(model: InferenceModel) -> Predictor:
-    """The student on any image: letterboxed into its input, results mapped back."""
+def student_predictor(model: InferenceModel, size: int | None = None) -> Predictor:
+    """The student on any image: letterboxed into its input (`size`, default its
+    config's), results mapped back."""
     from trainers.evaluate import blank_scene, letterbox, predict
 
-    size = int(model.cfg["input_size"])
+    size = size or int(model.cfg["input_size"])
     taxonomy = model.cfg["model"]["taxonomy"]
 
     def run(image: np.ndarray) -> Prediction:
@@ -340,7 +345,8 @@ def evaluate_real(
     """The JSON of `trainers.evaluate --data real` (module docstring); `pictures`: a
     folder for one drawn frame per clip, every system's answer stacked."""
     every = {"student": systems.student, **systems.teachers()}
-    samples = score_samples(every, formats)
+    still = {**every, "student": systems.still or systems.student}
+    samples = score_samples(still, formats)
     result: dict[str, Any] = {
         "student": samples.pop("student"),
         "teachers": samples,

@@ -206,6 +206,7 @@ class ImageSource:
     name = "source"
     info: dict[str, Any] | None = None
     live = False
+    still = True  # the network runs at `pipeline.still_scale` x its side (runner)
 
     def __init__(self, spec: str, max_frames: int | None = None) -> None:
         self.spec = spec

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 
@@ -99,6 +100,26 @@ def test_input_size_runs_the_same_weights_at_that_size(tiny, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         run_stream.main([*cli(tiny), "--input-size", "100", "--quiet"])
     assert exit_info.value.code == 2
+
+
+def test_still_images_run_at_the_still_size(tiny, tmp_path):
+    """Photographs run at `pipeline.still_scale` x the checkpoint's side (128 -> 192),
+    streams at the side itself (above), and --input-size wins over both."""
+    from pipeline.runner import run_pipeline as assemble
+
+    image = np.random.default_rng(0).integers(0, 255, (90, 120, 3), np.uint8)
+    cv2.imwrite(str(tmp_path / "a.png"), image)
+    sizes = []
+    for size in (None, 160):
+        opts = StreamOptions(**tiny, backend="torch", input_size=size,
+                             source=str(tmp_path / "a.png"), hud=False,
+                             results_json=str(tmp_path / f"r{size}.json"),
+                             progress=False)  # fmt: skip
+        started: dict = {}
+        result = assemble(opts, on_start=started.update)
+        assert result.errors == [] and (tmp_path / f"r{size}.json").is_file()
+        sizes.append(started["infer"]["input_size"])
+    assert sizes == [192, 160]
 
 
 def test_config_decode_settings_apply_to_the_checkpoint(tiny, tmp_path):

@@ -90,6 +90,31 @@ def test_real_evaluation_every_system_every_key(tmp_path):
 
 
 @needs_samples
+def test_photographs_are_scored_with_the_still_student(tmp_path):
+    """`Systems.still` (the student at the pipeline's still-image size) answers on the
+    labelled samples, the streaming student on the clips' frames."""
+    write_clip(tmp_path / "a.mp4", 2)
+    (tmp_path / "coco").symlink_to(FORMATS / "coco")  # the COCO samples alone
+    seen: dict[str, set] = {"stream": set(), "still": set()}
+
+    def nobody(kind: str):
+        def run(image: np.ndarray) -> Prediction:
+            seen[kind].add(image.shape[:2])
+            h, w = image.shape[:2]
+            empty = np.zeros((h, w), np.uint8)
+            return Prediction(empty, empty, np.zeros((0, 17, 3), np.float32), [])
+
+        return run
+
+    person = Person((0.2, 0.1, 0.6, 0.9))
+    systems = Systems(nobody("stream"), FakePose([person]), FakeParse([person]),
+                      still=nobody("still"))  # fmt: skip
+    evaluate_real(systems, tmp_path, [tmp_path / "a.mp4"], per_clip=2)
+    assert seen["stream"] == {(64, 96)}
+    assert seen["still"] and (64, 96) not in seen["still"]
+
+
+@needs_samples
 def test_mirrored_draw_of_a_mirror_true_system_is_its_first_draw(tmp_path):
     """A system that answers with the ground truth of what it sees (mirrored when the
     image is) scores the same on both draws: the mirroring back swaps sides and x
