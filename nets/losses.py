@@ -8,10 +8,8 @@ DSPF at each of the 4 levels (on person cells); optionally (`train.person_iou`) 
 Jaccard loss on each image's person mask (1 - background probability), the measure
 the person-mask IoU takes; and, in training step 2 only
 (`with_matching=True`), BCE between the relaxed assignment matrices of the
-differentiable matching and ground-truth ones; with `train.distill`, the original
-MoveNet's joint maps teach the network's copies of its joint heads (`refine_losses`).
-The s_i are parameters of the loss module: give `MGLoss.parameters()` to the optimizer
-too.
+differentiable matching and ground-truth ones. The s_i are parameters of the loss
+module: give `MGLoss.parameters()` to the optimizer too.
 Every term is a mean over the cells it supervises, and 0 when there are none.
 """
 
@@ -33,8 +31,6 @@ from nets.decode import (
     refine_setting,
 )
 from nets.matching import pgd_match
-
-REFINE_FLOOR = 0.1  # teacher heat below which its offsets are not learned
 
 
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -86,27 +82,6 @@ def vector_l1(
     return _masked_mean((pred - target).abs().sum(-3), mask)
 
 
-def refine_losses(
-    refine: dict[str, torch.Tensor],
-    targets: dict[str, torch.Tensor],
-    valid: torch.Tensor,
-) -> dict[str, torch.Tensor]:
-    """Distillation of the original MoveNet's joint maps into `model.joint_refine`'s
-    copies: BCE against its heatmap probabilities; L1 on its sub-cell offsets where
-    its heat exceeds `REFINE_FLOOR`, weighted by that heat (elsewhere they mean
-    nothing: MoveNet reads them only at its peaks)."""
-    heat = targets["teacher_heatmap"]
-    b, k, h, w = heat.shape
-    weight = heat * (heat > REFINE_FLOOR) * valid.unsqueeze(1)
-    offset = refine["kpt_offset"].view(b, k, 2, h, w)
-    return {
-        "refine_heat": map_bce(refine["kpt_heatmap"], heat, valid),
-        "refine_offset": vector_l1(
-            offset, targets["teacher_offset"].view(b, k, 2, h, w), weight
-        ),
-    }
-
-
 def candidate_owners(
     cand: Candidates, keypoints: torch.Tensor, radius: float
 ) -> torch.Tensor:
@@ -148,9 +123,6 @@ class MGLoss(nn.Module):
         self.person_iou = bool(cfg["train"]["person_iou"])
         if self.person_iou:
             self.terms.append("person_iou")
-        self.distill = bool(cfg["train"]["distill"])
-        if self.distill:
-            self.terms += ["refine_heat", "refine_offset"]
         if with_matching:
             self.terms.append("matching")
         self.factors = dict(cfg["train"]["term_weights"] or {})
@@ -184,8 +156,6 @@ class MGLoss(nn.Module):
             losses["person_iou"] = person_iou_loss(
                 outputs["parts"], targets["part_shares"], valid
             )
-        if self.distill:
-            losses.update(refine_losses(outputs["refine"], targets, valid))
         if self.with_matching:
             losses["matching"] = self.matching_loss(outputs, targets["keypoints"])
         total = outputs["parts"].new_zeros(())

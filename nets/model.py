@@ -35,7 +35,6 @@ from nets.fpn import FPN
 from nets.heads import Decoder, PartHead, PoseHead, joint_1x1
 from nets.hough import hough_vote
 from nets.matching import MATCHERS
-from nets.movenet import refine_heads
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -58,7 +57,6 @@ class MGParser(nn.Module):
         hough_radius: float,
         dspf: dict[str, Any],
         shared_decoder: bool = False,
-        refine: nn.Module | None = None,
     ):
         super().__init__()
         mean = getattr(backbone, "input_mean", IMAGENET_MEAN)  # what it was trained on
@@ -80,35 +78,26 @@ class MGParser(nn.Module):
         self.pose_head = PoseHead(fpn_channels, head_channels, num_limbs, own)
         self.dspf = DSPF(fpn_channels, **dspf)
         self.hough_radius = hough_radius
-        # MoveNet's joint heads on the trunk's stride-4 map (`model.joint_refine`),
-        # distilled from the original MoveNet while training (trainers/distill.py).
-        self.refine = refine
 
     def features(
         self, images: torch.Tensor
-    ) -> tuple[
-        list[torch.Tensor], list[torch.Tensor], list[torch.Tensor] | torch.Tensor
-    ]:
-        """(trunk levels, FPN pyramid, what the part and pose heads read: the
-        pyramid, or the shared decoder's map), shared by training's `forward` and
-        inference's `maps`."""
-        trunk = self.backbone((images - self.mean) / self.std)
-        pyramid = self.fpn(trunk)
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor] | torch.Tensor]:
+        """(FPN pyramid, what the part and pose heads read: the pyramid, or the
+        shared decoder's map), shared by training's `forward` and inference's `maps`."""
+        pyramid = self.fpn(self.backbone((images - self.mean) / self.std))
         heads_in = (
             pyramid if self.shared_decoder is None else self.shared_decoder(pyramid)
         )
-        return trunk, pyramid, heads_in
+        return pyramid, heads_in
 
     def forward(self, images: torch.Tensor) -> dict[str, Any]:
-        trunk, pyramid, heads_in = self.features(images)
+        pyramid, heads_in = self.features(images)
         out: dict[str, Any] = {"parts": self.part_head(heads_in)}
         out.update(self.pose_head(heads_in))
         out["hough"] = hough_vote(
             torch.sigmoid(out["heatmap"]), out["offsets"], self.hough_radius
         )
         out["dspf"] = self.dspf(pyramid)
-        if self.refine is not None:
-            out["refine"] = {name: head(trunk[0]) for name, head in self.refine.items()}
         return out
 
     def maps(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -116,7 +105,7 @@ class MGParser(nn.Module):
         (`NetworkModel`, `InferenceModel`): see `head_maps`; the Hough vote reuses
         the heatmap's sigmoid. Equal to the training forward's maps up to float
         rounding (tests/nets/test_maps.py)."""
-        _, pyramid, heads_in = self.features(images)
+        pyramid, heads_in = self.features(images)
         maps = self.head_maps(heads_in)
         maps["hough"] = hough_vote(maps["heatmap"], maps["offsets"], self.hough_radius)
         maps["dspf"] = self.dspf(pyramid)[0]
@@ -172,16 +161,7 @@ def build_model(cfg: dict[str, Any]) -> MGParser:
         hough_radius=float(cfg["targets"]["disk_radius"]) / OUTPUT_STRIDE,
         dspf=dict(m["dspf"]),
         shared_decoder=bool(m["shared_decoder"]),
-        refine=_refine_heads(backbone, m) if m["joint_refine"] else None,
     )
-
-
-def _refine_heads(backbone: nn.Module, m: dict[str, Any]) -> nn.Module:
-    """MoveNet's joint heads for `model.joint_refine`: its pretrained ones when the
-    trunk is MoveNet's own (`model.backbone_weights` its TF.js file)."""
-    weights = m["backbone_weights"]
-    movenet = m["backbone"] == "movenet" and str(weights or "").endswith(".json")
-    return refine_heads(backbone.channels[0], weights if movenet else None)
 
 
 def activations(outputs: dict[str, Any]) -> dict[str, torch.Tensor]:

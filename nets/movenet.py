@@ -217,12 +217,8 @@ class MoveNet(nn.Module):
             {name: Head(cin, width, cout) for name, (cout, _) in HEADS.items()}
         )
 
-    def stride4(self, images: torch.Tensor) -> torch.Tensor:
-        """The trunk's stride-4 map, which every head reads."""
-        return self.trunk(images * 2.0 - 1.0)[0]
-
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        x4 = self.stride4(images)
+        x4 = self.trunk(images * 2.0 - 1.0)[0]
         return {name: head(x4) for name, head in self.heads.items()}
 
 
@@ -328,30 +324,6 @@ def load_movenet(path: str | Path) -> MoveNet:
     net = MoveNet()
     net.load_state_dict(read_tfjs(path))
     return net.eval()
-
-
-# The heads that place a joint within its cell: the student keeps copies of them on its
-# own trunk (`model.joint_refine`), distilled from the original MoveNet as it trains.
-REFINE_HEADS = ("kpt_heatmap", "kpt_offset")
-
-
-def refine_heads(cin: int, path: str | Path | None = None) -> nn.ModuleDict:
-    """MoveNet's `REFINE_HEADS` reading a `cin`-channel stride-4 map, with its
-    pretrained weights when `path` (the TF.js model) is given and `cin` is its own."""
-    width = scaled(HEAD_WIDTH, MOVENET_ALPHA)
-    heads = nn.ModuleDict(
-        {name: Head(cin, width, HEADS[name][0]) for name in REFINE_HEADS}
-    )
-    if path is not None:
-        state = read_tfjs(path)
-        heads.load_state_dict(
-            {
-                k.removeprefix("heads."): v
-                for k, v in state.items()
-                if k.split(".")[:2][-1] in REFINE_HEADS and k.startswith("heads.")
-            }
-        )
-    return heads
 
 
 def trunk_state(path: str | Path) -> dict[str, torch.Tensor]:

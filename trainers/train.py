@@ -35,7 +35,6 @@ from configs.extras import require
 from nets.losses import MGLoss
 from nets.model import MGParser, build_model, load_checkpoint_meta, save_checkpoint
 from trainers.data import build_pool, make_loader
-from trainers.distill import TeacherJoints
 from trainers.plots import loss_curve
 
 logger = logging.getLogger(__name__)
@@ -198,18 +197,13 @@ def checkpoint_meta(cfg: dict[str, Any], **extra: Any) -> dict[str, Any]:
 
 
 class TrainStep(nn.Module):
-    """Network + loss as one module, so DDP also averages the learned loss weights;
-    with a teacher (`train.distill`), its maps of the batch join the targets."""
+    """Network + loss as one module, so DDP also averages the learned loss weights."""
 
-    def __init__(
-        self, model: nn.Module, criterion: nn.Module, teacher: nn.Module | None = None
-    ):
+    def __init__(self, model: nn.Module, criterion: nn.Module):
         super().__init__()
-        self.model, self.criterion, self.teacher = model, criterion, teacher
+        self.model, self.criterion = model, criterion
 
     def forward(self, images: torch.Tensor, batch: dict[str, torch.Tensor]):
-        if self.teacher is not None:
-            batch = {**batch, **self.teacher(images)}
         return self.criterion(self.model(images), batch)
 
 
@@ -335,7 +329,6 @@ def train(
         logger.info("%s of %d -> %s", note, total, out)
     size = int(cfg["data"]["pool_size"])
     pool = build_pool(cfg, size) if size else None
-    teacher = _teacher(cfg, model)
     log = ScalarLog(out, start) if where.main else None
     row: dict[str, Any] = {}
     state = resumed.get("resume", carried)
@@ -346,7 +339,7 @@ def train(
             stop = min(end, int(t["step1_iters"]) if step == 1 else total)
             criterion = MGLoss(cfg, with_matching=step == 2).to(where.device)
             carry_loss_weights(criterion, state)
-            runner: nn.Module = TrainStep(model, criterion, teacher)
+            runner: nn.Module = TrainStep(model, criterion)
             if where.world > 1:
                 runner = nn.parallel.DistributedDataParallel(
                     runner, find_unused_parameters=True
@@ -380,18 +373,6 @@ def train(
     if where.main:
         loss_curve(out / "scalars.csv", out / "loss.png")
     return row
-
-
-def _teacher(cfg: dict[str, Any], model: MGParser) -> TeacherJoints | None:
-    """`train.distill`'s live teacher, which needs `model.joint_refine`'s heads."""
-    path = cfg["train"]["distill"]
-    if not path:
-        return None
-    if model.refine is None:
-        raise ConfigError("train.distill needs model.joint_refine: true")
-    if not Path(path).is_file():
-        raise ConfigError(f"train.distill: teacher model not found: {path}")
-    return TeacherJoints(path).to(next(model.parameters()).device)
 
 
 def data_config(cfg: dict[str, Any], step: int) -> dict[str, Any]:
