@@ -34,16 +34,28 @@ def even(n: int) -> int:
 
 
 def fit_frame(image: np.ndarray, width: int, height: int, pix_fmt: str) -> np.ndarray:
-    """Pad odd sizes to the stream's even size; drop alpha for an RGB stream."""
+    """The frame at the stream's size, alpha dropped for an RGB stream: an odd side
+    (the stream's own size, made even) padded by its edge pixels; any other size (still
+    images of many sizes, one after another) scaled to fit and centred on black."""
     if pix_fmt == "yuv420p" and image.shape[2] == 4:
         image = image[..., :3]
-    if image.shape[1] != width or image.shape[0] != height:
-        image = np.pad(
-            image,
-            ((0, height - image.shape[0]), (0, width - image.shape[1]), (0, 0)),
-            mode="edge",
-        )
-    return np.ascontiguousarray(image)
+    h, w = image.shape[:2]
+    if (w, h) == (width, height):
+        return np.ascontiguousarray(image)
+    if 0 <= width - w <= 1 and 0 <= height - h <= 1:
+        pad = ((0, height - h), (0, width - w), (0, 0))
+        return np.ascontiguousarray(np.pad(image, pad, mode="edge"))
+    import cv2
+
+    scale = min(width / w, height / h)
+    nw, nh = max(1, min(width, round(w * scale))), max(1, min(height, round(h * scale)))
+    shrink = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    canvas = np.zeros((height, width, image.shape[2]), image.dtype)
+    top, left = (height - nh) // 2, (width - nw) // 2
+    canvas[top : top + nh, left : left + nw] = cv2.resize(
+        image, (nw, nh), interpolation=shrink
+    )
+    return canvas
 
 
 class FileSink(Sink):

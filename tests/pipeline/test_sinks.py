@@ -48,6 +48,23 @@ def test_odd_sizes_are_padded(tmp_path):
     assert decode_frames(path)[0].shape == (48, 64, 3)
 
 
+def test_still_images_of_other_sizes_are_fitted_not_lost(tmp_path):
+    """Photographs of many sizes one after another (a folder): each is scaled into
+    the first one's frame and centred; a taller or wider one once failed the sink
+    (a negative pad) and cost every frame after it."""
+    path = tmp_path / "photos.mp4"
+    sizes = [(48, 64), (60, 64), (30, 90), (24, 32)]
+    with FileSink(path) as sink:
+        for i, (h, w) in enumerate(sizes):
+            sink.write(rendered(i, np.full((h, w, 3), 200, np.uint8)))
+    frames = decode_frames(path)
+    assert len(frames) == 4 and {f.shape for f in frames} == {(48, 64, 3)}
+    tall, wide = frames[1], frames[2]
+    assert tall[:, 32].min() > 180 and tall[24, :4].max() < 30  # black beside it
+    assert wide[24, 32].min() > 180 and wide[:6, 32].max() < 30  # black above it
+    assert frames[3].min() > 180  # a smaller one of the same shape fills the frame
+
+
 @pytest.mark.parametrize(
     "suffix, kept", [(".mkv", True), (".mov", True), (".mp4", False)]
 )
