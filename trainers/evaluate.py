@@ -344,7 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--formats", help="--data real: labelled samples folder "
                         "(default ../shared/data/formats)")  # fmt: skip
     parser.add_argument("--input-size", type=int, help="run the model at this square "
-                        "input instead of its config's (a multiple of 32)")  # fmt: skip
+                        "input instead of its config's (a multiple of 32); --data real "
+                        "otherwise gives the labelled photographs the pipeline's "
+                        "still-image size (pipeline.still_scale)")  # fmt: skip
     add_protocol_option(parser)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
