@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import Any
 
 from configs import ConfigError
 
@@ -26,11 +27,12 @@ def check_input_size(size: int) -> int:
     return size
 
 
-def still_input_size(size: int, scale: float) -> int:
-    """The input side for still images: `scale` x the streaming side `size`, to a
-    multiple of 32. Why: a photograph has no frame rate to keep, and its small people
-    need the pixels (docs/MODEL.md, "Twelfth round": OKS AP rose with the side)."""
-    return max(32, round(size * scale / 32) * 32)
+def still_input_size(model_cfg: dict[str, Any], pipeline_cfg: dict[str, Any]) -> int:
+    """The input side for still images: `pipeline.still_scale` x the model's streaming
+    side (`input_size`), to a multiple of 32. Why: a photograph has no frame rate to
+    keep, and its small people need the pixels (docs/MODEL.md, "Twelfth round")."""
+    size = int(model_cfg["input_size"]) * float(pipeline_cfg["still_scale"])
+    return max(32, round(size / 32) * 32)
 
 
 PACKAGES = (

@@ -203,9 +203,7 @@ def run_pipeline(
             load_overrides(opts.config).get("decode"),
         )
         if opts.input_size is None and getattr(source, "still", False):
-            size = still_input_size(
-                int(model_cfg["input_size"]), float(cfg["pipeline"]["still_scale"])
-            )
+            size = still_input_size(model_cfg, cfg["pipeline"])
             opts = replace(opts, input_size=size)
             model_cfg = {**model_cfg, "input_size": size}
         names = taxonomy(model_cfg["model"]["taxonomy"])["classes"]

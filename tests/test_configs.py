@@ -68,4 +68,4 @@ def test_load_overrides_is_what_the_file_and_its_bases_set(tmp_path):
                                  (256, 1.2, 320), (64, 0.1, 32)]
 )  # fmt: skip
 def test_still_input_size_is_a_multiple_of_32(size, scale, still):
-    assert still_input_size(size, scale) == still
+    assert still_input_size({"input_size": size}, {"still_scale": scale}) == still

@@ -265,9 +265,7 @@ def evaluate_real_cli(model: InferenceModel, name: str, args: Any) -> int:
         raise ConfigError("--clip-frames must be at least 1")
     clips = clip_files(Path(args.clips) if args.clips else None)
     cfg = model.cfg
-    still = args.input_size or still_input_size(
-        int(cfg["input_size"]), float(cfg["pipeline"]["still_scale"])
-    )
+    still = args.input_size or still_input_size(cfg, cfg["pipeline"])
     systems = Systems(
         student_predictor(model), *default_teachers(), student_predictor(model, still)
     )
