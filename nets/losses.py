@@ -6,7 +6,11 @@ Terms: cross-entropy for parts (against each cell's class shares); BCE (soft tar
 for the keypoint disks and limb maps; L1 for offsets (inside the disks) and for the
 DSPF at each of the 4 levels (on person cells); optionally (`train.person_iou`) a soft
 Jaccard loss on each image's person mask (1 - background probability), the measure
-the person-mask IoU takes; and, in training step 2 only
+the person-mask IoU takes; optionally (`train.vote_centroid`) L1 of the heat-weighted
+mean vote error over each labelled joint's disk, the error of the position the decode
+reads (`vote_centroid_loss`); optionally (`train.hough_loss`) BCE between the Hough
+score maps and those the target disks and offsets vote (`hough_bce`, the paper's
+cross-entropy on the score maps); and, in training step 2 only
 (`with_matching=True`), BCE between the relaxed assignment matrices of the
 differentiable matching and ground-truth ones. The s_i are parameters of the loss
 module: give `MGLoss.parameters()` to the optimizer too.
@@ -15,6 +19,7 @@ Every term is a mean over the cells it supervises, and 0 when there are none.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -30,6 +35,7 @@ from nets.decode import (
     limb_scores,
     refine_setting,
 )
+from nets.hough import hough_vote
 from nets.matching import pgd_match
 
 
@@ -82,6 +88,57 @@ def vector_l1(
     return _masked_mean((pred - target).abs().sum(-3), mask)
 
 
+def vote_centroid_loss(
+    heat_logits: torch.Tensor,
+    offsets: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor,
+    radius: float,
+) -> torch.Tensor:
+    """L1 (dx + dy, cells) of the heat-weighted mean vote error over each labelled
+    joint's disk, at the cell holding the joint, weighted by its label.
+
+    The decode places a joint at the mean of the votes near its peak (`vote_refine`);
+    per-cell L1 lets the cells on one side of a joint all fall short the same way (the
+    student's limb joints sat ~1 px inside the body on held-out frames, docs/MODEL.md),
+    and that shared error is what moves the mean. Heat is detached: this term moves
+    the votes, the heatmap loss says where people are.
+
+    Args:
+        heat_logits: B x K x h x w disk logits.
+        offsets, target: B x K x 2 x h x w, in cells.
+        mask: B x K x h x w disk labels (0 outside, the joint's weight inside; the
+            valid-cell mask already applied).
+        radius: disk radius in cells (the window holds the disk).
+    """
+    b, k, h, w = mask.shape
+    weight = torch.sigmoid(heat_logits.detach()) * (mask > 0).to(mask.dtype)
+    err = (offsets - target) * weight.unsqueeze(2)
+    side = 2 * int(math.ceil(radius + 0.5)) + 1  # a joint sits anywhere in its cell
+    err_sum = F.avg_pool2d(err.reshape(b, k * 2, h, w), side, 1, side // 2)
+    w_sum = F.avg_pool2d(weight, side, 1, side // 2).clamp(min=1e-6)
+    mean = err_sum.view(b, k, 2, h, w) / w_sum.unsqueeze(2)
+    centre = mask * (target.abs().amax(2) <= 0.5).to(mask.dtype)
+    return _masked_mean(mean.abs().sum(2), centre)
+
+
+def hough_bce(
+    hough: torch.Tensor,
+    heat: torch.Tensor,
+    offsets: torch.Tensor,
+    valid: torch.Tensor,
+    radius: float,
+) -> torch.Tensor:
+    """BCE between the network's Hough score maps (B x K x h x w, probabilities from
+    `nets.hough.hough_vote`) and the maps the target disks `heat` and `offsets` vote:
+    each joint's votes land on the 4 cells round it. The paper trains its score maps
+    with cross-entropy: a vote off its joint costs here, whichever side it falls."""
+    target = hough_vote(heat, offsets, radius).clamp(0.0, 1.0)
+    eps = 1e-4
+    bce = F.binary_cross_entropy(hough.clamp(eps, 1.0 - eps), target, reduction="none")
+    return _masked_mean(bce, valid.unsqueeze(1).expand_as(bce))
+
+
 def candidate_owners(
     cand: Candidates, keypoints: torch.Tensor, radius: float
 ) -> torch.Tensor:
@@ -123,6 +180,11 @@ class MGLoss(nn.Module):
         self.person_iou = bool(cfg["train"]["person_iou"])
         if self.person_iou:
             self.terms.append("person_iou")
+        self.vote_centroid = bool(cfg["train"]["vote_centroid"])
+        if cfg["train"]["hough_loss"]:
+            self.terms.append("hough")
+        if self.vote_centroid:
+            self.terms.append("vote_centroid")
         if with_matching:
             self.terms.append("matching")
         self.factors = dict(cfg["train"]["term_weights"] or {})
@@ -155,6 +217,24 @@ class MGLoss(nn.Module):
         if self.person_iou:
             losses["person_iou"] = person_iou_loss(
                 outputs["parts"], targets["part_shares"], valid
+            )
+        if self.vote_centroid:
+            losses["vote_centroid"] = vote_centroid_loss(
+                outputs["heatmap"],
+                outputs["offsets"],
+                targets["offsets"],
+                targets["offset_mask"] * valid.unsqueeze(1),
+                float(self.cfg["targets"]["disk_radius"])
+                / float(self.cfg["output_stride"]),
+            )
+        if "hough" in self.terms:
+            losses["hough"] = hough_bce(
+                outputs["hough"],
+                targets["heatmap"],
+                targets["offsets"],
+                valid,
+                float(self.cfg["targets"]["disk_radius"])
+                / float(self.cfg["output_stride"]),
             )
         if self.with_matching:
             losses["matching"] = self.matching_loss(outputs, targets["keypoints"])

@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -201,3 +202,79 @@ def test_term_weights_scale_a_term_before_its_learned_weight(batch_cfg):
     bad = {**cfg, "train": {**cfg["train"], "term_weights": {"ofsets": 2.0}}}
     with pytest.raises(ConfigError, match="ofsets"):
         MGLoss(bad)
+
+
+def _one_joint_disk(x: float, y: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Disk targets (offsets 1 x 1 x 2 x 16 x 16, mask 1 x 1 x 16 x 16) of one joint at
+    input pixel (x, y), the 8 px disk the shipped student learns."""
+    from trainers.targets import _keypoint_targets
+
+    kps = np.array([[[x, y, 1.0]]], np.float32)
+    heat, off = _keypoint_targets(kps, 16, 16, 8.0)
+    return torch.from_numpy(off)[None], torch.from_numpy(heat)[None]
+
+
+def test_vote_centroid_loss_reads_the_shared_error_not_the_spread():
+    """Exact offsets cost 0; every vote 0.3 cells short in x costs 0.3; votes spread
+    evenly round the joint (each cell off its row 0.3 wrong, the errors cancelling over the disk)
+    cost nothing; and only the offsets get a gradient."""
+    from nets.losses import vector_l1, vote_centroid_loss
+
+    target, mask = _one_joint_disk(30.3, 27.9)
+    logits = torch.zeros_like(mask)  # heat 0.5 everywhere
+    assert float(vote_centroid_loss(logits, target, target, mask, 2.0)) < 1e-6
+    shifted = target.clone()
+    shifted[:, :, 0] -= 0.3
+    loss = float(vote_centroid_loss(logits, shifted, target, mask, 2.0))
+    assert abs(loss - 0.3) < 1e-5
+    # a joint at cell (7, 7)'s centre: its disk is symmetric about that row
+    target, mask = _one_joint_disk(30.0, 30.0)
+    rows = torch.arange(16, dtype=torch.float32).view(16, 1)
+    spread = target.clone()
+    spread[:, :, 1] += 0.3 * torch.sign(rows - 7) * (mask > 0)
+    assert float(vector_l1(spread, target, mask)) > 0.15  # the middle row is right
+    assert float(vote_centroid_loss(logits, spread, target, mask, 2.0)) < 1e-6
+    logits.requires_grad_(True)
+    moved = shifted.clone().requires_grad_(True)
+    target, mask = _one_joint_disk(30.3, 27.9)
+    vote_centroid_loss(logits, moved, target, mask, 2.0).backward()
+    assert logits.grad is None
+    assert float(moved.grad.abs().sum()) > 0.0
+
+
+def test_vote_centroid_term_is_optional(batch_cfg):
+    """train.vote_centroid adds the term; a random network's votes miss (> 0)."""
+    batch, cfg = batch_cfg
+    cfg = {**cfg, "train": {**cfg["train"], "vote_centroid": True}}
+    torch.manual_seed(0)
+    with torch.no_grad():
+        criterion = MGLoss(cfg)
+        _, terms = criterion(build_model(cfg)(batch["image"]), batch)
+    assert "vote_centroid" in criterion.terms and terms["vote_centroid"] > 0.0
+    assert "vote_centroid" not in MGLoss(batch_cfg[1]).terms
+
+
+def test_hough_bce_is_least_where_the_votes_land_on_the_joint():
+    """The maps the targets vote cost least; the same disks voting 0.5 cells off
+    cost more, on either side (the per-cell L1 of both would be the same)."""
+    from nets.losses import hough_bce
+
+    target, heat = _one_joint_disk(30.3, 27.9)
+    valid = torch.ones(1, 16, 16)
+    exact = hough_bce(hough_vote(heat, target, 2.0), heat, target, valid, 2.0)
+    for shift in (-0.5, 0.5):
+        moved = target.clone()
+        moved[:, :, 0] += shift
+        off = hough_bce(hough_vote(heat, moved, 2.0), heat, target, valid, 2.0)
+        assert float(off) > float(exact) + 1e-3
+
+
+def test_hough_term_is_optional(batch_cfg):
+    batch, cfg = batch_cfg
+    cfg = {**cfg, "train": {**cfg["train"], "hough_loss": True}}
+    torch.manual_seed(0)
+    with torch.no_grad():
+        criterion = MGLoss(cfg)
+        _, terms = criterion(build_model(cfg)(batch["image"]), batch)
+    assert "hough" in criterion.terms and terms["hough"] > 0.0
+    assert "hough" not in MGLoss(batch_cfg[1]).terms
