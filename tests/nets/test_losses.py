@@ -216,8 +216,8 @@ def _one_joint_disk(x: float, y: float) -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_vote_centroid_loss_reads_the_shared_error_not_the_spread():
     """Exact offsets cost 0; every vote 0.3 cells short in x costs 0.3; votes spread
-    evenly round the joint (each cell off its row 0.3 wrong, the errors cancelling over the disk)
-    cost nothing; and only the offsets get a gradient."""
+    evenly round the joint (each cell off the middle row 0.3 wrong, the errors
+    cancelling over the disk) cost nothing; and only the offsets get a gradient."""
     from nets.losses import vector_l1, vote_centroid_loss
 
     target, mask = _one_joint_disk(30.3, 27.9)
