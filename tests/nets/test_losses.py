@@ -178,15 +178,23 @@ def test_person_iou_loss_counts_missed_person_cells_per_image():
     assert abs(float(loss) - 0.25) < 1e-3
 
 
-def test_person_iou_term_is_optional_and_weighted(batch_cfg):
+@pytest.mark.parametrize(
+    ("flag", "term", "ceiling"),
+    [
+        ("person_iou", "person_iou", 1.0),  # 1 - soft IoU
+        ("vote_centroid", "vote_centroid", math.inf),  # a random net's votes miss
+        ("hough_loss", "hough", math.inf),
+    ],
+)
+def test_optional_terms_join_the_loss_only_when_asked(batch_cfg, flag, term, ceiling):
     batch, cfg = batch_cfg
-    cfg = {**cfg, "train": {**cfg["train"], "person_iou": True}}
+    cfg = {**cfg, "train": {**cfg["train"], flag: True}}
     torch.manual_seed(0)
     with torch.no_grad():
         criterion = MGLoss(cfg)
         _, terms = criterion(build_model(cfg)(batch["image"]), batch)
-    assert "person_iou" in criterion.terms and 0.0 < terms["person_iou"] < 1.0
-    assert "person_iou" not in MGLoss(batch_cfg[1]).terms
+    assert term in criterion.terms and 0.0 < terms[term] < ceiling
+    assert term not in MGLoss(batch_cfg[1]).terms
 
 
 def test_term_weights_scale_a_term_before_its_learned_weight(batch_cfg):
@@ -242,18 +250,6 @@ def test_vote_centroid_loss_reads_the_shared_error_not_the_spread():
     assert float(moved.grad.abs().sum()) > 0.0
 
 
-def test_vote_centroid_term_is_optional(batch_cfg):
-    """train.vote_centroid adds the term; a random network's votes miss (> 0)."""
-    batch, cfg = batch_cfg
-    cfg = {**cfg, "train": {**cfg["train"], "vote_centroid": True}}
-    torch.manual_seed(0)
-    with torch.no_grad():
-        criterion = MGLoss(cfg)
-        _, terms = criterion(build_model(cfg)(batch["image"]), batch)
-    assert "vote_centroid" in criterion.terms and terms["vote_centroid"] > 0.0
-    assert "vote_centroid" not in MGLoss(batch_cfg[1]).terms
-
-
 def test_hough_bce_is_least_where_the_votes_land_on_the_joint():
     """The maps the targets vote cost least; the same disks voting 0.5 cells off
     cost more, on either side (the per-cell L1 of both would be the same)."""
@@ -267,14 +263,3 @@ def test_hough_bce_is_least_where_the_votes_land_on_the_joint():
         moved[:, :, 0] += shift
         off = hough_bce(hough_vote(heat, moved, 2.0), heat, target, valid, 2.0)
         assert float(off) > float(exact) + 1e-3
-
-
-def test_hough_term_is_optional(batch_cfg):
-    batch, cfg = batch_cfg
-    cfg = {**cfg, "train": {**cfg["train"], "hough_loss": True}}
-    torch.manual_seed(0)
-    with torch.no_grad():
-        criterion = MGLoss(cfg)
-        _, terms = criterion(build_model(cfg)(batch["image"]), batch)
-    assert "hough" in criterion.terms and terms["hough"] > 0.0
-    assert "hough" not in MGLoss(batch_cfg[1]).terms
