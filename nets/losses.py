@@ -177,14 +177,14 @@ class MGLoss(nn.Module):
         self.with_matching = with_matching
         self.terms = ["parts", "heatmap", "offsets", "limbs"]
         self.terms += [f"dspf_{s}" for s in DSPF_STRIDES]
-        self.person_iou = bool(cfg["train"]["person_iou"])
-        if self.person_iou:
-            self.terms.append("person_iou")
-        self.vote_centroid = bool(cfg["train"]["vote_centroid"])
-        if cfg["train"]["hough_loss"]:
-            self.terms.append("hough")
-        if self.vote_centroid:
-            self.terms.append("vote_centroid")
+        optional = (
+            ("person_iou", "person_iou"),
+            ("vote_centroid", "vote_centroid"),
+            ("hough_loss", "hough"),
+        )
+        self.terms += [term for flag, term in optional if cfg["train"][flag]]
+        # the keypoint disks' radius in cells (the Hough vote's, nets.model)
+        self.radius = float(cfg["targets"]["disk_radius"]) / float(cfg["output_stride"])
         if with_matching:
             self.terms.append("matching")
         self.factors = dict(cfg["train"]["term_weights"] or {})
@@ -214,18 +214,17 @@ class MGLoss(nn.Module):
             losses[f"dspf_{stride}"] = vector_l1(
                 field, targets[f"dspf_{stride}"], targets[f"dspf_mask_{stride}"]
             )
-        if self.person_iou:
+        if "person_iou" in self.terms:
             losses["person_iou"] = person_iou_loss(
                 outputs["parts"], targets["part_shares"], valid
             )
-        if self.vote_centroid:
+        if "vote_centroid" in self.terms:
             losses["vote_centroid"] = vote_centroid_loss(
                 outputs["heatmap"],
                 outputs["offsets"],
                 targets["offsets"],
                 targets["offset_mask"] * valid.unsqueeze(1),
-                float(self.cfg["targets"]["disk_radius"])
-                / float(self.cfg["output_stride"]),
+                self.radius,
             )
         if "hough" in self.terms:
             losses["hough"] = hough_bce(
@@ -233,8 +232,7 @@ class MGLoss(nn.Module):
                 targets["heatmap"],
                 targets["offsets"],
                 valid,
-                float(self.cfg["targets"]["disk_radius"])
-                / float(self.cfg["output_stride"]),
+                self.radius,
             )
         if self.with_matching:
             losses["matching"] = self.matching_loss(outputs, targets["keypoints"])
