@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from configs import body
 from configs.records import Prediction
+from nets.hough import disk_radius_cells
 from nets.matching import greedy_match, hungarian_match, improve_swaps, solve
 from nets.similarity import FAR, KP_MIN_SCORE, duplicates
 
@@ -125,7 +126,7 @@ def refine_setting(cfg: dict[str, Any]) -> tuple[int, int, float]:
     decode.vote_refine_radius in cells)."""
     stride = float(cfg["output_stride"])
     radius = float(cfg["decode"]["vote_refine_radius"]) / stride
-    reach = float(cfg["targets"]["disk_radius"]) / stride + radius
+    reach = disk_radius_cells(cfg) + radius
     return int(cfg["decode"]["vote_refine"]), math.ceil(reach), radius
 
 

@@ -12,8 +12,15 @@ and in O (through the bilinear fractions). Votes landing outside the map are dro
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
+
+
+def disk_radius_cells(cfg: dict[str, Any]) -> float:
+    """The keypoint disks' radius R in cells (`targets.disk_radius` /
+    `output_stride`): what the vote divides by, and the reach of a joint's votes."""
+    return float(cfg["targets"]["disk_radius"]) / float(cfg["output_stride"])
 
 
 def hough_vote(

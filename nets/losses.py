@@ -35,7 +35,7 @@ from nets.decode import (
     limb_scores,
     refine_setting,
 )
-from nets.hough import hough_vote
+from nets.hough import disk_radius_cells, hough_vote
 from nets.matching import pgd_match
 
 
@@ -183,8 +183,7 @@ class MGLoss(nn.Module):
             ("hough_loss", "hough"),
         )
         self.terms += [term for flag, term in optional if cfg["train"][flag]]
-        # the keypoint disks' radius in cells (the Hough vote's, nets.model)
-        self.radius = float(cfg["targets"]["disk_radius"]) / float(cfg["output_stride"])
+        self.radius = disk_radius_cells(cfg)
         if with_matching:
             self.terms.append("matching")
         self.factors = dict(cfg["train"]["term_weights"] or {})

@@ -33,7 +33,7 @@ from nets.decode import decode_fixed
 from nets.dspf import DSPF
 from nets.fpn import FPN
 from nets.heads import Decoder, PartHead, PoseHead, joint_1x1
-from nets.hough import hough_vote
+from nets.hough import disk_radius_cells, hough_vote
 from nets.matching import MATCHERS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -158,7 +158,7 @@ def build_model(cfg: dict[str, Any]) -> MGParser:
         head_channels=int(m["head_channels"]),
         num_classes=len(taxonomy(m["taxonomy"])["classes"]),
         num_limbs=len(b["limbs"]) + len(b["redundant_limbs"]),
-        hough_radius=float(cfg["targets"]["disk_radius"]) / OUTPUT_STRIDE,
+        hough_radius=disk_radius_cells(cfg),
         dspf=dict(m["dspf"]),
         shared_decoder=bool(m["shared_decoder"]),
     )

@@ -15,7 +15,7 @@ import torch
 from configs import body, taxonomy
 from configs.constants import DSPF_STRIDES, OUTPUT_STRIDE
 from configs.records import Scene
-from nets.hough import hough_vote
+from nets.hough import disk_radius_cells, hough_vote
 
 _FAR = np.float32(1e6)  # where unlabelled joints are put so that no cell picks them
 
@@ -288,13 +288,12 @@ def perfect_maps(
     }
     classes = len(taxonomy(cfg["model"]["taxonomy"])["classes"])
     parts = stack["parts"] * (stack["parts"] != 255)
-    radius = float(cfg["targets"]["disk_radius"]) / OUTPUT_STRIDE
     one_hot = torch.nn.functional.one_hot(parts, classes).permute(0, 3, 1, 2)
     return {
         "parts": one_hot.float(),
         "heatmap": stack["heatmap"],
         "offsets": stack["offsets"],
         "limbs": stack["limbs"],
-        "hough": hough_vote(stack["heatmap"], stack["offsets"], radius),
+        "hough": hough_vote(stack["heatmap"], stack["offsets"], disk_radius_cells(cfg)),
         "dspf": stack["dspf_4"],
     }
